@@ -1,0 +1,30 @@
+"""Errors the engine raises on purpose, with messages meant for the person at the screen.
+
+The GUI shows ``str(error)`` as it is, so each message names the thing at fault and says what is
+wrong in plain words; the technical detail, where there is any, goes in ``__cause__``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PointillistError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+class ImageReadError(PointillistError):
+    """An image file cannot be read; ``reason`` says why in words a non-programmer understands."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"Cannot read image '{self.path.name}': {reason}")
+
+    def __reduce__(self):
+        # The default rebuilds from ``args`` (the message alone), which breaks pickling across
+        # the engine's process boundary.
+        return type(self), (self.path, self.reason)
+
+
+class ProjectError(PointillistError):
+    """A project folder or its database is missing, damaged, or cannot be used as asked."""

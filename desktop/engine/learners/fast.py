@@ -1,0 +1,157 @@
+"""The fast learner: a small per-pixel head on frozen, cached encoder features.
+
+The head is ``Linear -> ReLU -> Dropout -> Linear``. Its first layer is linear, so applying it
+to the stride-4 feature map and then resizing the result bilinearly to full resolution gives
+exactly what applying it to bilinearly resized features would; prediction therefore costs a
+64-channel resize instead of a 496-channel one, and still gives per-pixel (not per-block)
+answers. Training samples features at the labelled pixels with the same bilinear rule.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..features import FeatureCache, FeatureMap, sample_points
+from .base import FitReport, ImageRef, PointLabels, concat_labels
+
+_FULL_BATCH = 20_000  # up to this many labels, gather their features once and train full-batch
+_BATCH = 8192
+
+
+class PixelHead(nn.Module):
+    def __init__(self, in_channels: int, num_classes: int, hidden: int = 64, dropout: float = 0.2):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(in_channels))
+        self.register_buffer("std", torch.ones(in_channels))
+        self.inp = nn.Linear(in_channels, hidden)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, num_classes)
+
+    def hidden_points(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.inp((feats - self.mean) / self.std)
+
+    def classify(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits from first-layer outputs ``(..., hidden)``."""
+        return self.out(self.drop(F.relu(hidden)))
+
+    def hidden_map(self, fmap: FeatureMap, out_size: tuple[int, int] | None = None) -> torch.Tensor:
+        """First-layer output at full resolution: (H, W, hidden) float32."""
+        x = fmap.values.float()
+        w = self.inp.weight / self.std
+        b = self.inp.bias - w @ self.mean
+        h = torch.einsum("kc,chw->khw", w, x) + b[:, None, None]
+        scale = 4
+        full = F.interpolate(h[None], size=(h.shape[1] * scale, h.shape[2] * scale), mode="bilinear",
+                             align_corners=False)[0]
+        height, width = out_size or (fmap.height, fmap.width)
+        return full[:, :height, :width].permute(1, 2, 0)
+
+
+class FastLearner:
+    name = "fast"
+
+    def __init__(self, num_classes: int, cache: FeatureCache, hidden: int = 64, lr: float = 3e-3,
+                 seed: int = 0):
+        self.num_classes = num_classes
+        self.cache = cache
+        self.lr = lr
+        torch.manual_seed(seed)
+        self._rng = np.random.default_rng(seed)
+        self.head = PixelHead(cache.extractor.channels, num_classes, hidden)
+        self.optimizer = torch.optim.Adam(self.head.parameters(), lr=lr, weight_decay=1e-4)
+        self._stats_ready = False
+        self._trained = False
+
+    @property
+    def trained(self) -> bool:
+        return self._trained
+
+    def features(self, image: ImageRef) -> FeatureMap:
+        return self.cache.get(image.key, image.load)
+
+    def _init_stats(self, maps: list[FeatureMap]) -> None:
+        """Standardise inputs with channel statistics of the labelled images (fixed afterwards)."""
+        sample = []
+        for fmap in maps:
+            flat = fmap.values.reshape(fmap.values.shape[0], -1)
+            idx = torch.from_numpy(self._rng.choice(flat.shape[1], min(4096, flat.shape[1]), replace=False))
+            sample.append(flat[:, idx].float())
+        x = torch.cat(sample, dim=1)
+        self.head.mean.copy_(x.mean(1))
+        self.head.std.copy_(x.std(1).clamp_min(1e-3))
+        self._stats_ready = True
+
+    def fit(self, labels: list[PointLabels], steps: int = 300) -> FitReport:
+        """Continue training the head (warm start) on the given labels for ``steps`` steps."""
+        start = time.perf_counter()
+        labels = [lab for lab in labels if len(lab.yx)]
+        owner, yx, cls = concat_labels(labels)
+        if len(cls) == 0:
+            return FitReport(float("nan"), 0, 0.0)
+        maps = [self.features(lab.image) for lab in labels]
+        if not self._stats_ready:
+            self._init_stats(maps)
+        full_batch = len(cls) <= _FULL_BATCH
+        if full_batch:
+            feats = torch.cat([sample_points(m, np.asarray(lab.yx, np.float64).reshape(-1, 2))
+                               for m, lab in zip(maps, labels)])
+            targets = torch.from_numpy(cls)
+        self.head.train()
+        loss_value = float("nan")
+        for _ in range(steps):
+            if full_batch:
+                x, t = feats, targets
+            else:
+                pick = self._rng.choice(len(cls), _BATCH, replace=False)
+                x, t = self._gather(maps, owner[pick], yx[pick]), torch.from_numpy(cls[pick])
+            loss = F.cross_entropy(self.head.classify(self.head.hidden_points(x)), t)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            loss_value = float(loss)
+        self.head.eval()
+        self._trained = True
+        return FitReport(loss_value, steps, time.perf_counter() - start)
+
+    @staticmethod
+    def _gather(maps: list[FeatureMap], owner: np.ndarray, yx: np.ndarray) -> torch.Tensor:
+        out = torch.empty(len(owner), maps[0].values.shape[0])
+        for i in np.unique(owner):
+            rows = np.flatnonzero(owner == i)
+            out[torch.from_numpy(rows)] = sample_points(maps[i], yx[rows])
+        return out
+
+    @torch.inference_mode()
+    def predict_proba(self, image: ImageRef) -> np.ndarray:
+        """Class probabilities (C, H, W) float32 at full resolution."""
+        self.head.eval()
+        hidden = self.head.hidden_map(self.features(image))
+        return torch.softmax(self.head.classify(hidden), dim=-1).permute(2, 0, 1).contiguous().numpy()
+
+    @torch.inference_mode()
+    def predict_mc(self, image: ImageRef, samples: int = 8) -> np.ndarray:
+        """MC-dropout samples (T, C, H, W): the first layer is shared, only dropout varies."""
+        hidden = self.head.hidden_map(self.features(image))
+        self.head.train()
+        try:
+            out = [torch.softmax(self.head.classify(hidden), dim=-1).permute(2, 0, 1) for _ in range(samples)]
+        finally:
+            self.head.eval()
+        return torch.stack(out).numpy()
+
+    def state_dict(self) -> dict:
+        return {"learner": self.name, "num_classes": self.num_classes, "head": self.head.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "stats_ready": self._stats_ready,
+                "trained": self._trained}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("learner") != self.name or state.get("num_classes") != self.num_classes:
+            raise ValueError("these weights belong to a different learner or class count")
+        self.head.load_state_dict(state["head"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self._stats_ready = bool(state["stats_ready"])
+        self._trained = bool(state["trained"])

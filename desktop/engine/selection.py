@@ -1,0 +1,148 @@
+"""Choosing where to ask, given per-pixel uncertainty scores.
+
+Scores come from ``uncertainty.py``; nothing here knows how they were made. The rules follow
+PixelPick (keep the most uncertain few per cent, draw at random among them, so queries are
+uncertain *and* diverse), plus what an interactive tool needs: no query on a pixel that is
+already labelled, asked or marked to ignore, and a minimum distance between queries so the
+expert is not asked the same thing twice in neighbouring pixels.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+
+def _accept_spaced(candidates: np.ndarray, k: int, min_distance: float,
+                   taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Walk ``candidates`` (N, 2) in order, keeping those at least ``min_distance`` from all kept."""
+    chosen: list[tuple[int, int]] = []
+    kept = np.asarray(taken, dtype=np.float64).reshape(-1, 2)
+    limit = float(min_distance) ** 2
+    for y, x in candidates:
+        if len(chosen) >= k:
+            break
+        if min_distance > 0 and len(kept):
+            d2 = (kept[:, 0] - y) ** 2 + (kept[:, 1] - x) ** 2
+            if d2.min() < limit:
+                continue
+        chosen.append((int(y), int(x)))
+        kept = np.vstack([kept, [y, x]])
+    return chosen
+
+
+def select_pixels(scores: np.ndarray, k: int, rng: np.random.Generator,
+                  exclude: np.ndarray | None = None, top_fraction: float = 0.05,
+                  min_distance: float = 0.0) -> np.ndarray:
+    """PixelPick selection: take the top ``top_fraction`` of allowed pixels, draw ``k`` at random.
+
+    ``exclude`` is a boolean (H, W) mask of pixels that may not be chosen (labelled, already
+    asked, ignored). If the spacing rule leaves fewer than ``k`` in the top pool, the rest are
+    filled from the remaining allowed pixels in order of decreasing score. Returns an int array
+    of shape (n, 2) with rows ``(y, x)``, ``n <= k`` (fewer only if too few pixels are allowed).
+    """
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be 2-D (H, W), got shape {scores.shape}")
+    if k <= 0:
+        return np.zeros((0, 2), np.int64)
+    allowed = np.ones(scores.shape, bool) if exclude is None else ~exclude.astype(bool)
+    flat_idx = np.flatnonzero(allowed)
+    if flat_idx.size == 0:
+        return np.zeros((0, 2), np.int64)
+    values = scores.ravel()[flat_idx]
+    pool_size = max(k, int(np.ceil(top_fraction * flat_idx.size)))
+    pool_size = min(pool_size, flat_idx.size)
+    order = np.argsort(-values, kind="stable")
+    top = order[:pool_size]
+    top = top[rng.permutation(top.size)]
+    rest = order[pool_size:]
+    w = scores.shape[1]
+
+    def as_yx(idx: np.ndarray) -> np.ndarray:
+        flat = flat_idx[idx]
+        return np.stack([flat // w, flat % w], axis=1)
+
+    chosen = _accept_spaced(as_yx(top), k, min_distance, [])
+    if len(chosen) < k and rest.size:
+        chosen += _accept_spaced(as_yx(rest), k - len(chosen), min_distance, chosen)
+    return np.asarray(chosen, np.int64).reshape(-1, 2)
+
+
+def _kmeans(x: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 15) -> tuple[np.ndarray, np.ndarray]:
+    """Plain k-means with k-means++ seeding; returns (centres, assignment)."""
+    centres = [x[rng.integers(len(x))]]
+    d2 = ((x - centres[0]) ** 2).sum(1)
+    for _ in range(1, k):
+        p = d2 / d2.sum() if d2.sum() > 0 else None
+        centres.append(x[rng.choice(len(x), p=p)])
+        d2 = np.minimum(d2, ((x - centres[-1]) ** 2).sum(1))
+    c = np.stack(centres)
+    for _ in range(iterations):
+        dist = (x ** 2).sum(1)[:, None] - 2 * x @ c.T + (c ** 2).sum(1)[None]
+        assign = dist.argmin(1)
+        for j in range(k):
+            members = x[assign == j]
+            if len(members):
+                c[j] = members.mean(0)
+    dist = (x ** 2).sum(1)[:, None] - 2 * x @ c.T + (c ** 2).sum(1)[None]
+    return c, dist.argmin(1)
+
+
+def cold_start(features: np.ndarray, image_shape: tuple[int, int], k: int, rng: np.random.Generator,
+               exclude: np.ndarray | None = None, min_distance: float = 0.0,
+               max_samples: int = 4000) -> np.ndarray:
+    """Queries with no model yet: spread-out, typical pixels found in encoder feature space.
+
+    ``features`` is a (C, h, w) map covering an image of ``image_shape`` (H, W). The feature
+    vectors are clustered into ``k`` groups; for each group the member nearest its centre is the
+    "typical" pixel. Groups are visited largest first, so the commonest appearances are asked
+    about first. Returns (n, 2) rows ``(y, x)`` in image pixels.
+    """
+    if k <= 0:
+        return np.zeros((0, 2), np.int64)
+    c, h, w = features.shape
+    height, width = image_shape
+    cell_y = (np.arange(h) + 0.5) * height / h
+    cell_x = (np.arange(w) + 0.5) * width / w
+    yy, xx = np.meshgrid(np.clip(cell_y.astype(np.int64), 0, height - 1),
+                         np.clip(cell_x.astype(np.int64), 0, width - 1), indexing="ij")
+    coords = np.stack([yy.ravel(), xx.ravel()], 1)
+    allowed = np.ones(len(coords), bool)
+    if exclude is not None:
+        allowed = ~exclude.astype(bool)[coords[:, 0], coords[:, 1]]
+    idx = np.flatnonzero(allowed)
+    if idx.size == 0:
+        return np.zeros((0, 2), np.int64)
+    if idx.size > max_samples:
+        idx = rng.choice(idx, max_samples, replace=False)
+    x = features.reshape(c, -1).T[idx].astype(np.float32)
+    x = (x - x.mean(0)) / (x.std(0) + 1e-6)
+    n_clusters = min(k, len(idx))
+    centres, assign = _kmeans(x, n_clusters, rng)
+    sizes = np.bincount(assign, minlength=n_clusters)
+    nearest_first = []
+    for j in np.argsort(-sizes, kind="stable"):
+        members = np.flatnonzero(assign == j)
+        d = ((x[members] - centres[j]) ** 2).sum(1)
+        nearest_first.append(members[np.argsort(d)][:8])
+    # Round-robin over clusters: every cluster's most typical pixel before any second choice,
+    # so the spacing rule can skip one member without losing the whole cluster.
+    order = [int(m) for depth in itertools.zip_longest(*nearest_first) for m in depth if m is not None]
+    candidates = coords[idx[np.asarray(order, np.int64)]]
+    chosen = _accept_spaced(candidates, k, min_distance, [])
+    return np.asarray(chosen, np.int64).reshape(-1, 2)
+
+
+def image_uncertainty(scores: np.ndarray, top_fraction: float = 0.05,
+                      exclude: np.ndarray | None = None) -> float:
+    """Mean of an image's top ``top_fraction`` scores: how weak the model is where it is weakest."""
+    values = scores[~exclude] if exclude is not None else scores.ravel()
+    if values.size == 0:
+        return 0.0
+    n = max(1, int(np.ceil(top_fraction * values.size)))
+    return float(np.partition(values, values.size - n)[-n:].mean())
+
+
+def rank_images(uncertainty_by_image: dict[int, float]) -> list[int]:
+    """Image ids, most uncertain first (ties keep insertion order)."""
+    return sorted(uncertainty_by_image, key=lambda i: -uncertainty_by_image[i])

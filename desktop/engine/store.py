@@ -1,0 +1,444 @@
+"""A project on disk: ``project.sqlite`` (WAL) plus ``models/`` and ``cache/``.
+
+Every label write is its own committed transaction, made at the moment of the click, so an
+acknowledged label survives a crash of anything. Labels are never removed: deleting one marks
+it deleted and records the operation, so undo and redo are just more operations.
+
+One ``Project`` object belongs to one thread (SQLite connections are not shared); another
+thread opens its own with ``Project.open(folder)``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ProjectError
+from .schema import SCHEMA_VERSION, migrate, schema_version
+
+DB_NAME = "project.sqlite"
+TASKS = ("segmentation", "keypoints")
+QUERY_STATUSES = ("open", "answered", "unsure", "skipped")
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    id: int
+    name: str
+    colour: str
+    key: str | None
+    index: int  # position among the project's classes: the model's output channel
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    id: int
+    path: Path
+    name: str
+    width: int
+    height: int
+    levels: int
+    checksum: str
+
+
+@dataclass(frozen=True)
+class Label:
+    id: int
+    image_id: int
+    x: float
+    y: float
+    class_id: int | None
+    author: str
+    created_at: float
+    query_id: int | None
+    seconds: float | None
+    deleted: bool
+
+
+@dataclass(frozen=True)
+class Query:
+    id: int
+    image_id: int
+    x: float
+    y: float
+    strategy: str
+    score: float | None
+    model_version: int | None
+    status: str
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    version: int
+    learner: str
+    path: str | None
+    created_at: float
+    label_count: int
+    validation_count: int
+    validation_accuracy: float | None
+    published: bool
+
+
+def file_checksum(path: Path, chunk: int = 1 << 16) -> str:
+    """Cheap identity of a file: its size plus the hash of its first and last 64 KiB.
+
+    Whole-slide images are gigabytes, so hashing them whole at every open is not an option;
+    this still notices a replaced, truncated or re-exported file.
+    """
+    size = path.stat().st_size
+    h = hashlib.sha1(str(size).encode())
+    with open(path, "rb") as f:
+        h.update(f.read(chunk))
+        if size > chunk:
+            f.seek(max(size - chunk, chunk))
+            h.update(f.read(chunk))
+    return f"{size}:{h.hexdigest()}"
+
+
+class Project:
+    """The project folder and its database connection."""
+
+    def __init__(self, folder: Path, conn: sqlite3.Connection):
+        self.folder = folder
+        self._conn = conn
+
+    # ----- opening -------------------------------------------------------------------------
+    @classmethod
+    def create(cls, folder: str | os.PathLike, task: str = "segmentation",
+               classes: list[tuple[str, str, str | None]] | None = None) -> "Project":
+        """Make a new project folder. ``classes`` are ``(name, colour '#rrggbb', key)``."""
+        if task not in TASKS:
+            raise ProjectError(f"Unknown task {task!r}: choose one of {', '.join(TASKS)}.")
+        folder = Path(folder)
+        if (folder / DB_NAME).exists():
+            raise ProjectError(f"There is already a project in '{folder}'.")
+        try:
+            for sub in ("", "models", "cache"):
+                (folder / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ProjectError(f"Cannot create a project in '{folder}': {e.strerror or e}.") from e
+        project = cls(folder, cls._connect(folder / DB_NAME))
+        migrate(project._conn)
+        with project._transaction():
+            project._conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", [
+                ("task", task), ("created_at", repr(time.time())), ("created_by", "pointillist")])
+        for name, colour, key in classes or []:
+            project.add_class(name, colour, key)
+        return project
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike) -> "Project":
+        """Open an existing project, migrating an older schema; refuse a newer one untouched."""
+        folder = Path(folder)
+        db = folder / DB_NAME
+        if not db.is_file():
+            raise ProjectError(f"'{folder}' is not a Pointillist project (no {DB_NAME} in it).")
+        conn = cls._connect(db, read_version_first=True)
+        try:
+            version = schema_version(conn)
+            if version > SCHEMA_VERSION:
+                raise ProjectError(
+                    f"The project '{folder.name}' was saved by a newer version of Pointillist "
+                    f"(schema {version}; this version reads up to {SCHEMA_VERSION}). "
+                    "Please update Pointillist to open it. The project was not changed.")
+            if version < SCHEMA_VERSION:
+                migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(folder, conn)
+
+    @staticmethod
+    def _connect(db: Path, read_version_first: bool = False) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(db, isolation_level=None, timeout=10.0)
+            if read_version_first and schema_version(conn) > SCHEMA_VERSION:
+                # Do not switch the journal mode of a database we are going to refuse.
+                return conn
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed label is on disk before the click is acknowledged.
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as e:
+            raise ProjectError(f"Cannot open the project database '{db}': {e}.") from e
+        return conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "Project":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _transaction(self):
+        return _Transaction(self._conn)
+
+    @property
+    def db_path(self) -> Path:
+        return self.folder / DB_NAME
+
+    @property
+    def models_dir(self) -> Path:
+        return self.folder / "models"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.folder / "cache"
+
+    # ----- meta ------------------------------------------------------------------------------
+    def meta(self, key: str, default: str | None = None) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._transaction():
+            self._conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) "
+                               "DO UPDATE SET value = excluded.value", (key, value))
+
+    @property
+    def task(self) -> str:
+        return self.meta("task", "segmentation")
+
+    def settings(self) -> dict:
+        return json.loads(self.meta("settings", "{}"))
+
+    def save_settings(self, settings: dict) -> None:
+        self.set_meta("settings", json.dumps(settings, sort_keys=True))
+
+    # ----- classes ---------------------------------------------------------------------------
+    def add_class(self, name: str, colour: str, key: str | None = None) -> int:
+        name = name.strip()
+        if not name:
+            raise ProjectError("A class needs a name.")
+        with self._transaction():
+            position = self._conn.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM classes").fetchone()[0]
+            try:
+                cur = self._conn.execute("INSERT INTO classes(name, colour, key, position) VALUES (?, ?, ?, ?)",
+                                         (name, colour, key, position))
+            except sqlite3.IntegrityError as e:
+                raise ProjectError(f"There is already a class called '{name}'.") from e
+        return cur.lastrowid
+
+    def classes(self) -> list[ClassInfo]:
+        rows = self._conn.execute("SELECT id, name, colour, key FROM classes ORDER BY position").fetchall()
+        return [ClassInfo(r[0], r[1], r[2], r[3], i) for i, r in enumerate(rows)]
+
+    # ----- images ----------------------------------------------------------------------------
+    def add_image(self, path: str | os.PathLike, width: int, height: int, levels: int = 1) -> int:
+        """Reference an image file (never copied). Adding the same path twice returns its id."""
+        path = Path(path).resolve()
+        existing = self._conn.execute("SELECT id FROM images WHERE path = ?", (str(path),)).fetchone()
+        if existing:
+            return existing[0]
+        checksum = file_checksum(path)
+        with self._transaction():
+            cur = self._conn.execute(
+                "INSERT INTO images(path, name, width, height, levels, checksum, added_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (str(path), path.name, int(width), int(height), int(levels), checksum, time.time()))
+        return cur.lastrowid
+
+    def images(self) -> list[ImageInfo]:
+        rows = self._conn.execute(
+            "SELECT id, path, name, width, height, levels, checksum FROM images ORDER BY id").fetchall()
+        return [ImageInfo(r[0], Path(r[1]), *r[2:]) for r in rows]
+
+    def image(self, image_id: int) -> ImageInfo:
+        row = self._conn.execute("SELECT id, path, name, width, height, levels, checksum FROM images "
+                                 "WHERE id = ?", (image_id,)).fetchone()
+        if row is None:
+            raise ProjectError(f"No image with id {image_id} in this project.")
+        return ImageInfo(row[0], Path(row[1]), *row[2:])
+
+    def image_problem(self, image: ImageInfo) -> str | None:
+        """Why an image file cannot be used as it was added, or None when it is fine."""
+        if not image.path.exists():
+            return f"The file '{image.path}' was moved or deleted."
+        try:
+            if file_checksum(image.path) != image.checksum:
+                return f"The file '{image.path}' changed since it was added to the project."
+        except OSError as e:
+            return f"The file '{image.path}' cannot be read: {e.strerror or e}."
+        return None
+
+    # ----- labels ----------------------------------------------------------------------------
+    def add_label(self, image_id: int, x: float, y: float, class_id: int, *, author: str = "user",
+                  query_id: int | None = None, seconds: float | None = None) -> int:
+        """Store one label in its own committed transaction; answering a query closes it."""
+        return self.add_labels(image_id, [(x, y, class_id)], author=author,
+                               query_ids=[query_id], seconds=[seconds])[0]
+
+    def add_labels(self, image_id: int, points: list[tuple[float, float, int]], *, author: str = "user",
+                   query_ids: list[int | None] | None = None,
+                   seconds: list[float | None] | None = None) -> list[int]:
+        """Store several labels of one image in one transaction (for importers and simulations)."""
+        now = time.time()
+        n = len(points)
+        query_ids = query_ids or [None] * n
+        seconds = seconds or [None] * n
+        ids = []
+        with self._transaction():
+            for (x, y, class_id), query_id, secs in zip(points, query_ids, seconds):
+                cur = self._conn.execute(
+                    "INSERT INTO labels(image_id, x, y, class_id, author, created_at, query_id, seconds) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (image_id, float(x), float(y), int(class_id), author, now, query_id, secs))
+                ids.append(cur.lastrowid)
+                self._conn.execute("INSERT INTO label_ops(label_id, op, at) VALUES (?, 'add', ?)",
+                                   (cur.lastrowid, now))
+                if query_id is not None:
+                    self._conn.execute("UPDATE queries SET status = 'answered' WHERE id = ?", (query_id,))
+        return ids
+
+    def delete_label(self, label_id: int) -> None:
+        self._set_deleted(label_id, True)
+
+    def restore_label(self, label_id: int) -> None:
+        self._set_deleted(label_id, False)
+
+    def _set_deleted(self, label_id: int, deleted: bool) -> None:
+        with self._transaction():
+            cur = self._conn.execute("UPDATE labels SET deleted = ? WHERE id = ?", (int(deleted), label_id))
+            if cur.rowcount == 0:
+                raise ProjectError(f"No label with id {label_id}.")
+            self._conn.execute("INSERT INTO label_ops(label_id, op, at) VALUES (?, ?, ?)",
+                               (label_id, "delete" if deleted else "restore", time.time()))
+
+    def labels(self, image_id: int | None = None, include_deleted: bool = False) -> list[Label]:
+        sql = ("SELECT id, image_id, x, y, class_id, author, created_at, query_id, seconds, deleted "
+               "FROM labels WHERE (? IS NULL OR image_id = ?)")
+        if not include_deleted:
+            sql += " AND deleted = 0"
+        rows = self._conn.execute(sql + " ORDER BY id", (image_id, image_id)).fetchall()
+        return [Label(*r[:9], bool(r[9])) for r in rows]
+
+    def label_arrays(self, image_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Live labels of one image as ``(ids, yx float (N, 2), class index (N,))`` for learners."""
+        index_of = {c.id: c.index for c in self.classes()}
+        rows = self._conn.execute(
+            "SELECT id, y, x, class_id FROM labels WHERE image_id = ? AND deleted = 0 "
+            "AND class_id IS NOT NULL ORDER BY id", (image_id,)).fetchall()
+        ids = np.array([r[0] for r in rows], np.int64)
+        yx = np.array([(r[1], r[2]) for r in rows], np.float64).reshape(-1, 2)
+        cls = np.array([index_of[r[3]] for r in rows], np.int64)
+        return ids, yx, cls
+
+    def label_count(self) -> int:
+        return self._conn.execute("SELECT COUNT(*) FROM labels WHERE deleted = 0").fetchone()[0]
+
+    def label_revision(self) -> int:
+        """Grows with every label operation: a cheap way for readers to notice changes."""
+        return self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM label_ops").fetchone()[0]
+
+    def mean_answer_seconds(self) -> float | None:
+        return self._conn.execute("SELECT AVG(seconds) FROM labels WHERE deleted = 0 AND seconds IS NOT NULL"
+                                  ).fetchone()[0]
+
+    # ----- queries ---------------------------------------------------------------------------
+    def add_queries(self, image_id: int, points_yx: np.ndarray, strategy: str,
+                    scores: np.ndarray | None = None, model_version: int | None = None) -> list[int]:
+        now = time.time()
+        ids = []
+        with self._transaction():
+            for i, (y, x) in enumerate(np.asarray(points_yx).reshape(-1, 2)):
+                score = None if scores is None else float(scores[i])
+                cur = self._conn.execute(
+                    "INSERT INTO queries(image_id, x, y, strategy, score, model_version, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", (image_id, float(x), float(y), strategy, score,
+                                                     model_version, now))
+                ids.append(cur.lastrowid)
+        return ids
+
+    def queries(self, image_id: int | None = None, status: str | None = "open") -> list[Query]:
+        rows = self._conn.execute(
+            "SELECT id, image_id, x, y, strategy, score, model_version, status FROM queries "
+            "WHERE (? IS NULL OR image_id = ?) AND (? IS NULL OR status = ?) ORDER BY id",
+            (image_id, image_id, status, status)).fetchall()
+        return [Query(*r) for r in rows]
+
+    def set_query_status(self, query_id: int, status: str) -> None:
+        if status not in QUERY_STATUSES:
+            raise ProjectError(f"Unknown query status {status!r}.")
+        with self._transaction():
+            self._conn.execute("UPDATE queries SET status = ? WHERE id = ?", (status, query_id))
+
+    def close_open_queries(self, image_id: int) -> None:
+        """Drop the still-open queries of an image (they are replaced by fresher ones)."""
+        with self._transaction():
+            self._conn.execute("UPDATE queries SET status = 'skipped' WHERE image_id = ? AND status = 'open'",
+                               (image_id,))
+
+    def asked_points(self, image_id: int) -> np.ndarray:
+        """(N, 2) ``yx`` of every query ever made on the image, open or closed."""
+        rows = self._conn.execute("SELECT y, x FROM queries WHERE image_id = ?", (image_id,)).fetchall()
+        return np.array(rows, np.float64).reshape(-1, 2)
+
+    # ----- model versions --------------------------------------------------------------------
+    def add_model_version(self, learner: str, label_count: int, path: str | None = None,
+                          validation_count: int = 0, validation_accuracy: float | None = None,
+                          published: bool = True) -> int:
+        with self._transaction():
+            version = self._conn.execute("SELECT COALESCE(MAX(version) + 1, 1) FROM model_versions").fetchone()[0]
+            self._conn.execute(
+                "INSERT INTO model_versions(version, learner, path, created_at, label_count, validation_count, "
+                "validation_accuracy, published) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (version, learner, path, time.time(), label_count, validation_count, validation_accuracy,
+                 int(published)))
+        return version
+
+    def model_versions(self) -> list[ModelVersion]:
+        rows = self._conn.execute(
+            "SELECT version, learner, path, created_at, label_count, validation_count, validation_accuracy, "
+            "published FROM model_versions ORDER BY version").fetchall()
+        return [ModelVersion(*r[:7], bool(r[7])) for r in rows]
+
+    def latest_published_model(self) -> ModelVersion | None:
+        published = [m for m in self.model_versions() if m.published]
+        return published[-1] if published else None
+
+    def integrity_ok(self) -> bool:
+        return self._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+class _Transaction:
+    """``with``-block around BEGIN IMMEDIATE ... COMMIT / ROLLBACK on an autocommit connection."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self._conn = conn
+
+    def __enter__(self):
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise ProjectError(_write_problem(e)) from e
+        return self._conn
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            try:
+                self._conn.execute("COMMIT")
+                return False
+            except sqlite3.OperationalError as e:
+                self._conn.execute("ROLLBACK")
+                raise ProjectError(_write_problem(e)) from e
+        self._conn.execute("ROLLBACK")
+        return False
+
+
+def _write_problem(e: sqlite3.OperationalError) -> str:
+    text = str(e)
+    if "readonly" in text:
+        return "The project is read-only: nothing can be saved. Copy it to a folder you can write to."
+    if "disk is full" in text or "full" in text:
+        return "The disk is full: the last change was not saved. Free some space and try again."
+    if "locked" in text:
+        return "The project is busy in another program; the last change was not saved. Try again."
+    return f"The project database could not be written: {text}."

@@ -1,0 +1,69 @@
+import numpy as np
+
+from desktop.engine import selection
+
+
+def test_select_draws_only_from_the_top_fraction():
+    rng = np.random.default_rng(0)
+    scores = np.zeros((100, 100), np.float32)
+    scores[40:45, 40:60] = 1.0  # 100 px = 1 % of the image: well inside the top 5 %
+    scores[10:12, 10:50] = 0.9  # the rest of the top 5 % pool
+    scores[80:, :] = 0.5
+    points = selection.select_pixels(scores, 10, rng, top_fraction=0.01)
+    assert len(points) == 10
+    assert (scores[points[:, 0], points[:, 1]] == 1.0).all()
+
+
+def test_select_excludes_and_spaces_queries():
+    rng = np.random.default_rng(0)
+    scores = np.random.default_rng(1).random((64, 64)).astype(np.float32)
+    exclude = np.zeros_like(scores, bool)
+    exclude[:, :32] = True
+    points = selection.select_pixels(scores, 8, rng, exclude=exclude, min_distance=6)
+    assert len(points) == 8
+    assert (points[:, 1] >= 32).all()
+    d = np.sqrt(((points[:, None] - points[None]) ** 2).sum(-1))
+    assert d[np.triu_indices(len(points), 1)].min() >= 6
+
+
+def test_select_is_random_within_the_pool_not_just_the_argmax():
+    scores = np.linspace(0, 1, 100 * 100, dtype=np.float32).reshape(100, 100)
+    a = selection.select_pixels(scores, 5, np.random.default_rng(0))
+    b = selection.select_pixels(scores, 5, np.random.default_rng(1))
+    assert not np.array_equal(a, b)
+    threshold = np.quantile(scores, 0.95)
+    assert (scores[a[:, 0], a[:, 1]] >= threshold).all()
+
+
+def test_select_fills_from_the_rest_when_spacing_runs_out_and_handles_nothing_allowed():
+    scores = np.zeros((50, 50), np.float32)
+    scores[25, 25] = 1.0
+    points = selection.select_pixels(scores, 4, np.random.default_rng(0), top_fraction=0.0004, min_distance=10)
+    assert len(points) == 4 and (25, 25) in {tuple(p) for p in points}
+    d = np.sqrt(((points[:, None] - points[None]) ** 2).sum(-1))
+    assert d[np.triu_indices(len(points), 1)].min() >= 10
+    none = selection.select_pixels(scores, 3, np.random.default_rng(0), exclude=np.ones((50, 50), bool))
+    assert none.shape == (0, 2)
+
+
+def test_cold_start_finds_one_point_per_region_of_distinct_features():
+    # Three regions with different feature vectors; the biggest region comes first.
+    feats = np.zeros((4, 16, 16), np.float32)
+    feats[0, :, :8] = 1.0       # left half (largest)
+    feats[1, :8, 8:] = 1.0      # top right quarter
+    feats[2, 8:, 8:] = 1.0      # bottom right quarter
+    feats += np.random.default_rng(0).normal(0, 0.01, feats.shape).astype(np.float32)
+    points = selection.cold_start(feats, (64, 64), 3, np.random.default_rng(0))
+    assert len(points) == 3
+    regions = {("L" if x < 32 else ("TR" if y < 32 else "BR")) for y, x in points}
+    assert regions == {"L", "TR", "BR"}
+    assert points[0][1] < 32
+
+
+def test_image_uncertainty_and_ranking():
+    calm = np.full((10, 10), 0.1, np.float32)
+    doubtful = calm.copy()
+    doubtful[0, :5] = 0.9
+    values = {1: selection.image_uncertainty(calm), 2: selection.image_uncertainty(doubtful)}
+    assert values[2] > values[1]
+    assert selection.rank_images(values) == [2, 1]
