@@ -103,7 +103,7 @@ def run(train_images: Path, train_masks: Path, test_images: Path, test_masks: Pa
                 yx = np.argwhere(~ignore[pair.name]).astype(np.float64)
                 labels.append(PointLabels(engine.ref(ids[pair.name]), yx, m[~ignore[pair.name]].astype(np.int64)))
             start = time.perf_counter()
-            engine.learner.fit(labels, steps * 10)
+            engine.learner.fit(labels, steps * 5)
             train_seconds = time.perf_counter() - start
             miou, per_class = evaluate()
             result["dense_miou"] = miou

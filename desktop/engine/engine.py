@@ -217,9 +217,9 @@ class SegmentationEngine:
         info = self.project.image(image_id)
         if not self.learner.trained and strategy != "random":
             fmap = self.cache.get(f"image-{image_id}", lambda: self.image(image_id))
-            points = selection.cold_start(fmap.values.float().numpy(), (fmap.values.shape[1] * 4,
-                                          fmap.values.shape[2] * 4), k, self.rng, exclude=_pad(exclude, fmap),
-                                          min_distance=min_distance)
+            features = fmap.values.permute(2, 0, 1).float().numpy()
+            points = selection.cold_start(features, (features.shape[1] * 4, features.shape[2] * 4), k, self.rng,
+                                          exclude=_pad(exclude, fmap), min_distance=min_distance)
             points = points[(points[:, 0] < info.height) & (points[:, 1] < info.width)]
             point_scores = None
             used = "cold_start"
@@ -243,7 +243,7 @@ class SegmentationEngine:
 
 def _pad(mask: np.ndarray, fmap) -> np.ndarray:
     """Extend an image-sized mask to the padded size that the feature map covers."""
-    ph, pw = fmap.values.shape[1] * 4, fmap.values.shape[2] * 4
+    ph, pw = fmap.values.shape[0] * 4, fmap.values.shape[1] * 4
     out = np.ones((ph, pw), bool)
     out[:mask.shape[0], :mask.shape[1]] = mask
     return out

@@ -2,7 +2,8 @@
 
 An image is padded (by reflection) to a multiple of 32 so that every encoder stage tiles it
 exactly; the stride 8, 16 and 32 maps are resized onto the stride-4 grid and stacked, giving
-one ``(C, H/4, W/4)`` float16 map per image. Pixel ``(y, x)`` of the image sits at
+one ``(H/4, W/4, C)`` float16 map per image, channels last so that gathering the features of
+a few thousand labelled pixels reads whole rows. Pixel ``(y, x)`` of the image sits at
 ``((y + 0.5) / 4 - 0.5, (x + 0.5) / 4 - 0.5)`` on that grid, the same convention as
 ``F.interpolate(..., align_corners=False)``, so point sampling and dense prediction agree.
 """
@@ -27,7 +28,7 @@ FEATURE_STRIDE = 4
 class FeatureMap:
     """Stacked multi-scale features of one image on the stride-4 grid."""
 
-    values: torch.Tensor  # (C, h, w) float16, covering the padded image
+    values: torch.Tensor  # (h, w, C) float16, covering the padded image
     height: int  # the image's own size, before padding
     width: int
 
@@ -43,7 +44,7 @@ def sample_points(fmap: FeatureMap, yx: np.ndarray) -> torch.Tensor:
     float16 map converted to float32 first.
     """
     values = fmap.values
-    c, h, w = values.shape
+    h, w, c = values.shape
     fy = (torch.as_tensor(yx[:, 0], dtype=torch.float32) + 0.5) / FEATURE_STRIDE - 0.5
     fx = (torch.as_tensor(yx[:, 1], dtype=torch.float32) + 0.5) / FEATURE_STRIDE - 0.5
     fy = fy.clamp(0, h - 1)
@@ -54,10 +55,10 @@ def sample_points(fmap: FeatureMap, yx: np.ndarray) -> torch.Tensor:
     x1 = (x0 + 1).clamp(max=w - 1)
     wy = (fy - y0).unsqueeze(1)
     wx = (fx - x0).unsqueeze(1)
-    flat = values.reshape(c, h * w)
+    flat = values.reshape(h * w, c)
 
     def at(yy, xx):
-        return flat[:, yy * w + xx].T.float()
+        return flat[yy * w + xx].float()
 
     top = at(y0, x0) * (1 - wx) + at(y0, x1) * wx
     bottom = at(y1, x0) * (1 - wx) + at(y1, x1) * wx
@@ -90,7 +91,7 @@ class FeatureExtractor:
         size = maps[0].shape[-2:]
         stacked = torch.cat([maps[0]] + [F.interpolate(m, size=size, mode="bilinear", align_corners=False)
                                          for m in maps[1:]], dim=1)
-        return FeatureMap(stacked[0].to("cpu", torch.float16).contiguous(), height, width)
+        return FeatureMap(stacked[0].permute(1, 2, 0).to("cpu", torch.float16).contiguous(), height, width)
 
 
 class FeatureCache:

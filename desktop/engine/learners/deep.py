@@ -114,7 +114,7 @@ class DeepLearner:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            loss_value = float(loss)
+            loss_value = loss.item()
         self.net.eval()
         self._trained = True
         return FitReport(loss_value, steps, time.perf_counter() - start)

@@ -15,11 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..features import FeatureCache, FeatureMap, sample_points
+from ..features import FEATURE_STRIDE, FeatureCache, FeatureMap, sample_points
 from .base import FitReport, ImageRef, PointLabels, concat_labels
 
-_FULL_BATCH = 20_000  # up to this many labels, gather their features once and train full-batch
-_BATCH = 8192
+_PRECOMPUTE = 100_000  # up to this many labels, gather their features once per fit
+_BATCH = 4096  # labels per step (all of them when there are fewer)
 
 
 class PixelHead(nn.Module):
@@ -40,15 +40,16 @@ class PixelHead(nn.Module):
 
     def hidden_map(self, fmap: FeatureMap, out_size: tuple[int, int] | None = None) -> torch.Tensor:
         """First-layer output at full resolution: (H, W, hidden) float32."""
-        x = fmap.values.float()
+        rows, cols, channels = fmap.values.shape
         w = self.inp.weight / self.std
         b = self.inp.bias - w @ self.mean
-        h = torch.einsum("kc,chw->khw", w, x) + b[:, None, None]
-        scale = 4
-        full = F.interpolate(h[None], size=(h.shape[1] * scale, h.shape[2] * scale), mode="bilinear",
-                             align_corners=False)[0]
+        h = torch.addmm(b, fmap.values.reshape(-1, channels).float(), w.T)
+        # Channels-last all the way: the resize is fast on it and its result is (H, W, hidden).
+        h = h.reshape(1, rows, cols, -1).permute(0, 3, 1, 2)
+        full = F.interpolate(h, size=(rows * FEATURE_STRIDE, cols * FEATURE_STRIDE), mode="bilinear",
+                             align_corners=False)[0].permute(1, 2, 0)
         height, width = out_size or (fmap.height, fmap.width)
-        return full[:, :height, :width].permute(1, 2, 0)
+        return full[:height, :width]
 
 
 class FastLearner:
@@ -77,12 +78,12 @@ class FastLearner:
         """Standardise inputs with channel statistics of the labelled images (fixed afterwards)."""
         sample = []
         for fmap in maps:
-            flat = fmap.values.reshape(fmap.values.shape[0], -1)
-            idx = torch.from_numpy(self._rng.choice(flat.shape[1], min(4096, flat.shape[1]), replace=False))
-            sample.append(flat[:, idx].float())
-        x = torch.cat(sample, dim=1)
-        self.head.mean.copy_(x.mean(1))
-        self.head.std.copy_(x.std(1).clamp_min(1e-3))
+            flat = fmap.values.reshape(-1, fmap.values.shape[-1])
+            idx = torch.from_numpy(self._rng.choice(flat.shape[0], min(4096, flat.shape[0]), replace=False))
+            sample.append(flat[idx].float())
+        x = torch.cat(sample)
+        self.head.mean.copy_(x.mean(0))
+        self.head.std.copy_(x.std(0).clamp_min(1e-3))
         self._stats_ready = True
 
     def fit(self, labels: list[PointLabels], steps: int = 300) -> FitReport:
@@ -95,16 +96,19 @@ class FastLearner:
         maps = [self.features(lab.image) for lab in labels]
         if not self._stats_ready:
             self._init_stats(maps)
-        full_batch = len(cls) <= _FULL_BATCH
-        if full_batch:
+        precomputed = len(cls) <= _PRECOMPUTE
+        if precomputed:
             feats = torch.cat([sample_points(m, np.asarray(lab.yx, np.float64).reshape(-1, 2))
                                for m, lab in zip(maps, labels)])
             targets = torch.from_numpy(cls)
         self.head.train()
         loss_value = float("nan")
         for _ in range(steps):
-            if full_batch:
+            if len(cls) <= _BATCH:
                 x, t = feats, targets
+            elif precomputed:
+                pick = torch.from_numpy(self._rng.choice(len(cls), _BATCH, replace=False))
+                x, t = feats[pick], targets[pick]
             else:
                 pick = self._rng.choice(len(cls), _BATCH, replace=False)
                 x, t = self._gather(maps, owner[pick], yx[pick]), torch.from_numpy(cls[pick])
@@ -112,14 +116,14 @@ class FastLearner:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            loss_value = float(loss)
+            loss_value = loss.item()
         self.head.eval()
         self._trained = True
         return FitReport(loss_value, steps, time.perf_counter() - start)
 
     @staticmethod
     def _gather(maps: list[FeatureMap], owner: np.ndarray, yx: np.ndarray) -> torch.Tensor:
-        out = torch.empty(len(owner), maps[0].values.shape[0])
+        out = torch.empty(len(owner), maps[0].values.shape[-1])
         for i in np.unique(owner):
             rows = np.flatnonzero(owner == i)
             out[torch.from_numpy(rows)] = sample_points(maps[i], yx[rows])
