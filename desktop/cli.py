@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from desktop.engine.errors import PointillistError
+
 
 def _add_bench(sub) -> None:
     bench = sub.add_parser("bench", help="measure speed and label efficiency")
@@ -26,6 +28,82 @@ def _add_bench(sub) -> None:
     seg.add_argument("--steps", type=int, default=None, help="training steps per round")
     seg.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     seg.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    ui = kinds.add_parser("ui", help="click and overlay latency of the real window, offscreen")
+    ui.add_argument("--project", type=Path, default=None, help="a project (default: a fresh demo project)")
+
+
+def _add_project_commands(sub) -> None:
+    demo = sub.add_parser("demo", help="create (once) and open the demo project")
+    demo.add_argument("--dir", type=Path, default=None, help="where the demo project lives")
+    demo.add_argument("--no-window", action="store_true", help="only create it")
+    new = sub.add_parser("new", help="create a project without opening a window")
+    new.add_argument("--images", type=Path, nargs="+", required=True, help="image files and/or folders")
+    new.add_argument("--classes", required=True, help="comma-separated class names, e.g. background,nucleus")
+    new.add_argument("--dir", type=Path, required=True, help="the new project folder")
+    export = sub.add_parser("export", help="write masks and/or the trained model of a project")
+    export.add_argument("project", type=Path)
+    export.add_argument("--masks", type=Path, default=None, help="folder for one indexed PNG per image")
+    export.add_argument("--model", type=Path, default=None, help="folder for model.pt + model_card.json")
+    export.add_argument("--learner", choices=["fast", "deep"], default="fast")
+    export.add_argument("--steps", type=int, default=300,
+                        help="training steps when no saved model of this learner exists")
+
+
+def default_demo_dir() -> Path:
+    from platformdirs import user_data_path
+
+    return user_data_path("Pointillist", appauthor=False) / "demo-project"
+
+
+def _demo(args) -> int:
+    from desktop.engine.demo import create_demo_project
+
+    folder = create_demo_project(args.dir or default_demo_dir())
+    print(f"Demo project: {folder}")
+    return 0 if args.no_window else _gui(argparse.Namespace(project=folder))
+
+
+def _new(args) -> int:
+    from desktop.engine.project_setup import create_project, default_classes
+
+    project, scan = create_project(args.dir, args.images, default_classes(args.classes.split(",")))
+    project.close()
+    print(f"Created {args.dir} with {len(scan.readable)} image(s).")
+    for path, reason in scan.unreadable:
+        print(f"  not added: {path.name}: {reason}")
+    return 0
+
+
+def _export(args) -> int:
+    from desktop.engine.engine import SegmentationEngine
+    from desktop.engine.export import export_masks, export_model
+    from desktop.engine.store import Project
+
+    if args.masks is None and args.model is None:
+        raise SystemExit("Nothing to export: give --masks DIR and/or --model DIR.")
+    with Project.open(args.project) as project:
+        engine = SegmentationEngine(project, learner=args.learner, device="cpu")
+        if not engine.load_latest_weights():
+            print(f"No saved {args.learner} model: training one from the project's labels.")
+            if engine.train(args.steps).version is None:
+                raise SystemExit("The project has no labels yet: nothing to learn from.")
+        if args.masks is not None:
+            result = export_masks(engine, args.masks)
+            print(f"Wrote {len(result.written)} mask(s) to {args.masks}.")
+            for name, reason in result.skipped:
+                print(f"  skipped {name}: {reason}")
+        if args.model is not None:
+            print(f"Wrote {export_model(engine, args.model)} and its model_card.json.")
+    return 0
+
+
+def _bench_ui(args) -> int:
+    import json
+
+    from desktop.gui.bench_ui import run
+
+    print(json.dumps(run(args.project)))
+    return 0
 
 
 def _bench_segmentation(args) -> int:
@@ -55,9 +133,18 @@ def main(argv: list[str] | None = None) -> int:
     commands = argparse.ArgumentParser(prog="pointillist", description=__doc__)
     sub = commands.add_subparsers(dest="command", required=True)
     _add_bench(sub)
+    _add_project_commands(sub)
     if argv and argv[0] in sub.choices:
         args = commands.parse_args(argv)
-        return {"segmentation": _bench_segmentation}[args.bench](args)
+        if args.command == "bench":
+            run = {"segmentation": _bench_segmentation, "ui": _bench_ui}[args.bench]
+        else:
+            run = {"demo": _demo, "new": _new, "export": _export}[args.command]
+        try:
+            return run(args)
+        except PointillistError as e:
+            print(f"pointillist: {e}", file=sys.stderr)
+            return 2
     gui = argparse.ArgumentParser(prog="pointillist", description=__doc__,
                                   epilog=f"commands: {', '.join(sub.choices)} (see 'pointillist COMMAND -h')")
     gui.add_argument("project", nargs="?", type=Path, help="a project folder to open")

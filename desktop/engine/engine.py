@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import copy
 import io
-import os
-import tempfile
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import selection, uncertainty
+from .atomic import atomic_write_bytes
 from .errors import ProjectError
 from .features import FeatureCache, FeatureExtractor
 from .imageio import read_image
@@ -146,21 +144,11 @@ class SegmentationEngine:
         return correct / total if total else float("nan")
 
     def _save_weights(self) -> str:
-        """Write the learner's weights atomically: temporary file, fsync, rename."""
+        """Write the learner's weights atomically (see ``atomic.py``)."""
         name = f"{self.learner_name}-latest.pt"
-        target = self.project.models_dir / name
         buffer = io.BytesIO()
         torch.save(self.learner.state_dict(), buffer)
-        fd, tmp = tempfile.mkstemp(dir=self.project.models_dir, prefix=".tmp-", suffix=".pt")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(buffer.getvalue())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(self.project.models_dir / name, buffer.getvalue())
         return name
 
     def load_latest_weights(self) -> bool:

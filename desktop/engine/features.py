@@ -3,7 +3,8 @@
 An image is padded (by reflection) to a multiple of 32 so that every encoder stage tiles it
 exactly; the stride 8, 16 and 32 maps are resized onto the stride-4 grid and stacked, giving
 one ``(H/4, W/4, C)`` float16 map per image, channels last so that gathering the features of
-a few thousand labelled pixels reads whole rows. Pixel ``(y, x)`` of the image sits at
+a few thousand labelled pixels reads whole rows. Beside it, ``fine`` holds a few fixed filters
+at full resolution (``models.filters``) for detail finer than the 4-pixel grid. Pixel ``(y, x)`` of the image sits at
 ``((y + 0.5) / 4 - 0.5, (x + 0.5) / 4 - 0.5)`` on that grid, the same convention as
 ``F.interpolate(..., align_corners=False)``, so point sampling and dense prediction agree.
 """
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from models.encoder import Encoder, normalize
+from models.filters import PixelFilters
 
 PAD_MULTIPLE = 32
 FEATURE_STRIDE = 4
@@ -29,16 +31,22 @@ class FeatureMap:
     """Stacked multi-scale features of one image on the stride-4 grid."""
 
     values: torch.Tensor  # (h, w, C) float16, covering the padded image
+    fine: torch.Tensor  # (H, W, F) float16, the image's own size
     height: int  # the image's own size, before padding
     width: int
 
     @property
+    def channels(self) -> int:
+        return self.values.shape[-1] + self.fine.shape[-1]
+
+    @property
     def nbytes(self) -> int:
-        return self.values.element_size() * self.values.nelement()
+        return sum(t.element_size() * t.nelement() for t in (self.values, self.fine))
 
 
 def sample_points(fmap: FeatureMap, yx: np.ndarray) -> torch.Tensor:
-    """Bilinear features at image pixels ``yx`` (N, 2): returns (N, C) float32.
+    """Features at image pixels ``yx`` (N, 2): returns (N, C + F) float32, the stride-4 features
+    interpolated bilinearly and the fine filters at the nearest pixel.
 
     Written out by hand (gather of four neighbours) because ``grid_sample`` would need the whole
     float16 map converted to float32 first.
@@ -62,7 +70,9 @@ def sample_points(fmap: FeatureMap, yx: np.ndarray) -> torch.Tensor:
 
     top = at(y0, x0) * (1 - wx) + at(y0, x1) * wx
     bottom = at(y1, x0) * (1 - wx) + at(y1, x1) * wx
-    return top * (1 - wy) + bottom * wy
+    py = torch.as_tensor(np.round(yx[:, 0]), dtype=torch.long).clamp(0, fmap.height - 1)
+    px = torch.as_tensor(np.round(yx[:, 1]), dtype=torch.long).clamp(0, fmap.width - 1)
+    return torch.cat([top * (1 - wy) + bottom * wy, fmap.fine[py, px].float()], dim=1)
 
 
 def pad_to_multiple(image: torch.Tensor, multiple: int = PAD_MULTIPLE) -> torch.Tensor:
@@ -81,17 +91,21 @@ class FeatureExtractor:
     def __init__(self, device: str | torch.device = "cpu"):
         self.device = torch.device(device)
         self.encoder = Encoder.pretrained().to(self.device).eval()
-        self.channels = int(sum(self.encoder.channels))
+        self.filters = PixelFilters().to(self.device)
+        self.coarse_channels = int(sum(self.encoder.channels))
+        self.channels = self.coarse_channels + PixelFilters.channels
 
     @torch.inference_mode()
     def __call__(self, image: np.ndarray) -> FeatureMap:
         height, width = image.shape[:2]
-        x = pad_to_multiple(normalize(image).to(self.device))
+        x = normalize(image).to(self.device)
+        fine = self.filters(x)[0].permute(1, 2, 0).to("cpu", torch.float16).contiguous()
+        x = pad_to_multiple(x)
         maps = self.encoder(x)
         size = maps[0].shape[-2:]
         stacked = torch.cat([maps[0]] + [F.interpolate(m, size=size, mode="bilinear", align_corners=False)
                                          for m in maps[1:]], dim=1)
-        return FeatureMap(stacked[0].permute(1, 2, 0).to("cpu", torch.float16).contiguous(), height, width)
+        return FeatureMap(stacked[0].permute(1, 2, 0).to("cpu", torch.float16).contiguous(), fine, height, width)
 
 
 class FeatureCache:

@@ -1,21 +1,161 @@
-"""Starting the Qt application."""
+"""The main window and starting the Qt application.
+
+The window shows the start screen until a project is open, then the project's workspace. Menus
+carry what the workspace offers (undo, layers, export) and the project-level actions.
+"""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from PySide6.QtWidgets import QApplication, QMainWindow
+from PySide6.QtCore import QCoreApplication, QStandardPaths
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QMessageBox, QStackedWidget
+
+from desktop.engine.errors import PointillistError
+
+from .new_project import NewProjectDialog
+from .shortcuts import ShortcutsDialog
+from .start_screen import StartScreen, remember_project
+from .workspace import ProjectWorkspace
+
+
+def demo_folder() -> Path:
+    base = QStandardPaths.writableLocation(QStandardPaths.AppDataLocation) or str(Path.home() / ".pointillist")
+    return Path(base) / "demo"
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, project: Path | None = None):
+    def __init__(self, project: Path | None = None, learner: str = "fast", **engine_options):
         super().__init__()
-        self.setWindowTitle("Pointillist" + (f" - {project.name}" if project else ""))
-        self.resize(1280, 800)
+        self.learner = learner
+        self.engine_options = engine_options
+        self.workspace: ProjectWorkspace | None = None
+        self.start_screen = StartScreen()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.start_screen)
+        self.setCentralWidget(self.stack)
+        self.start_screen.newRequested.connect(self.new_project)
+        self.start_screen.openRequested.connect(self.choose_project)
+        self.start_screen.demoRequested.connect(self.open_demo)
+        self.start_screen.recentChosen.connect(self.open_project)
+        self._build_menus()
+        self.resize(1400, 860)
+        self._set_title()
+        if project is not None:
+            self.open_project(Path(project))
+
+    # ----- menus -------------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        file.addAction("&New project...", QKeySequence.New, self.new_project)
+        file.addAction("&Open project...", QKeySequence.Open, self.choose_project)
+        file.addAction("Open the &demo", self.open_demo)
+        file.addSeparator()
+        self.export_masks_action = file.addAction("Export &masks...", self.export_masks)
+        self.export_model_action = file.addAction("Export the m&odel...", self.export_model)
+        self.close_action = file.addAction("&Close project", self.close_project)
+        file.addSeparator()
+        file.addAction("&Quit", QKeySequence.Quit, self.close)
+        self.edit_menu = bar.addMenu("&Edit")
+        self.view_menu = bar.addMenu("&View")
+        help_menu = bar.addMenu("&Help")
+        shortcuts = QAction("&Keyboard shortcuts", self, shortcut=QKeySequence("F1"))
+        shortcuts.triggered.connect(lambda: ShortcutsDialog(self).exec())
+        help_menu.addAction(shortcuts)
+        self._project_actions_enabled(False)
+
+    def _project_actions_enabled(self, enabled: bool) -> None:
+        for action in (self.export_masks_action, self.export_model_action, self.close_action):
+            action.setEnabled(enabled)
+        self.edit_menu.clear()
+        self.view_menu.clear()
+        if enabled:
+            self.edit_menu.addAction(self.workspace.undo_action)
+            self.edit_menu.addAction(self.workspace.redo_action)
+            for action in self.workspace.layer_actions.values():
+                self.view_menu.addAction(action)
+
+    def _set_title(self) -> None:
+        name = f" - {self.workspace.folder.name}" if self.workspace else ""
+        self.setWindowTitle("Pointillist" + name)
+
+    # ----- projects ----------------------------------------------------------------------------
+    def open_project(self, folder: Path) -> bool:
+        self.close_project()
+        try:
+            self.workspace = ProjectWorkspace(folder, learner=self.learner, **self.engine_options)
+        except PointillistError as e:
+            QMessageBox.warning(self, "Cannot open the project", str(e))
+            return False
+        self.workspace.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        for problem in self.workspace.problems.values():
+            self.statusBar().showMessage(problem, 8000)
+        self.stack.addWidget(self.workspace)
+        self.stack.setCurrentWidget(self.workspace)
+        self.workspace.viewer.setFocus()
+        remember_project(folder)
+        self._project_actions_enabled(True)
+        self._set_title()
+        return True
+
+    def close_project(self) -> None:
+        if self.workspace is None:
+            return
+        self.workspace.close_project()
+        self.stack.removeWidget(self.workspace)
+        self.workspace.deleteLater()
+        self.workspace = None
+        self._project_actions_enabled(False)
+        self.start_screen.refresh()
+        self._set_title()
+
+    def choose_project(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a project folder")
+        if folder:
+            self.open_project(Path(folder))
+
+    def new_project(self) -> None:
+        dialog = NewProjectDialog(self)
+        if dialog.exec() and dialog.created is not None:
+            self.open_project(dialog.created)
+
+    def open_demo(self) -> None:
+        from desktop.engine.demo import create_demo_project
+
+        self.statusBar().showMessage("Creating the demo project...")
+        try:
+            folder = create_demo_project(demo_folder())
+        except PointillistError as e:
+            QMessageBox.warning(self, "Cannot create the demo", str(e))
+            return
+        self.open_project(folder)
+
+    def export_masks(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the masks")
+        if folder and self.workspace:
+            self.workspace.bridge.export(masks_dir=Path(folder))
+
+    def export_model(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the model")
+        if folder and self.workspace:
+            self.workspace.bridge.export(model_dir=Path(folder))
+
+    def closeEvent(self, event) -> None:
+        self.close_project()
+        super().closeEvent(event)
+
+
+def make_application() -> QApplication:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    QCoreApplication.setOrganizationName("Pointillist")
+    QCoreApplication.setApplicationName("Pointillist")
+    return app
 
 
 def run_app(project: Path | None = None) -> int:
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = make_application()
     window = MainWindow(project)
     window.show()
     return app.exec()

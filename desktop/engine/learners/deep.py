@@ -8,6 +8,7 @@ statistics stay frozen: crops come in batches far too small to estimate them.
 """
 from __future__ import annotations
 
+import copy
 import time
 
 import numpy as np
@@ -146,6 +147,9 @@ class DeepLearner:
         finally:
             self.net.dropout.eval()
 
+    def inference_module(self) -> torch.nn.Module:
+        return DeepInference(copy.deepcopy(self.net).cpu().float()).eval()
+
     def state_dict(self) -> dict:
         return {"learner": self.name, "num_classes": self.num_classes, "net": self.net.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "trained": self._trained}
@@ -156,3 +160,15 @@ class DeepLearner:
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
         self._trained = bool(state["trained"])
+
+
+class DeepInference(torch.nn.Module):
+    """The fine-tuned network as one module for export: probabilities at full resolution."""
+
+    def __init__(self, net: SegmentationNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = F.interpolate(self.net(x), scale_factor=FEATURE_STRIDE, mode="bilinear", align_corners=False)
+        return torch.softmax(logits, dim=1)

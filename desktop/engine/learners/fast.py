@@ -8,12 +8,15 @@ answers. Training samples features at the labelled pixels with the same bilinear
 """
 from __future__ import annotations
 
+import copy
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from models.filters import PixelFilters
 
 from ..features import FEATURE_STRIDE, FeatureCache, FeatureMap, sample_points
 from .base import FitReport, ImageRef, PointLabels, concat_labels
@@ -38,18 +41,18 @@ class PixelHead(nn.Module):
         """Logits from first-layer outputs ``(..., hidden)``."""
         return self.out(self.drop(F.relu(hidden)))
 
-    def hidden_map(self, fmap: FeatureMap, out_size: tuple[int, int] | None = None) -> torch.Tensor:
+    def hidden_map(self, fmap: FeatureMap) -> torch.Tensor:
         """First-layer output at full resolution: (H, W, hidden) float32."""
-        rows, cols, channels = fmap.values.shape
+        rows, cols, coarse = fmap.values.shape
         w = self.inp.weight / self.std
         b = self.inp.bias - w @ self.mean
-        h = torch.addmm(b, fmap.values.reshape(-1, channels).float(), w.T)
+        h = fmap.values.reshape(-1, coarse).float() @ w[:, :coarse].T
         # Channels-last all the way: the resize is fast on it and its result is (H, W, hidden).
         h = h.reshape(1, rows, cols, -1).permute(0, 3, 1, 2)
         full = F.interpolate(h, size=(rows * FEATURE_STRIDE, cols * FEATURE_STRIDE), mode="bilinear",
-                             align_corners=False)[0].permute(1, 2, 0)
-        height, width = out_size or (fmap.height, fmap.width)
-        return full[:height, :width]
+                             align_corners=False)[0].permute(1, 2, 0)[:fmap.height, :fmap.width]
+        return torch.addmm(b, fmap.fine.reshape(-1, fmap.fine.shape[-1]).float(), w[:, coarse:].T
+                           ).view(fmap.height, fmap.width, -1).add_(full)
 
 
 class FastLearner:
@@ -63,7 +66,7 @@ class FastLearner:
         torch.manual_seed(seed)
         self._rng = np.random.default_rng(seed)
         self.head = PixelHead(cache.extractor.channels, num_classes, hidden)
-        self.optimizer = torch.optim.Adam(self.head.parameters(), lr=lr, weight_decay=1e-4)
+        self.optimizer = torch.optim.Adam(self.head.parameters(), lr=lr, weight_decay=1e-2)
         self._stats_ready = False
         self._trained = False
 
@@ -78,9 +81,9 @@ class FastLearner:
         """Standardise inputs with channel statistics of the labelled images (fixed afterwards)."""
         sample = []
         for fmap in maps:
-            flat = fmap.values.reshape(-1, fmap.values.shape[-1])
-            idx = torch.from_numpy(self._rng.choice(flat.shape[0], min(4096, flat.shape[0]), replace=False))
-            sample.append(flat[idx].float())
+            n = min(4096, fmap.height * fmap.width)
+            yx = np.stack([self._rng.integers(fmap.height, size=n), self._rng.integers(fmap.width, size=n)], 1)
+            sample.append(sample_points(fmap, yx.astype(np.float64)))
         x = torch.cat(sample)
         self.head.mean.copy_(x.mean(0))
         self.head.std.copy_(x.std(0).clamp_min(1e-3))
@@ -123,7 +126,7 @@ class FastLearner:
 
     @staticmethod
     def _gather(maps: list[FeatureMap], owner: np.ndarray, yx: np.ndarray) -> torch.Tensor:
-        out = torch.empty(len(owner), maps[0].values.shape[-1])
+        out = torch.empty(len(owner), maps[0].channels)
         for i in np.unique(owner):
             rows = np.flatnonzero(owner == i)
             out[torch.from_numpy(rows)] = sample_points(maps[i], yx[rows])
@@ -147,6 +150,9 @@ class FastLearner:
             self.head.eval()
         return torch.stack(out).numpy()
 
+    def inference_module(self) -> nn.Module:
+        return FastInference(copy.deepcopy(self.cache.extractor.encoder).cpu(), self.head).eval()
+
     def state_dict(self) -> dict:
         return {"learner": self.name, "num_classes": self.num_classes, "head": self.head.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "stats_ready": self._stats_ready,
@@ -159,3 +165,35 @@ class FastLearner:
         self.optimizer.load_state_dict(state["optimizer"])
         self._stats_ready = bool(state["stats_ready"])
         self._trained = bool(state["trained"])
+
+
+class FastInference(nn.Module):
+    """Encoder + head as one module for export: normalised (1, 3, H, W) in, probabilities out.
+
+    H and W must be multiples of 32 (pad by reflection first), as during training.
+    """
+
+    def __init__(self, encoder: nn.Module, head: PixelHead):
+        super().__init__()
+        self.encoder = encoder
+        self.filters = PixelFilters()
+        w = head.inp.weight / head.std
+        coarse = w.shape[1] - PixelFilters.channels
+        self.first = nn.Conv2d(coarse, w.shape[0], 1)
+        self.first.weight.data.copy_(w[:, :coarse, None, None])
+        self.first.bias.data.copy_(head.inp.bias - w @ head.mean)
+        self.first_fine = nn.Conv2d(PixelFilters.channels, w.shape[0], 1, bias=False)
+        self.first_fine.weight.data.copy_(w[:, coarse:, None, None])
+        self.last = nn.Conv2d(head.out.in_features, head.out.out_features, 1)
+        self.last.weight.data.copy_(head.out.weight[:, :, None, None])
+        self.last.bias.data.copy_(head.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fine = self.first_fine(self.filters(x))
+        maps = self.encoder(x)
+        size = maps[0].shape[-2:]
+        stacked = torch.cat([maps[0]] + [F.interpolate(m, size=size, mode="bilinear", align_corners=False)
+                                         for m in maps[1:]], dim=1)
+        hidden = F.interpolate(self.first(stacked), scale_factor=FEATURE_STRIDE, mode="bilinear",
+                               align_corners=False)
+        return torch.softmax(self.last(F.relu(hidden + fine)), dim=1)

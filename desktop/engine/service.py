@@ -1,0 +1,372 @@
+"""The engine thread: one plain thread that owns the project connection, the model and the device.
+
+Messages come in through a queue; results leave through one callback, ``on_event``, called on
+this thread with event objects that carry fresh numpy arrays. Whoever receives them (the GUI
+bridge, a test, a benchmark) moves them to its own thread. The engine itself is imported only
+when the thread starts, so importing this module does not import torch: the GUI builds messages
+from here without pulling torch into its own imports.
+
+The loop, as in DESIGN.md: drain the inbox -> serve the newest prediction request, dropping
+older generations -> answer query requests -> if the labels changed since the last training
+slice, train one short slice -> when a new model version is published, re-predict the image
+last asked for and replace its open queries -> when idle, rank the images by uncertainty.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import PointillistError
+from .selection import image_uncertainty
+from .store import Project
+
+# ----- messages in ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelsChanged:
+    """A hint that labels changed; the service checks ``label_revision()`` itself."""
+
+
+@dataclass(frozen=True)
+class Predict:
+    image_id: int
+    generation: int
+
+
+@dataclass(frozen=True)
+class ProposeQueries:
+    image_id: int
+    k: int = 8
+    strategy: str = "margin"
+    replace_open: bool = False  # close the image's open queries first
+
+
+@dataclass(frozen=True)
+class SetLearner:
+    name: str
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class Export:
+    """Write masks (and previews) and/or the model as TorchScript with its model card."""
+
+    masks_dir: Path | None = None
+    model_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Pause:
+    pass
+
+
+@dataclass(frozen=True)
+class Resume:
+    pass
+
+
+@dataclass(frozen=True)
+class Stop:
+    pass
+
+
+# ----- events out -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelPublished:
+    version: int
+    loss: float
+    validation_accuracy: float | None
+    label_count: int
+    learner: str = "fast"
+    label_revision: int = -1  # the project's label revision this model was trained on
+
+
+@dataclass(frozen=True)
+class Prediction:
+    image_id: int
+    generation: int
+    version: int
+    class_map: np.ndarray  # (H, W) uint8 class index
+    confidence: np.ndarray  # (H, W) float32, probability of the chosen class
+    uncertainty: np.ndarray  # (H, W) float32, higher = less sure
+
+
+@dataclass(frozen=True)
+class QueryPoint:
+    query_id: int
+    x: float
+    y: float
+    candidates: tuple[tuple[int, float], ...]  # (class index, probability), most likely first
+
+
+@dataclass(frozen=True)
+class Queries:
+    image_id: int
+    version: int | None
+    points: list[QueryPoint] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ImageRanking:
+    version: int
+    uncertainty: dict[int, float]  # image id -> mean of its top uncertainties
+
+
+@dataclass(frozen=True)
+class Progress:
+    text: str
+    fraction: float | None = None  # None: busy without a known end
+
+
+@dataclass(frozen=True)
+class Failed:
+    message: str
+
+
+@dataclass(frozen=True)
+class Exported:
+    text: str  # what was written, for the user
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """The last event the service sends."""
+
+
+STEPS = {"fast": 150, "deep": 4}
+ROUNDS_AFTER_CHANGE = {"fast": 1, "deep": 20}  # deep keeps improving for a while after a change
+
+
+class EngineService(threading.Thread):
+    """Runs a ``SegmentationEngine`` on its own thread, driven by messages."""
+
+    def __init__(self, folder: str | os.PathLike, on_event: Callable[[object], None], *,
+                 learner: str = "fast", device: str = "auto", strategy: str = "margin",
+                 queries_per_image: int = 8, torch_threads: int | None = None, seed: int = 0):
+        super().__init__(name="pointillist-engine", daemon=True)
+        self.folder = Path(folder)
+        self.on_event = on_event
+        self.learner = learner
+        self.device = device
+        self.strategy = strategy
+        self.queries_per_image = queries_per_image
+        # Leave a core to the GUI thread on small machines: intra-op threads compete with it.
+        self.torch_threads = torch_threads or max(1, (os.cpu_count() or 2) - 1)
+        self.seed = seed
+        self.inbox: queue.Queue = queue.Queue()
+        self.paused = False
+        self._engine = None
+        self._project: Project | None = None
+        self._trained_revision = -1
+        self._rounds_left = 0
+        self._current: Predict | None = None  # the image the user looks at, and its generation
+        self._ranked_version: int | None = None
+
+    # ----- called from any thread ---------------------------------------------------------------
+    def send(self, message) -> None:
+        self.inbox.put(message)
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Ask the loop to end and wait for it (a training slice in progress finishes first)."""
+        self.inbox.put(Stop())
+        if self.is_alive():
+            self.join(timeout)
+
+    # ----- the thread -----------------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            self._project = Project.open(self.folder)
+            self._build_engine()
+            while self._step():
+                pass
+        except Exception as e:  # the thread must report, never die silently
+            self._emit(Failed(_describe(e)))
+        finally:
+            if self._project is not None:
+                self._project.close()
+            self._engine = None
+            self._emit(Stopped())
+
+    def _emit(self, event) -> None:
+        try:
+            self.on_event(event)
+        except Exception:  # a broken receiver must not kill the engine
+            traceback.print_exc()
+
+    def _build_engine(self) -> None:
+        import torch
+
+        from .engine import SegmentationEngine
+
+        torch.set_num_threads(self.torch_threads)
+        self._emit(Progress(f"Starting the {self.learner} learner", None))
+        try:
+            self._engine = SegmentationEngine(self._project, learner=self.learner, device=self.device,
+                                              seed=self.seed)
+        except RuntimeError as e:  # the device asked for is not on this machine
+            self._emit(Failed(f"{e} Using the CPU instead."))
+            self.device = "cpu"
+            self._engine = SegmentationEngine(self._project, learner=self.learner, device="cpu", seed=self.seed)
+        self._trained_revision = -1
+        try:
+            if self._engine.load_latest_weights():
+                self._trained_revision = self._project.label_revision()
+                latest = self._project.latest_published_model()
+                self._emit(ModelPublished(latest.version, float("nan"), latest.validation_accuracy,
+                                          latest.label_count, self.learner, self._trained_revision))
+        except PointillistError as e:
+            self._emit(Failed(str(e)))
+        self._emit(Progress("Ready", 1.0))
+
+    def _step(self) -> bool:
+        """One turn of the loop; False when it is time to stop."""
+        idle = self.paused or not self._wants_training()
+        predict, propose = None, {}
+        for message in self._drain(wait=0.05 if idle else 0.0):
+            if isinstance(message, Stop):
+                return False
+            if isinstance(message, Pause):
+                self.paused = True
+            elif isinstance(message, Resume):
+                self.paused = False
+            elif isinstance(message, Predict):
+                predict = message  # newer generations replace older ones
+            elif isinstance(message, ProposeQueries):
+                propose[message.image_id] = message
+            elif isinstance(message, SetLearner):
+                self.learner, self.device = message.name, message.device
+                self._guarded(self._build_engine)
+            elif isinstance(message, Export):
+                self._guarded(self._export, message)
+            # LabelsChanged needs nothing: the revision check below sees the change
+        if self._project.label_revision() != self._trained_revision:
+            self._rounds_left = ROUNDS_AFTER_CHANGE.get(self.learner, 1)
+        if predict is not None:
+            self._current = predict
+            self._guarded(self._predict, predict)
+        for request in propose.values():
+            self._guarded(self._propose, request)
+        if not self.paused and self._wants_training():
+            self._guarded(self._train_slice)
+        elif not self.paused and predict is None and not propose and self.inbox.empty():
+            self._guarded(self._rank_images)
+        return True
+
+    def _drain(self, wait: float) -> list:
+        """Every waiting message, after waiting up to ``wait`` seconds for the first."""
+        messages = []
+        try:
+            messages.append(self.inbox.get(timeout=wait) if wait > 0 else self.inbox.get_nowait())
+            while True:
+                messages.append(self.inbox.get_nowait())
+        except queue.Empty:
+            pass
+        return messages
+
+    def _guarded(self, work, *args) -> None:
+        """Run one piece of work; a bad image or file is reported and the loop goes on."""
+        try:
+            work(*args)
+        except PointillistError as e:
+            self._emit(Failed(str(e)))
+
+    def _wants_training(self) -> bool:
+        return self._rounds_left > 0 and self._engine is not None and self._project.label_count() > 0
+
+    def _train_slice(self) -> None:
+        revision = self._project.label_revision()
+        if self._engine.version is None:
+            self._emit(Progress("Computing image features and training the first model", None))
+        self._rounds_left -= 1
+        report = self._engine.train(STEPS.get(self.learner, 150))
+        self._trained_revision = revision
+        if report.published:
+            self._emit(ModelPublished(report.version, report.loss, report.validation_accuracy,
+                                      report.train_labels + report.validation_labels, self.learner, revision))
+            if self._current is not None:
+                probs = self._predict(self._current)
+                self._propose(ProposeQueries(self._current.image_id, self.queries_per_image, self.strategy,
+                                             replace_open=True), probs)
+        self._emit(Progress(f"Model version {self._engine.version}", 1.0))
+
+    def _predict(self, request: Predict) -> np.ndarray | None:
+        """Send the prediction of one image; returns its class probabilities for reuse."""
+        if not self._engine.learner.trained:
+            return None
+        probs = self._engine.predict(request.image_id)
+        uncertainty = self._engine.scores(request.image_id, self.strategy, probs)
+        self._emit(Prediction(request.image_id, request.generation, self._engine.version,
+                              probs.argmax(0).astype(np.uint8), probs.max(0).astype(np.float32),
+                              np.array(uncertainty, np.float32)))
+        return probs
+
+    def _propose(self, request: ProposeQueries, probs: np.ndarray | None = None) -> None:
+        """Make queries for an image unless it still has open ones, then send its open queries."""
+        if request.replace_open:
+            self._project.close_open_queries(request.image_id)
+        if not self._project.queries(request.image_id):
+            if not self._engine.learner.trained:
+                self._emit(Progress("Choosing first queries from image features", None))
+            self._engine.propose_queries(request.image_id, request.k, request.strategy, min_distance=8.0)
+        if probs is None and self._engine.learner.trained:
+            probs = self._engine.predict(request.image_id)
+        self._emit_queries(request.image_id, probs)
+
+    def _emit_queries(self, image_id: int, probs: np.ndarray | None) -> None:
+        """Send the image's open queries, each with the model's three likeliest classes."""
+        points = []
+        for q in self._project.queries(image_id):
+            candidates: tuple = ()
+            if probs is not None:
+                y = int(np.clip(round(q.y), 0, probs.shape[1] - 1))
+                x = int(np.clip(round(q.x), 0, probs.shape[2] - 1))
+                column = probs[:, y, x]
+                order = np.argsort(column)[::-1][:3]
+                candidates = tuple((int(i), float(column[i])) for i in order)
+            points.append(QueryPoint(q.id, q.x, q.y, candidates))
+        self._emit(Queries(image_id, self._engine.version, points))
+
+    def _export(self, request: Export) -> None:
+        from .export import export_masks, export_model
+
+        written = []
+        if request.masks_dir is not None:
+            self._emit(Progress("Exporting masks", None))
+            result = export_masks(self._engine, request.masks_dir)
+            written.append(f"{len(result.written)} masks in {request.masks_dir}")
+            written += [f"skipped {name}: {reason}" for name, reason in result.skipped]
+        if request.model_dir is not None:
+            self._emit(Progress("Exporting the model", None))
+            written.append(f"the model in {export_model(self._engine, request.model_dir)}")
+        self._emit(Exported("Exported " + "; ".join(written) + "."))
+        self._emit(Progress(f"Model version {self._engine.version}", 1.0))
+
+    def _rank_images(self) -> None:
+        """Rank images by uncertainty once per model version, giving way to any new message."""
+        version = self._engine.version
+        if version is None or version == self._ranked_version:
+            return
+        ranking = {}
+        for info in self._project.images():
+            if not self.inbox.empty():
+                return  # the user wants something: rank later
+            if self._project.image_problem(info) is None:
+                ranking[info.id] = image_uncertainty(self._engine.scores(info.id, self.strategy))
+        self._ranked_version = version
+        self._emit(ImageRanking(version, ranking))
+
+
+def _describe(e: Exception) -> str:
+    if isinstance(e, PointillistError):
+        return str(e)
+    return f"The engine stopped: {type(e).__name__}: {e}"

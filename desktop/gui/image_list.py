@@ -1,0 +1,113 @@
+"""The project's images: name, labels, open queries, uncertainty, and any problem with the file.
+
+Unreadable, moved or changed images stay in the list with their reason, so nothing vanishes
+silently. Sorting is by clicking a column header (uncertainty, most uncertain first, by default
+once a ranking arrives).
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+
+from desktop.engine.store import Project
+
+COLUMNS = ("Image", "Labels", "Queries", "Uncertainty", "Problem")
+
+
+class _Number(QTableWidgetItem):
+    """A cell that sorts by its number, with blanks last."""
+
+    def __init__(self, value: float | None, text: str):
+        super().__init__(text)
+        self.value = value
+        self.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+
+    def __lt__(self, other):
+        mine = self.value if self.value is not None else float("-inf")
+        theirs = getattr(other, "value", None)
+        return mine < (theirs if theirs is not None else float("-inf"))
+
+
+class ImageList(QTableWidget):
+    imageChosen = Signal(int)
+
+    def __init__(self, parent=None):
+        super().__init__(0, len(COLUMNS), parent)
+        self.setHorizontalHeaderLabels(COLUMNS)
+        self.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.verticalHeader().hide()
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.horizontalHeader().setStretchLastSection(True)
+        self.setSortingEnabled(True)
+        self.problems: dict[int, str] = {}
+        self.uncertainty: dict[int, float] = {}
+        self.cellActivated.connect(self._activated)
+        self.cellClicked.connect(self._activated)
+
+    def fill(self, project: Project, problems: dict[int, str]) -> None:
+        self.problems = dict(problems)
+        self.setSortingEnabled(False)
+        images = project.images()
+        self.setRowCount(len(images))
+        for row, info in enumerate(images):
+            name = QTableWidgetItem(info.name)
+            name.setData(Qt.UserRole, info.id)
+            name.setToolTip(str(info.path))
+            self.setItem(row, 0, name)
+            problem = QTableWidgetItem(self.problems.get(info.id, ""))
+            if info.id in self.problems:
+                problem.setForeground(QColor("#e57373"))
+                name.setForeground(QColor("#e57373"))
+                problem.setToolTip(self.problems[info.id])
+            self.setItem(row, 4, problem)
+            self._fill_counts(row, project, info.id)
+        self.setSortingEnabled(True)
+
+    def refresh_counts(self, project: Project, image_id: int) -> None:
+        row = self.row_of(image_id)
+        if row is not None:
+            self.setSortingEnabled(False)
+            self._fill_counts(row, project, image_id)
+            self.setSortingEnabled(True)
+
+    def set_uncertainty(self, ranking: dict[int, float]) -> None:
+        self.uncertainty = dict(ranking)
+        self.setSortingEnabled(False)
+        for row in range(self.rowCount()):
+            image_id = self.item(row, 0).data(Qt.UserRole)
+            value = ranking.get(image_id)
+            self.setItem(row, 3, _Number(value, "" if value is None else f"{value:.3f}"))
+        self.setSortingEnabled(True)
+        self.sortItems(3, Qt.DescendingOrder)
+
+    def image_ids(self) -> list[int]:
+        return [self.item(row, 0).data(Qt.UserRole) for row in range(self.rowCount())]
+
+    def row_of(self, image_id: int) -> int | None:
+        for row in range(self.rowCount()):
+            if self.item(row, 0).data(Qt.UserRole) == image_id:
+                return row
+        return None
+
+    def select_image(self, image_id: int) -> None:
+        row = self.row_of(image_id)
+        if row is not None:
+            self.blockSignals(True)
+            self.selectRow(row)
+            self.blockSignals(False)
+
+    def _fill_counts(self, row: int, project: Project, image_id: int) -> None:
+        labels = len(project.labels(image_id))
+        queries = len(project.queries(image_id))
+        self.setItem(row, 1, _Number(labels, str(labels)))
+        self.setItem(row, 2, _Number(queries, str(queries)))
+        if self.item(row, 3) is None:
+            self.setItem(row, 3, _Number(None, ""))
+
+    def _activated(self, row: int, _column: int) -> None:
+        image_id = self.item(row, 0).data(Qt.UserRole)
+        if image_id not in self.problems:
+            self.imageChosen.emit(image_id)

@@ -1,0 +1,85 @@
+"""The labelling side panel: classes with their keys, the query being asked with the model's
+three likeliest classes, the mode, the prediction opacity and the average answer time."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import QFormLayout, QLabel, QListWidget, QListWidgetItem, QSlider, QVBoxLayout, QWidget
+
+from desktop.engine.service import QueryPoint
+from desktop.engine.store import ClassInfo
+
+
+def swatch(colour: str, size: int = 14) -> QIcon:
+    pixmap = QPixmap(size, size)
+    pixmap.fill(QColor(colour))
+    return QIcon(pixmap)
+
+
+def key_of(info: ClassInfo) -> str:
+    return info.key or str(info.index + 1)
+
+
+class LabelPanel(QWidget):
+    classChosen = Signal(object)  # ClassInfo
+    opacityChanged = Signal(float)
+
+    def __init__(self, classes: list[ClassInfo], parent=None):
+        super().__init__(parent)
+        self.classes = classes
+        self.class_list = QListWidget()
+        for info in classes:
+            item = QListWidgetItem(swatch(info.colour), f"[{key_of(info)}]  {info.name}")
+            item.setData(Qt.UserRole, info.index)
+            self.class_list.addItem(item)
+        self.class_list.setMaximumHeight(22 * max(3, len(classes)) + 8)
+        self.mode = QLabel()
+        self.query = QLabel("no query")
+        self.query.setWordWrap(True)
+        self.candidates = QLabel()
+        self.candidates.setTextFormat(Qt.RichText)
+        self.candidates.setWordWrap(True)
+        self.opacity = QSlider(Qt.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(45)
+        self.seconds = QLabel("-")
+
+        form = QFormLayout()
+        form.addRow("Mode", self.mode)
+        form.addRow("Query", self.query)
+        form.addRow("Likeliest", self.candidates)
+        form.addRow("Overlay opacity", self.opacity)
+        form.addRow("Mean answer time", self.seconds)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Classes (key, name)"))
+        layout.addWidget(self.class_list)
+        layout.addLayout(form)
+        layout.addStretch(1)
+
+        self.class_list.currentRowChanged.connect(lambda row: row >= 0 and self.classChosen.emit(classes[row]))
+        self.opacity.valueChanged.connect(lambda v: self.opacityChanged.emit(v / 100))
+
+    def show_active_class(self, info: ClassInfo) -> None:
+        self.class_list.blockSignals(True)
+        self.class_list.setCurrentRow(info.index)
+        self.class_list.blockSignals(False)
+
+    def show_mode(self, mode: str) -> None:
+        self.mode.setText({"query": "answering queries (M: free clicking)",
+                           "free": "free clicking (M: answer queries)"}[mode])
+
+    def show_query(self, query: QueryPoint | None, remaining: int) -> None:
+        if query is None:
+            self.query.setText("no open query")
+            self.candidates.setText("")
+            return
+        self.query.setText(f"at x={query.x:.0f}, y={query.y:.0f} ({remaining} open)")
+        parts = []
+        for index, probability in query.candidates:
+            info = self.classes[index]
+            parts.append(f"<span style='color:{info.colour}'>&#9632;</span> <b>{key_of(info)}</b> "
+                         f"{info.name} {probability:.0%}")
+        self.candidates.setText("<br>".join(parts) if parts else "(no model yet)")
+
+    def show_mean_seconds(self, seconds: float | None) -> None:
+        self.seconds.setText("-" if seconds is None else f"{seconds:.1f} s")

@@ -1,0 +1,43 @@
+"""Every key of the app in one table: the key handler and Help > Keyboard shortcuts both use it."""
+from __future__ import annotations
+
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTableWidget, QTableWidgetItem, QVBoxLayout
+
+LAYER_KEYS = {"I": "image", "P": "prediction", "H": "uncertainty", "L": "labels", "Q": "queries"}
+
+SHORTCUTS = [
+    ("1 ... 9, or a class's own key", "answer the current query with that class (query mode); "
+                                      "choose the active class (free mode)"),
+    ("U", "mark the current query unsure: stored, never asked again"),
+    ("S", "skip the current query"),
+    ("M", "switch between answering queries and free clicking"),
+    ("Left click", "free mode: add a point of the active class"),
+    ("Right click", "free mode: delete the nearest label"),
+    ("N", "go to the next most uncertain image"),
+    ("I / P / H / L / Q", "show or hide the image, prediction, uncertainty (heat), labels, queries"),
+    ("[ / ]", "prediction overlay less / more opaque"),
+    ("T", "pause or run background training"),
+    ("Ctrl+Z", "undo the last label edit"),
+    ("Ctrl+Shift+Z", "redo"),
+    ("Mouse wheel / drag", "zoom / pan"),
+    ("F1", "this list"),
+]
+
+
+class ShortcutsDialog(QDialog):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Keyboard shortcuts")
+        table = QTableWidget(len(SHORTCUTS), 2)
+        table.setHorizontalHeaderLabels(["Key", "Does"])
+        for row, (key, does) in enumerate(SHORTCUTS):
+            table.setItem(row, 0, QTableWidgetItem(key))
+            table.setItem(row, 1, QTableWidgetItem(does))
+        table.resizeColumnsToContents()
+        table.verticalHeader().hide()
+        buttons = QDialogButtonBox(QDialogButtonBox.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(table)
+        layout.addWidget(buttons)
+        self.resize(720, 460)

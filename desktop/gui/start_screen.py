@@ -1,0 +1,66 @@
+"""What the window shows with no project open: New, Open, Demo and the recent projects.
+
+Recent projects are kept with ``QSettings``, which stores them the platform's way (registry,
+plist, ini file) behind one API.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QPushButton, QVBoxLayout, QWidget
+
+RECENT_KEY = "recent_projects"
+MAX_RECENT = 10
+
+
+def recent_projects() -> list[Path]:
+    values = QSettings().value(RECENT_KEY, []) or []
+    if isinstance(values, str):
+        values = [values]
+    return [Path(v) for v in values]
+
+
+def remember_project(folder: Path) -> None:
+    folder = Path(folder).resolve()
+    kept = [str(folder)] + [str(p) for p in recent_projects() if p != folder]
+    QSettings().setValue(RECENT_KEY, kept[:MAX_RECENT])
+
+
+class StartScreen(QWidget):
+    newRequested = Signal()
+    openRequested = Signal()
+    demoRequested = Signal()
+    recentChosen = Signal(Path)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        title = QLabel("<h1>Pointillist</h1><p>Teach a segmentation model by answering its questions "
+                       "with one key press. Everything stays on this computer.</p>")
+        title.setAlignment(Qt.AlignCenter)
+        self.new_button = QPushButton("New project...")
+        self.open_button = QPushButton("Open project...")
+        self.demo_button = QPushButton("Try the demo")
+        buttons = QHBoxLayout()
+        for button in (self.new_button, self.open_button, self.demo_button):
+            button.setMinimumHeight(40)
+            buttons.addWidget(button)
+        self.recent = QListWidget()
+        layout = QVBoxLayout(self)
+        layout.addStretch(1)
+        layout.addWidget(title)
+        layout.addLayout(buttons)
+        layout.addWidget(QLabel("Recent projects (double-click to open)"))
+        layout.addWidget(self.recent)
+        layout.addStretch(1)
+        layout.setContentsMargins(120, 40, 120, 40)
+        self.new_button.clicked.connect(self.newRequested)
+        self.open_button.clicked.connect(self.openRequested)
+        self.demo_button.clicked.connect(self.demoRequested)
+        self.recent.itemActivated.connect(lambda item: self.recentChosen.emit(Path(item.text())))
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.recent.clear()
+        for folder in recent_projects():
+            self.recent.addItem(str(folder))

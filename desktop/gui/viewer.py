@@ -1,0 +1,142 @@
+"""The image viewer: one pyqtgraph view with stacked layers and clicks in image pixels.
+
+Layers, bottom to top: the image, the prediction (class colours), the uncertainty map (heat
+colours), the labels (dots in class colours), the open queries (rings) and the current query
+(a bigger, brighter ring). Images are handed to pyqtgraph the way its performance notes ask:
+contiguous uint8 or float32, explicit ``levels``, ``autoLevels=False``, lookup tables of at
+most 256 entries.
+
+Coordinates: pixel ``(row r, column c)`` covers ``[c, c+1] x [r, r+1]`` in the view; a label at
+image position ``(x, y)`` (pixel centres are whole numbers, as the engine counts them) is drawn
+at ``(x + 0.5, y + 0.5)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPoint, QPointF, Qt, Signal
+from PySide6.QtGui import QColor
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+
+LAYERS = ("image", "prediction", "uncertainty", "labels", "queries")
+
+
+def class_lut(colours: list[str]) -> np.ndarray:
+    """(256, 4) uint8 RGBA table: entry i is the colour of class i, unused entries transparent."""
+    lut = np.zeros((256, 4), np.uint8)
+    for i, colour in enumerate(colours[:256]):
+        c = QColor(colour)
+        lut[i] = (c.red(), c.green(), c.blue(), 255)
+    return lut
+
+
+def heat_lut() -> np.ndarray:
+    """(256, 4) uint8 heat colours whose transparency falls with certainty."""
+    lut = pg.colormap.get("inferno").getLookupTable(0.0, 1.0, 256, alpha=True)
+    lut[:, 3] = np.linspace(0, 220, 256).astype(np.uint8)
+    return np.ascontiguousarray(lut, np.uint8)
+
+
+class ImageViewer(pg.GraphicsView):
+    """Shows one image and its overlays; reports clicks as image coordinates."""
+
+    clicked = Signal(float, float, object)  # x, y in image pixels, Qt.MouseButton
+    overlayShown = Signal(int)  # model version now drawn
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.StrongFocus)
+        self.view = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self.setCentralItem(self.view)
+        self.items = {
+            "image": pg.ImageItem(),
+            "prediction": pg.ImageItem(),
+            "uncertainty": pg.ImageItem(),
+            "labels": pg.ScatterPlotItem(size=9, pen=pg.mkPen("#ffffff", width=1.2), pxMode=True),
+            "queries": pg.ScatterPlotItem(size=20, pen=pg.mkPen("#ffe14d", width=2), brush=None, pxMode=True),
+        }
+        self.current_ring = pg.ScatterPlotItem(size=34, pen=pg.mkPen("#00e5ff", width=3), brush=None, pxMode=True)
+        for z, name in enumerate(LAYERS):
+            self.items[name].setZValue(z)
+            self.view.addItem(self.items[name])
+        self.current_ring.setZValue(len(LAYERS))
+        self.view.addItem(self.current_ring)
+        self.items["prediction"].setOpacity(0.45)
+        self._heat = heat_lut()
+        self._class_lut = class_lut([])
+        self.image_shape: tuple[int, int] | None = None
+        self.overlay_version: int | None = None
+        self.scene().sigMouseClicked.connect(self._on_click)
+
+    # ----- content ---------------------------------------------------------------------------
+    def set_classes(self, colours: list[str]) -> None:
+        self._class_lut = class_lut(colours)
+        self._brushes = [pg.mkBrush(c) for c in colours]
+
+    def set_image(self, pixels: np.ndarray) -> None:
+        """Show new uint8 RGB pixels and forget the overlays of the previous image."""
+        self.image_shape = pixels.shape[:2]
+        self.items["image"].setImage(np.ascontiguousarray(pixels, np.uint8), levels=(0, 255), autoLevels=False)
+        for name in ("prediction", "uncertainty"):
+            self.items[name].clear()
+        self.items["labels"].clear()
+        self.items["queries"].clear()
+        self.current_ring.clear()
+        self.overlay_version = None
+        self.view.autoRange(padding=0.02)
+
+    def set_prediction(self, class_map: np.ndarray, uncertainty: np.ndarray, version: int) -> None:
+        self.items["prediction"].setImage(np.ascontiguousarray(class_map, np.uint8), lut=self._class_lut,
+                                          levels=(0, 255), autoLevels=False)
+        self.items["uncertainty"].setImage(np.ascontiguousarray(uncertainty, np.float32), lut=self._heat,
+                                           levels=(0.0, 1.0), autoLevels=False)
+        self.overlay_version = version
+        self.overlayShown.emit(version)
+
+    def set_labels(self, xs: np.ndarray, ys: np.ndarray, class_indices: np.ndarray) -> None:
+        brushes = [self._brushes[i] for i in class_indices]
+        self.items["labels"].setData(x=np.asarray(xs) + 0.5, y=np.asarray(ys) + 0.5, brush=brushes)
+
+    def set_queries(self, xs: np.ndarray, ys: np.ndarray) -> None:
+        self.items["queries"].setData(x=np.asarray(xs) + 0.5, y=np.asarray(ys) + 0.5)
+
+    def set_current_query(self, x: float | None, y: float | None, centre: bool = True) -> None:
+        """Highlight the query being asked; pan (not zoom) so that it sits in the middle."""
+        if x is None:
+            self.current_ring.clear()
+            return
+        self.current_ring.setData(x=[x + 0.5], y=[y + 0.5])
+        if centre:
+            rect = self.view.viewRect()
+            self.view.translateBy(x=x + 0.5 - rect.center().x(), y=y + 0.5 - rect.center().y())
+
+    # ----- layers ----------------------------------------------------------------------------
+    def toggle_layer(self, name: str) -> bool:
+        item = self.items[name]
+        item.setVisible(not item.isVisible())
+        if name == "queries":
+            self.current_ring.setVisible(item.isVisible())
+        return item.isVisible()
+
+    def layer_visible(self, name: str) -> bool:
+        return self.items[name].isVisible()
+
+    def set_prediction_opacity(self, opacity: float) -> None:
+        self.items["prediction"].setOpacity(opacity)
+
+    # ----- coordinates -----------------------------------------------------------------------
+    def widget_point(self, x: float, y: float) -> QPoint:
+        """The widget pixel under image position ``(x, y)``: what a test clicks to hit it."""
+        scene = self.view.mapViewToScene(QPointF(x + 0.5, y + 0.5))
+        return self.mapFromScene(scene)
+
+    def _on_click(self, event) -> None:
+        if self.image_shape is None or event.double():
+            return
+        pos = self.view.mapSceneToView(event.scenePos())
+        x, y = pos.x() - 0.5, pos.y() - 0.5
+        height, width = self.image_shape
+        if -0.5 <= x < width - 0.5 and -0.5 <= y < height - 0.5:
+            event.accept()
+            self.clicked.emit(x, y, event.button())

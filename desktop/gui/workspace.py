@@ -1,0 +1,256 @@
+"""One open project: the viewer in the middle, the image list on the left, labelling and
+training panels on the right, the labelling session and the bridge to the engine thread.
+
+It owns the GUI thread's ``Project`` connection; labels are written through it at click time.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
+
+from desktop.engine.errors import ImageReadError
+from desktop.engine.imageio import read_image
+from desktop.engine.store import Project
+
+from .bridge import EngineBridge
+from .image_list import ImageList
+from .label_panel import LabelPanel
+from .session import LabellingSession
+from .shortcuts import LAYER_KEYS
+from .training_panel import TrainingPanel
+from .viewer import ImageViewer
+
+REPAINT_MS = 33  # overlays repaint at most ~30 times a second
+
+
+class ProjectWorkspace(QWidget):
+    message = Signal(str)  # for the status bar
+
+    def __init__(self, folder: Path, learner: str = "fast", start_engine: bool = True, parent=None,
+                 **engine_options):
+        super().__init__(parent)
+        self.folder = Path(folder)
+        self.project = Project.open(self.folder)
+        self.classes = self.project.classes()
+        self.problems = {info.id: problem for info in self.project.images()
+                         if (problem := self.project.image_problem(info)) is not None}
+        self.ranking: dict[int, float] = {}
+        self.image_id: int | None = None
+        self.session = LabellingSession(self.project, parent=self)
+        self.bridge = EngineBridge(self.folder, learner=learner, parent=self, **engine_options)
+
+        self.viewer = ImageViewer()
+        self.viewer.set_classes([c.colour for c in self.classes])
+        self.image_list = ImageList()
+        self.image_list.fill(self.project, self.problems)
+        self.label_panel = LabelPanel(self.classes)
+        self.training_panel = TrainingPanel()
+        self.training_panel.learner.setCurrentText(learner)
+        self._build_layout()
+        self._build_actions()
+        self._connect()
+
+        self._pending_prediction = None
+        self._paint_timer = QTimer(self, singleShot=True, interval=REPAINT_MS)
+        self._paint_timer.timeout.connect(self._paint_prediction)
+        self.viewer.installEventFilter(self)
+        self.layer_actions["uncertainty"].setChecked(False)  # H shows it; it hides the image otherwise
+        self.label_panel.show_mode(self.session.mode)
+        self.label_panel.show_mean_seconds(self.project.mean_answer_seconds())
+        if self.session.active_class is not None:
+            self.label_panel.show_active_class(self.session.active_class)
+        latest = self.project.latest_published_model()
+        if latest is not None:
+            self.training_panel.version.setText(f"{latest.version}  ({latest.label_count} labels)")
+        if start_engine:
+            self.bridge.start()
+        for problem in self.problems.values():
+            self.message.emit(problem)
+        readable = [i.id for i in self.project.images() if i.id not in self.problems]
+        last = self.project.settings().get("last_image")
+        if readable:
+            self.open_image(last if last in readable else readable[0])
+
+    def _build_layout(self) -> None:
+        side = QTabWidget()
+        side.addTab(self.label_panel, "Labelling")
+        side.addTab(self.training_panel, "Training")
+        splitter = QSplitter(Qt.Horizontal)
+        splitter.addWidget(self.image_list)
+        splitter.addWidget(self.viewer)
+        splitter.addWidget(side)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([330, 760, 310])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+
+    def _build_actions(self) -> None:
+        self.undo_action = self.session.undo_stack.createUndoAction(self, "Undo")
+        self.undo_action.setShortcut(QKeySequence.Undo)
+        self.redo_action = self.session.undo_stack.createRedoAction(self, "Redo")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.Redo])
+        self.layer_actions = {}
+        for key, name in LAYER_KEYS.items():
+            # The key is shown, not bound: handle_key decides, so a class may own the same key.
+            action = QAction(f"{name.title()}\t{key}", self, checkable=True, checked=True)
+            action.toggled.connect(lambda on, n=name: self.viewer.layer_visible(n) != on and self.viewer.toggle_layer(n))
+            self.layer_actions[name] = action
+
+    def _connect(self) -> None:
+        s, b = self.session, self.bridge
+        self.viewer.clicked.connect(self._clicked)
+        self.image_list.imageChosen.connect(self.open_image)
+        s.labelsChanged.connect(self._labels_changed)
+        s.queryChanged.connect(self._query_changed)
+        s.imageDone.connect(lambda _id: self.next_image())
+        s.imageNeeded.connect(self.open_image)
+        s.modeChanged.connect(self.label_panel.show_mode)
+        s.activeClassChanged.connect(self.label_panel.show_active_class)
+        self.label_panel.classChosen.connect(s.set_active_class)
+        self.label_panel.opacityChanged.connect(self.viewer.set_prediction_opacity)
+        self.training_panel.pausedChanged.connect(lambda paused: b.pause() if paused else b.resume())
+        self.training_panel.learnerChanged.connect(b.set_learner)
+        b.prediction.connect(self._prediction)
+        b.queries.connect(lambda event: s.set_queries(event.image_id, event.points))
+        b.published.connect(self._published)
+        b.ranking.connect(self._ranking)
+        b.progress.connect(lambda p: self.training_panel.show_progress(p.text, p.fraction))
+        b.failed.connect(self.message)
+        b.exported.connect(self.message)
+
+    # ----- images ----------------------------------------------------------------------------
+    def open_image(self, image_id: int) -> bool:
+        info = self.project.image(image_id)
+        try:
+            pixels = read_image(info.path)
+        except ImageReadError as e:
+            self.problems[image_id] = str(e)
+            self.image_list.fill(self.project, self.problems)
+            self.message.emit(str(e))
+            return False
+        self.image_id = image_id
+        self.viewer.set_image(pixels)
+        self._pending_prediction = None
+        self.session.set_image(image_id)
+        self._draw_labels()
+        self.bridge.show_image(image_id, k=self.session.batch)
+        self.image_list.select_image(image_id)
+        self.project.save_settings({**self.project.settings(), "last_image": image_id})
+        self.message.emit(f"{info.name}: {info.width} x {info.height}")
+        return True
+
+    def next_image(self) -> int | None:
+        """The most uncertain other image (by the last ranking), else the one with fewest labels."""
+        candidates = [i for i in self.image_list.image_ids() if i not in self.problems and i != self.image_id]
+        if not candidates:
+            return None
+        if self.ranking:
+            candidates.sort(key=lambda i: -self.ranking.get(i, -1.0))
+        else:
+            candidates.sort(key=lambda i: len(self.project.labels(i)))
+        for image_id in candidates:
+            if self.open_image(image_id):
+                return image_id
+        return None
+
+    # ----- input -----------------------------------------------------------------------------
+    def _clicked(self, x: float, y: float, button) -> None:
+        if button == Qt.LeftButton:
+            self.session.add_point(x, y)
+        elif button == Qt.RightButton:
+            self.session.delete_nearest(x, y)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.viewer and event.type() == QEvent.KeyPress:
+            return self.handle_key(event)
+        return super().eventFilter(watched, event)
+
+    def keyPressEvent(self, event) -> None:
+        if not self.handle_key(event):
+            super().keyPressEvent(event)
+
+    def handle_key(self, event) -> bool:
+        """Keyboard-first labelling; see ``shortcuts.SHORTCUTS``. True when the key was used."""
+        if event.modifiers() & (Qt.ControlModifier | Qt.AltModifier | Qt.MetaModifier):
+            return False
+        text = event.text()
+        info = self.session.class_for_key(text) if text else None
+        if info is not None:
+            if self.session.mode == "query" and self.session.current is not None:
+                self.session.answer(info)
+            else:
+                self.session.set_active_class(info)
+            return True
+        key = text.upper()
+        if key == "U":
+            self.session.mark_current("unsure")
+        elif key == "S":
+            self.session.mark_current("skipped")
+        elif key == "M":
+            self.session.set_mode("free" if self.session.mode == "query" else "query")
+        elif key == "N":
+            self.next_image()
+        elif key in LAYER_KEYS:
+            self.layer_actions[LAYER_KEYS[key]].toggle()
+        elif key in "[]" and key:
+            step = -10 if key == "[" else 10
+            self.label_panel.opacity.setValue(self.label_panel.opacity.value() + step)
+        elif key == "T":
+            self.training_panel.run_button.toggle()
+        else:
+            return False
+        return True
+
+    # ----- drawing ---------------------------------------------------------------------------
+    def _labels_changed(self, image_id: int) -> None:
+        if image_id == self.image_id:
+            self._draw_labels()
+        self.image_list.refresh_counts(self.project, image_id)
+        self.label_panel.show_mean_seconds(self.project.mean_answer_seconds())
+        self.bridge.labels_changed()
+
+    def _draw_labels(self) -> None:
+        labels = self.project.labels(self.image_id)
+        index = {c.id: c.index for c in self.classes}
+        self.viewer.set_labels(np.array([lab.x for lab in labels]), np.array([lab.y for lab in labels]),
+                               np.array([index[lab.class_id] for lab in labels], np.int64))
+
+    def _query_changed(self, query) -> None:
+        queries = self.session.queries
+        self.viewer.set_queries(np.array([q.x for q in queries]), np.array([q.y for q in queries]))
+        if query is None:
+            self.viewer.set_current_query(None, None)
+        else:
+            self.viewer.set_current_query(query.x, query.y, centre=self.session.mode == "query")
+        self.label_panel.show_query(query, len(queries))
+        self.image_list.refresh_counts(self.project, self.image_id)
+
+    def _prediction(self, event) -> None:
+        self._pending_prediction = event
+        if not self._paint_timer.isActive():
+            self._paint_timer.start()
+
+    def _paint_prediction(self) -> None:
+        event, self._pending_prediction = self._pending_prediction, None
+        if event is not None and event.image_id == self.image_id:
+            self.viewer.set_prediction(event.class_map, event.uncertainty, event.version)
+
+    def _published(self, event) -> None:
+        self.training_panel.add_model(event.version, event.loss, event.validation_accuracy, event.label_count)
+
+    def _ranking(self, event) -> None:
+        self.ranking = event.uncertainty
+        self.image_list.set_uncertainty(self.ranking)
+        self.image_list.select_image(self.image_id)
+
+    # ----- closing ---------------------------------------------------------------------------
+    def close_project(self) -> None:
+        """Stop the engine thread (waiting for it), then close the database."""
+        self._paint_timer.stop()
+        self.bridge.stop()
+        self.project.close()

@@ -1,0 +1,168 @@
+"""The engine thread, driven by messages, with a real project and the real fast learner."""
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from desktop.engine.service import (EngineService, Failed, ImageRanking, LabelsChanged, ModelPublished, Pause,
+                                    Predict, Prediction, ProposeQueries, Queries, Resume, Stopped)
+from desktop.engine.store import Project
+
+SIZE = 128
+
+
+def blob_project(folder, images=2):
+    """Dark pictures with one bright square at (32..80, 32..80): class 1 inside, 0 outside."""
+    folder.mkdir(parents=True)
+    project = Project.create(folder / "project", classes=[("background", "#202020", "1"),
+                                                          ("blob", "#ff0000", "2")])
+    for i in range(images):
+        pixels = np.full((SIZE, SIZE, 3), 20 + 5 * i, np.uint8)
+        pixels[32:80, 32:80] = (230, 200, 40)
+        Image.fromarray(pixels).save(folder / f"picture{i}.png")
+        project.add_image(folder / f"picture{i}.png", SIZE, SIZE)
+    return project
+
+
+def label_blob(project, image_id):
+    background, blob = project.classes()
+    for x, y in [(5, 5), (120, 10), (10, 120), (110, 110), (100, 40)]:
+        project.add_label(image_id, x, y, background.id)
+    for x, y in [(40, 40), (70, 70), (55, 45), (45, 72)]:
+        project.add_label(image_id, x, y, blob.id)
+
+
+class Recorder:
+    """Collects events from the engine thread and lets the test wait for one."""
+
+    def __init__(self):
+        self.events = []
+        self._changed = threading.Condition()
+
+    def __call__(self, event):
+        with self._changed:
+            self.events.append(event)
+            self._changed.notify_all()
+
+    def wait_for(self, predicate, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = [e for e in self.events if predicate(e)]
+                if found:
+                    return found[-1]
+                left = deadline - time.monotonic()
+                assert left > 0, f"no matching event; got {[type(e).__name__ for e in self.events]}"
+                self._changed.wait(left)
+
+    def of(self, kind):
+        with self._changed:
+            return [e for e in self.events if isinstance(e, kind)]
+
+
+@pytest.fixture
+def service_factory():
+    started = []
+
+    def start(folder, **kwargs):
+        recorder = Recorder()
+        service = EngineService(folder, recorder, torch_threads=1, **kwargs)
+        started.append(service)
+        return service, recorder
+
+    yield start
+    for service in started:
+        service.stop()
+        assert not service.is_alive()
+
+
+def test_labels_train_a_model_that_predicts_and_asks(tmp_path, service_factory):
+    project = blob_project(tmp_path / "data")
+    image_id = project.images()[0].id
+    service, events = service_factory(project.folder)
+    service.start()
+    service.send(ProposeQueries(image_id, k=5))
+    cold = events.wait_for(lambda e: isinstance(e, Queries))
+    assert len(cold.points) == 5 and cold.version is None and all(p.candidates == () for p in cold.points)
+
+    label_blob(project, image_id)
+    service.send(LabelsChanged())
+    service.send(Predict(image_id, generation=1))
+    published = events.wait_for(lambda e: isinstance(e, ModelPublished))
+    assert published.version >= 1 and published.label_count == 9
+    shown = events.wait_for(lambda e: isinstance(e, Prediction) and e.version == published.version)
+    assert shown.class_map.shape == (SIZE, SIZE) and shown.class_map.dtype == np.uint8
+    assert shown.class_map[56, 56] == 1 and shown.class_map[110, 20] == 0
+    assert shown.uncertainty.shape == (SIZE, SIZE) and shown.uncertainty.dtype == np.float32
+    assert 0.5 <= shown.confidence[56, 56] <= 1.0
+
+    # a new model replaces the cold-start queries with fresh ones that carry candidate classes
+    fresh = events.wait_for(lambda e: isinstance(e, Queries) and e.version == published.version)
+    assert fresh.points and {p.query_id for p in fresh.points}.isdisjoint({p.query_id for p in cold.points})
+    assert all(len(p.candidates) == 2 and p.candidates[0][1] >= p.candidates[1][1] for p in fresh.points)
+    assert {q.id for q in project.queries(image_id)} == {p.query_id for p in fresh.points}
+
+    # idle: every readable image gets an uncertainty
+    ranking = events.wait_for(lambda e: isinstance(e, ImageRanking))
+    assert set(ranking.uncertainty) == {i.id for i in project.images()}
+
+    service.stop()
+    assert not service.is_alive() and isinstance(events.events[-1], Stopped)
+    assert not events.of(Failed)
+
+
+def test_reopening_restores_the_model_and_drops_stale_predictions(tmp_path, service_factory):
+    project = blob_project(tmp_path / "data")
+    image_id = project.images()[0].id
+    label_blob(project, image_id)
+    first, events = service_factory(project.folder)
+    first.start()
+    version = events.wait_for(lambda e: isinstance(e, ModelPublished)).version
+    first.stop()
+
+    second, events = service_factory(project.folder)
+    for generation in (1, 2, 3):  # queued before the thread runs: only the newest is served
+        second.send(Predict(image_id, generation))
+    second.start()
+    restored = events.wait_for(lambda e: isinstance(e, ModelPublished))
+    assert restored.version == version
+    shown = events.wait_for(lambda e: isinstance(e, Prediction))
+    assert shown.version == version and shown.class_map[56, 56] == 1
+    time.sleep(0.3)
+    assert [p.generation for p in events.of(Prediction)] == [3]
+    # two predictions never share memory with each other
+    second.send(Predict(image_id, 4))
+    again = events.wait_for(lambda e: isinstance(e, Prediction) and e.generation == 4)
+    assert not np.shares_memory(again.class_map, shown.class_map)
+    assert not np.shares_memory(again.uncertainty, shown.uncertainty)
+
+
+def test_pause_holds_training_until_resume(tmp_path, service_factory):
+    project = blob_project(tmp_path / "data", images=1)
+    image_id = project.images()[0].id
+    service, events = service_factory(project.folder)
+    service.send(Pause())
+    service.start()
+    events.wait_for(lambda e: getattr(e, "text", "") == "Ready")
+    label_blob(project, image_id)
+    service.send(LabelsChanged())
+    time.sleep(1.0)
+    assert not events.of(ModelPublished)
+    service.send(Resume())
+    events.wait_for(lambda e: isinstance(e, ModelPublished))
+
+
+def test_a_missing_image_is_reported_and_the_engine_goes_on(tmp_path, service_factory):
+    project = blob_project(tmp_path / "data")
+    gone, kept = project.images()
+    gone.path.unlink()
+    service, events = service_factory(project.folder)
+    service.start()
+    service.send(ProposeQueries(gone.id, k=3))
+    failed = events.wait_for(lambda e: isinstance(e, Failed))
+    assert "picture0.png" in failed.message
+    service.send(ProposeQueries(kept.id, k=3))
+    assert len(events.wait_for(lambda e: isinstance(e, Queries)).points) == 3
+    assert service.is_alive()

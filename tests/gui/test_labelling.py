@@ -1,0 +1,100 @@
+"""Labelling through real mouse clicks and key presses on the real window (engine thread off:
+these tests are about what the GUI writes, not about training)."""
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from desktop.engine.store import Project
+from desktop.gui.app import MainWindow
+
+
+@pytest.fixture
+def window(show, blob_project):
+    win = MainWindow(blob_project, start_engine=False)
+    show(win)
+    yield win
+    win.close()
+
+
+def click(viewer, x, y, button=Qt.LeftButton):
+    QTest.mouseClick(viewer.viewport(), button, Qt.NoModifier, viewer.widget_point(x, y))
+
+
+def stored(folder):
+    with Project.open(folder) as project:
+        return project.labels(), project.queries(status=None), project.classes()
+
+
+def test_clicks_store_labels_where_they_land_and_undo_redo(window, blob_project):
+    ws = window.workspace
+    QTest.keyClick(ws.viewer, "2")  # no query open: the key picks the active class
+    assert ws.session.active_class.name == "blob"
+    click(ws.viewer, 50, 70)
+    QTest.keyClick(ws.viewer, "1")
+    click(ws.viewer, 130.4, 12.6)
+    labels, _, classes = stored(blob_project)
+    names = {c.id: c.name for c in classes}
+    assert [(names[lab.class_id]) for lab in labels] == ["blob", "background"]
+    assert labels[0].x == pytest.approx(50, abs=1) and labels[0].y == pytest.approx(70, abs=1)
+    assert labels[1].x == pytest.approx(130.4, abs=1) and labels[1].y == pytest.approx(12.6, abs=1)
+    assert len(ws.viewer.items["labels"].data) == 2
+
+    click(ws.viewer, 53, 66, Qt.RightButton)  # deletes the nearest label, the blob one
+    labels, _, _ = stored(blob_project)
+    assert [lab.id for lab in labels] == [labels[0].id] and names[labels[0].class_id] == "background"
+
+    QTest.keyClick(ws.viewer, Qt.Key_Z, Qt.ControlModifier)  # undo the delete
+    assert len(stored(blob_project)[0]) == 2
+    QTest.keyClick(ws.viewer, Qt.Key_Z, Qt.ControlModifier)  # undo the background point
+    QTest.keyClick(ws.viewer, Qt.Key_Z, Qt.ControlModifier)  # undo the blob point
+    assert stored(blob_project)[0] == []
+    assert len(ws.viewer.items["labels"].data) == 0
+    QTest.keyClick(ws.viewer, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)  # redo the blob point
+    labels, _, _ = stored(blob_project)
+    assert len(labels) == 1 and labels[0].x == pytest.approx(50, abs=1)
+
+
+def test_keys_answer_queries_one_after_another(show, blob_project):
+    with Project.open(blob_project) as project:
+        image_id = project.images()[0].id
+        asked = project.add_queries(image_id, np.array([[70, 70], [10, 150], [120, 20]]), "margin")
+    win = MainWindow(blob_project, start_engine=False)
+    show(win)
+    ws = win.workspace
+    assert ws.session.current.query_id == asked[0]
+    assert list(ws.viewer.current_ring.data["x"]) == [70.5]
+
+    QTest.keyClick(ws.viewer, "2")  # the blob
+    assert ws.session.current.query_id == asked[1]
+    assert list(ws.viewer.current_ring.data["x"]) == [150.5]
+    QTest.keyClick(ws.viewer, "u")  # unsure: stored, never asked again
+    assert ws.session.current.query_id == asked[2]
+    QTest.keyClick(ws.viewer, "1")
+    labels, queries, classes = stored(blob_project)
+    status = {q.id: q.status for q in queries}
+    assert status == {asked[0]: "answered", asked[1]: "unsure", asked[2]: "answered"}
+    assert [(lab.x, lab.y, lab.query_id) for lab in labels] == [(70, 70, asked[0]), (20, 120, asked[2])]
+    assert all(lab.seconds is not None and 0 <= lab.seconds < 60 for lab in labels)
+    assert ws.label_panel.seconds.text().endswith(" s")
+
+    QTest.keyClick(ws.viewer, Qt.Key_Z, Qt.ControlModifier)  # the last answer is undone: asked again
+    assert ws.session.current.query_id == asked[2]
+    QTest.keyClick(ws.viewer, Qt.Key_Z, Qt.ControlModifier)  # 'unsure' is undone too
+    assert {q.id: q.status for q in stored(blob_project)[1]}[asked[1]] == "open"
+    win.close()
+
+
+def test_layer_keys_and_next_image(window):
+    ws = window.workspace
+    first = ws.image_id
+    for key, layer in [("p", "prediction"), ("l", "labels"), ("q", "queries"), ("i", "image")]:
+        QTest.keyClick(ws.viewer, key)
+        assert not ws.viewer.layer_visible(layer)
+        QTest.keyClick(ws.viewer, key)
+        assert ws.viewer.layer_visible(layer)
+    assert not ws.viewer.layer_visible("uncertainty")
+    QTest.keyClick(ws.viewer, "h")
+    assert ws.viewer.layer_visible("uncertainty")
+    QTest.keyClick(ws.viewer, "n")
+    assert ws.image_id != first and ws.image_list.selectedItems()[0].data(Qt.UserRole) == ws.image_id
