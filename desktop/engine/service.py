@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import PointillistError
-from .selection import image_uncertainty
+from . import selection, uncertainty
 from .store import Project
 
 # ----- messages in ----------------------------------------------------------------------------
@@ -144,6 +145,9 @@ class Stopped:
 
 
 STEPS = {"fast": 150, "deep": 4}
+PROBABILITY_STRATEGIES = ("entropy", "least_confidence", "margin")  # scored from one prediction alone
+MIN_DISTANCE = 8.0  # pixels between queries
+RANK_AFTER_S = 2.0  # rank images only once the labels have been still this long
 ROUNDS_AFTER_CHANGE = {"fast": 1, "deep": 20}  # deep keeps improving for a while after a change
 
 
@@ -171,6 +175,7 @@ class EngineService(threading.Thread):
         self._rounds_left = 0
         self._current: Predict | None = None  # the image the user looks at, and its generation
         self._ranked_version: int | None = None
+        self._changed_at = 0.0  # when the labels last changed
 
     # ----- called from any thread ---------------------------------------------------------------
     def send(self, message) -> None:
@@ -251,6 +256,7 @@ class EngineService(threading.Thread):
             # LabelsChanged needs nothing: the revision check below sees the change
         if self._project.label_revision() != self._trained_revision:
             self._rounds_left = ROUNDS_AFTER_CHANGE.get(self.learner, 1)
+            self._changed_at = time.monotonic()
         if predict is not None:
             self._current = predict
             self._guarded(self._predict, predict)
@@ -312,15 +318,28 @@ class EngineService(threading.Thread):
 
     def _propose(self, request: ProposeQueries, probs: np.ndarray | None = None) -> None:
         """Make queries for an image unless it still has open ones, then send its open queries."""
+        image_id = request.image_id
         if request.replace_open:
-            self._project.close_open_queries(request.image_id)
-        if not self._project.queries(request.image_id):
+            self._project.close_open_queries(image_id)
+        if not self._project.queries(image_id):
             if not self._engine.learner.trained:
                 self._emit(Progress("Choosing first queries from image features", None))
-            self._engine.propose_queries(request.image_id, request.k, request.strategy, min_distance=8.0)
+            if probs is not None and request.strategy in PROBABILITY_STRATEGIES:
+                self._select_from(image_id, probs, request)  # skips predicting the image again
+            else:
+                self._engine.propose_queries(image_id, request.k, request.strategy, min_distance=MIN_DISTANCE)
         if probs is None and self._engine.learner.trained:
-            probs = self._engine.predict(request.image_id)
-        self._emit_queries(request.image_id, probs)
+            probs = self._engine.predict(image_id)
+        self._emit_queries(image_id, probs)
+
+    def _select_from(self, image_id: int, probs: np.ndarray, request: ProposeQueries) -> None:
+        """``propose_queries`` for probabilities already at hand."""
+        score_map = uncertainty.score(request.strategy, probs)
+        points = selection.select_pixels(score_map, request.k, self._engine.rng,
+                                         exclude=self._engine.excluded_pixels(image_id), min_distance=MIN_DISTANCE)
+        if len(points):
+            self._project.add_queries(image_id, points, request.strategy, score_map[points[:, 0], points[:, 1]],
+                                      self._engine.version)
 
     def _emit_queries(self, image_id: int, probs: np.ndarray | None) -> None:
         """Send the image's open queries, each with the model's three likeliest classes."""
@@ -354,14 +373,14 @@ class EngineService(threading.Thread):
     def _rank_images(self) -> None:
         """Rank images by uncertainty once per model version, giving way to any new message."""
         version = self._engine.version
-        if version is None or version == self._ranked_version:
-            return
+        if version is None or version == self._ranked_version or time.monotonic() - self._changed_at < RANK_AFTER_S:
+            return  # nothing new, or the expert is busy clicking: the engine stays free for them
         ranking = {}
         for info in self._project.images():
             if not self.inbox.empty():
                 return  # the user wants something: rank later
             if self._project.image_problem(info) is None:
-                ranking[info.id] = image_uncertainty(self._engine.scores(info.id, self.strategy))
+                ranking[info.id] = selection.image_uncertainty(self._engine.scores(info.id, self.strategy))
         self._ranked_version = version
         self._emit(ImageRanking(version, ranking))
 

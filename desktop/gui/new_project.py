@@ -41,7 +41,7 @@ class NewProjectDialog(QDialog):
         self.error = QLabel()
         self.error.setStyleSheet("color: #e57373")
         self.error.setWordWrap(True)
-        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        self.buttons = buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         buttons.button(QDialogButtonBox.Ok).setText("Create")
         buttons.accepted.connect(self.create)
         buttons.rejected.connect(self.reject)

@@ -28,7 +28,7 @@ class ShortcutsDialog(QDialog):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
-        table = QTableWidget(len(SHORTCUTS), 2)
+        self.table = table = QTableWidget(len(SHORTCUTS), 2)
         table.setHorizontalHeaderLabels(["Key", "Does"])
         for row, (key, does) in enumerate(SHORTCUTS):
             table.setItem(row, 0, QTableWidgetItem(key))

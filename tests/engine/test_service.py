@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from desktop.engine.service import (EngineService, Failed, ImageRanking, LabelsChanged, ModelPublished, Pause,
+from desktop.engine.service import (EngineService, Export, Exported, Failed, ImageRanking, LabelsChanged,
+                                    ModelPublished, Pause, SetLearner,
                                     Predict, Prediction, ProposeQueries, Queries, Resume, Stopped)
 from desktop.engine.store import Project
 
@@ -166,3 +167,31 @@ def test_a_missing_image_is_reported_and_the_engine_goes_on(tmp_path, service_fa
     service.send(ProposeQueries(kept.id, k=3))
     assert len(events.wait_for(lambda e: isinstance(e, Queries)).points) == 3
     assert service.is_alive()
+
+
+def test_export_writes_masks_and_model_from_the_engine_thread(tmp_path, service_factory):
+    project = blob_project(tmp_path / "data")
+    label_blob(project, project.images()[0].id)
+    service, events = service_factory(project.folder)
+    service.start()
+    events.wait_for(lambda e: isinstance(e, ModelPublished))
+    service.send(Export(masks_dir=tmp_path / "masks", model_dir=tmp_path / "model"))
+    done = events.wait_for(lambda e: isinstance(e, Exported))
+    assert "2 masks" in done.text
+    mask = np.array(Image.open(tmp_path / "masks" / "picture1.png"))
+    assert mask[56, 56] == 1 and mask[110, 20] == 0  # the second image, never labelled
+    assert (tmp_path / "model" / "model.pt").stat().st_size > 0
+    assert (tmp_path / "model" / "model_card.json").exists()
+
+
+def test_an_absent_device_falls_back_to_the_cpu(tmp_path, service_factory):
+    project = blob_project(tmp_path / "data", images=1)
+    service, events = service_factory(project.folder)
+    service.start()
+    events.wait_for(lambda e: getattr(e, "text", "") == "Ready")
+    service.send(SetLearner("fast", "mps"))  # no Apple GPU on a test machine
+    failed = events.wait_for(lambda e: isinstance(e, Failed))
+    assert "MPS" in failed.message and "CPU" in failed.message
+    label_blob(project, project.images()[0].id)
+    service.send(LabelsChanged())
+    events.wait_for(lambda e: isinstance(e, ModelPublished))

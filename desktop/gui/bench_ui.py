@@ -1,0 +1,158 @@
+"""``pointillist bench ui``: the real window, offscreen, clicked through Qt events while the
+engine trains, timed.
+
+Figures:
+- ``click_to_store_ms``: mouse press to the label committed in SQLite and drawn (the click's
+  handler does both before it returns);
+- ``click_to_overlay_ms``: mouse press to the viewer showing a model version whose training
+  saw that click (the engine reports the label revision each version was trained on);
+- ``max_event_loop_stall_ms``: the worst lateness of a 10 ms timer on the GUI thread while
+  the clicks, training and predictions run.
+
+The benchmark works on a copy of the project (its images are referenced, not copied), so the
+user's labels are never touched. Each click's class follows a fixed rule (brighter or darker
+than the image's median), as a consistent expert would, so models improve and get published.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+WAIT_OVERLAY_S = 10.0
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 1) if values else None
+
+
+class _StallMeter:
+    """A 10 ms timer on the GUI thread; how late it fires is how long the event loop stalled."""
+
+    def __init__(self, interval_ms: int = 10):
+        from PySide6.QtCore import QTimer
+
+        self.interval = interval_ms / 1000
+        self.worst = 0.0
+        self._last = time.perf_counter()
+        self.timer = QTimer(interval=interval_ms)
+        self.timer.setTimerType(self.timer.timerType().PreciseTimer)
+        self.timer.timeout.connect(self._tick)
+
+    def start(self) -> None:
+        self._last = time.perf_counter()
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.worst = max(self.worst, now - self._last - self.interval)
+        self._last = now
+
+
+def _copy_project(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("cache"))
+    return target
+
+
+def _wait(app, condition, timeout: float) -> bool:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        app.processEvents()
+        if condition():
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def run(project_dir: Path | None = None, clicks: int = 20, learner: str = "fast", seed: int = 0,
+        torch_threads: int | None = None) -> dict:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    from desktop.engine.imageio import read_image
+
+    from .app import MainWindow, make_application
+
+    app = make_application()
+    with tempfile.TemporaryDirectory(prefix="pointillist-bench-ui-") as tmp:
+        if project_dir is None:
+            from desktop.engine.demo import create_demo_project
+
+            folder = create_demo_project(Path(tmp) / "demo")
+        else:
+            folder = _copy_project(Path(project_dir), Path(tmp) / "project")
+        window = MainWindow(folder, learner=learner, torch_threads=torch_threads)
+        window.show()
+        try:
+            return _measure(app, window, clicks, seed, read_image, Qt, QTest)
+        finally:
+            window.close()
+
+
+def _measure(app, window, clicks, seed, read_image, Qt, QTest) -> dict:
+    ws = window.workspace
+    project = ws.project
+    # the largest image: the issue's target is 512 x 512
+    target = max((i for i in project.images() if i.id not in ws.problems), key=lambda i: i.width * i.height)
+    ws.open_image(target.id)
+    if not _wait(app, lambda: ws.session.current is not None, 120):
+        raise RuntimeError("the engine did not start within two minutes")
+    gray = read_image(target.path).mean(axis=2)
+    threshold = float(np.median(gray))
+    published: dict[int, int] = {}  # model version -> label revision it was trained on
+    ws.bridge.published.connect(lambda e: published.__setitem__(e.version, e.label_revision))
+    shown: list[tuple[float, int]] = []
+    ws.viewer.overlayShown.connect(lambda v: shown.append((time.perf_counter(), v)))
+    QTest.keyClick(ws.viewer, "m")  # free clicking: every click is a label
+
+    rng = np.random.default_rng(seed)
+    margin = 8
+    stall = _StallMeter()
+    stall.start()
+    store_ms, overlay_ms, missed = [], [], 0
+    try:
+        for _ in range(clicks):
+            x = int(rng.integers(margin, target.width - margin))
+            y = int(rng.integers(margin, target.height - margin))
+            brighter = gray[y, x] > threshold
+            QTest.keyClick(ws.viewer, "2" if brighter else "1")
+            before = project.label_count()
+            start = time.perf_counter()
+            QTest.mouseClick(ws.viewer.viewport(), Qt.LeftButton, Qt.NoModifier, ws.viewer.widget_point(x, y))
+            store_ms.append((time.perf_counter() - start) * 1000)
+            if project.label_count() != before + 1:
+                raise RuntimeError(f"the click at ({x}, {y}) did not store a label")
+            revision = project.label_revision()
+
+            def used_click() -> bool:
+                return any(t >= start and published.get(v, -1) >= revision for t, v in shown)
+
+            if _wait(app, used_click, WAIT_OVERLAY_S):
+                first = min(t for t, v in shown if t >= start and published.get(v, -1) >= revision)
+                overlay_ms.append((first - start) * 1000)
+            else:
+                missed += 1  # no model was published for this click (validation refused it) in time
+    finally:
+        stall.stop()
+    return {
+        "image": target.name,
+        "image_size": [target.width, target.height],
+        "learner": ws.bridge.learner,
+        "clicks": clicks,
+        "click_to_store_ms_p50": _percentile(store_ms, 50),
+        "click_to_store_ms_p95": _percentile(store_ms, 95),
+        "click_to_overlay_ms_p50": _percentile(overlay_ms, 50),
+        "click_to_overlay_ms_p95": _percentile(overlay_ms, 95),
+        "overlay_missed": missed,
+        "max_event_loop_stall_ms": round(stall.worst * 1000, 1),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": ws.bridge.service.torch_threads,
+    }

@@ -1,0 +1,80 @@
+"""Start screen, recent projects, the New-project dialog and projects with missing images."""
+import threading
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QDialogButtonBox
+
+from desktop.engine.store import Project
+from desktop.gui.app import MainWindow
+from desktop.gui.new_project import NewProjectDialog
+from desktop.gui.shortcuts import SHORTCUTS, ShortcutsDialog
+
+
+def test_start_screen_then_open_then_recent(show, blob_project):
+    win = show(MainWindow(start_engine=False))
+    assert win.stack.currentWidget() is win.start_screen and win.workspace is None
+    assert not win.export_masks_action.isEnabled()
+    assert win.open_project(blob_project)
+    assert win.stack.currentWidget() is win.workspace and "project" in win.windowTitle()
+    assert [a.text() for a in win.edit_menu.actions()][:2] == ["Undo", "Redo"]
+    win.close_project()
+    assert win.stack.currentWidget() is win.start_screen
+    assert win.start_screen.recent.item(0).text() == str(blob_project.resolve())
+    item = win.start_screen.recent.item(0)
+    win.start_screen.recent.itemActivated.emit(item)
+    assert win.workspace is not None and win.workspace.folder == blob_project.resolve()
+    win.close()
+
+
+def test_new_project_dialog_counts_images_and_names_the_unreadable(qtbot, blob_project, tmp_path):
+    pictures = blob_project.parent
+    (pictures / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n but then nothing useful")
+    dialog = NewProjectDialog()
+    qtbot.addWidget(dialog)
+    dialog.set_sources([pictures])
+    assert dialog.found.text().startswith("2 readable images found, 1 unreadable")
+    assert dialog.unreadable.count() == 1 and dialog.unreadable.item(0).text().startswith("broken.png: ")
+    dialog.add_class("nucleus")
+    dialog.classes.item(2, 0).setText("membrane")
+    assert [(n, k) for n, _, k in dialog.class_rows()] == [("background", "1"), ("foreground", "2"),
+                                                            ("membrane", "3")]
+    dialog.create()
+    assert "folder" in dialog.error.text() and dialog.created is None  # no target yet
+    dialog.target.setText(str(tmp_path / "new"))
+    QTest.mouseClick(dialog.buttons.button(QDialogButtonBox.Ok), Qt.LeftButton)
+    assert dialog.created == tmp_path / "new"
+    with Project.open(dialog.created) as project:
+        assert [c.name for c in project.classes()] == ["background", "foreground", "membrane"]
+        assert sorted(i.name for i in project.images()) == ["picture0.png", "picture1.png"]
+
+
+def test_a_missing_image_is_listed_with_its_reason(show, blob_project):
+    with Project.open(blob_project) as project:
+        gone = project.images()[0]
+    gone.path.unlink()
+    win = show(MainWindow(blob_project, start_engine=False))
+    ws = win.workspace
+    row = ws.image_list.row_of(gone.id)
+    assert "moved or deleted" in ws.image_list.item(row, 4).text()
+    assert ws.image_id != gone.id and ws.image_id is not None  # the readable one is open
+    ws.image_list.cellClicked.emit(row, 0)
+    assert ws.image_id != gone.id
+    win.close()
+
+
+def test_help_lists_every_key(qtbot):
+    dialog = ShortcutsDialog()
+    qtbot.addWidget(dialog)
+    shown = " ".join(dialog.table.item(row, 0).text() for row in range(dialog.table.rowCount()))
+    assert dialog.table.rowCount() == len(SHORTCUTS)
+    for key in ["U", "N", "M", "I / P / H / L / Q", "Ctrl+Z", "Ctrl+Shift+Z", "1 ... 9", "Left click",
+                "Right click", "F1"]:
+        assert key in shown
+
+
+def test_no_engine_thread_is_left_behind(show, blob_project):
+    win = show(MainWindow(blob_project, torch_threads=1))
+    assert win.workspace.bridge.running
+    win.close()
+    assert not [t for t in threading.enumerate() if t.name == "pointillist-engine"]
