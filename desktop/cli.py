@@ -30,6 +30,27 @@ def _add_bench(sub) -> None:
     seg.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     ui = kinds.add_parser("ui", help="click and overlay latency of the real window, offscreen")
     ui.add_argument("--project", type=Path, default=None, help="a project (default: a fresh demo project)")
+    kp = kinds.add_parser("keypoints", help="active learning of keypoints with a simulated annotator")
+    kp.add_argument("--labels", type=Path, required=True, help="DeepLabCut CSV or COCO JSON")
+    kp.add_argument("--images-root", type=Path, required=True, help="the folder image paths are relative to")
+    kp.add_argument("--test-fraction", type=float, default=0.2)
+    kp.add_argument("--initial-images", type=int, required=True)
+    kp.add_argument("--images-per-round", type=int, required=True)
+    kp.add_argument("--rounds", type=int, required=True)
+    kp.add_argument("--strategy", required=True, choices=["random", "confidence", "entropy", "flip", "plausibility"])
+    kp.add_argument("--learner", choices=["fast", "deep"], default="fast")
+    kp.add_argument("--correct-threshold", type=float, default=3.0, help="pixels")
+    kp.add_argument("--seed", type=int, default=0)
+    kp.add_argument("--steps", type=int, default=None, help="training steps per round")
+    kp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    kp.add_argument("--symmetric", default=None, help="left/right pairs, e.g. paw1LH_top:paw4RH_top,...")
+    kp.add_argument("--edges", default=None, help="skeleton edges (default for plausibility: every pair)")
+    kp.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    slides = kinds.add_parser("slides", help="slide open, first view, tile read and prediction speed")
+    which = slides.add_mutually_exclusive_group(required=True)
+    which.add_argument("--slide", type=Path, help="a slide or image file to measure")
+    which.add_argument("--generate-ome-tiff", type=int, metavar="SIZE",
+                       help="write a SIZE x SIZE pyramidal OME-TIFF to a temporary folder and measure it")
 
 
 def _add_project_commands(sub) -> None:
@@ -106,6 +127,15 @@ def _bench_ui(args) -> int:
     return 0
 
 
+def _bench_slides(args) -> int:
+    import json
+
+    from desktop.engine import bench_slides
+
+    print(json.dumps(bench_slides.run(args.slide, args.generate_ome_tiff)))
+    return 0
+
+
 def _bench_segmentation(args) -> int:
     import json
 
@@ -118,6 +148,22 @@ def _bench_segmentation(args) -> int:
         max_images=args.max_images, steps=args.steps, device=args.device,
         log=lambda line: print(line, flush=True))
     bench_segmentation.write_json(result, args.out)
+    print(json.dumps(result))
+    return 0
+
+
+def _bench_keypoints(args) -> int:
+    import json
+
+    from desktop.engine import bench_keypoints
+
+    result = bench_keypoints.run(
+        args.labels, args.images_root, initial_images=args.initial_images,
+        images_per_round=args.images_per_round, rounds=args.rounds, strategy=args.strategy,
+        learner=args.learner, test_fraction=args.test_fraction, correct_threshold=args.correct_threshold,
+        seed=args.seed, steps=args.steps, device=args.device, symmetric=args.symmetric, edges=args.edges,
+        log=lambda line: print(line, flush=True))
+    bench_keypoints.write_json(result, args.out)
     print(json.dumps(result))
     return 0
 
@@ -137,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in sub.choices:
         args = commands.parse_args(argv)
         if args.command == "bench":
-            run = {"segmentation": _bench_segmentation, "ui": _bench_ui}[args.bench]
+            run = {"segmentation": _bench_segmentation, "ui": _bench_ui, "slides": _bench_slides,
+                   "keypoints": _bench_keypoints}[args.bench]
         else:
             run = {"demo": _demo, "new": _new, "export": _export}[args.command]
         try:

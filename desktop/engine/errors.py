@@ -28,3 +28,17 @@ class ImageReadError(PointillistError):
 
 class ProjectError(PointillistError):
     """A project folder or its database is missing, damaged, or cannot be used as asked."""
+
+
+class FormatError(PointillistError):
+    """A label file (CSV, JSON) is malformed; ``row`` names where (None: the file as a whole)."""
+
+    def __init__(self, path: str | Path, row: int | str | None, reason: str):
+        self.path = Path(path)
+        self.row = row
+        self.reason = reason
+        where = "" if row is None else f", row {row}"
+        super().__init__(f"Cannot import '{self.path.name}'{where}: {reason}. Nothing was imported.")
+
+    def __reduce__(self):
+        return type(self), (self.path, self.row, self.reason)

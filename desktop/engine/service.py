@@ -225,10 +225,12 @@ class EngineService(threading.Thread):
         self._trained_revision = -1
         try:
             if self._engine.load_latest_weights():
-                self._trained_revision = self._project.label_revision()
                 latest = self._project.latest_published_model()
-                self._emit(ModelPublished(latest.version, float("nan"), latest.validation_accuracy,
-                                          latest.label_count, self.learner, self._trained_revision))
+                seen = latest.label_count + latest.validation_count
+                if seen == self._project.label_count():  # else labels changed after it: train again
+                    self._trained_revision = self._project.label_revision()
+                self._emit(ModelPublished(latest.version, float("nan"), latest.validation_accuracy, seen,
+                                          self.learner, self._trained_revision))
         except PointillistError as e:
             self._emit(Failed(str(e)))
         self._emit(Progress("Ready", 1.0))

@@ -26,9 +26,11 @@ def demo_folder() -> Path:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, project: Path | None = None, learner: str = "fast", **engine_options):
+    def __init__(self, project: Path | None = None, learner: str = "fast", demo_dir: Path | None = None,
+                 **engine_options):
         super().__init__()
         self.learner = learner
+        self.demo_dir = demo_dir or demo_folder()
         self.engine_options = engine_options
         self.workspace: ProjectWorkspace | None = None
         self.start_screen = StartScreen()
@@ -126,7 +128,7 @@ class MainWindow(QMainWindow):
 
         self.statusBar().showMessage("Creating the demo project...")
         try:
-            folder = create_demo_project(demo_folder())
+            folder = create_demo_project(self.demo_dir)
         except PointillistError as e:
             QMessageBox.warning(self, "Cannot create the demo", str(e))
             return

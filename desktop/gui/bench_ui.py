@@ -72,7 +72,9 @@ def _wait(app, condition, timeout: float) -> bool:
 
 
 def run(project_dir: Path | None = None, clicks: int = 20, learner: str = "fast", seed: int = 0,
-        torch_threads: int | None = None) -> dict:
+        torch_threads: int | None = None, screenshot: Path | None = None) -> dict:
+    """Click ``clicks`` times and time it; ``screenshot`` saves the window as it ends (for the
+    README: a picture made by the app itself)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
@@ -92,7 +94,13 @@ def run(project_dir: Path | None = None, clicks: int = 20, learner: str = "fast"
         window = MainWindow(folder, learner=learner, torch_threads=torch_threads)
         window.show()
         try:
-            return _measure(app, window, clicks, seed, read_image, Qt, QTest)
+            result = _measure(app, window, clicks, seed, read_image, Qt, QTest)
+            if screenshot is not None:
+                window.workspace.viewer.setFocus()
+                if not window.grab().save(str(screenshot)):
+                    raise OSError(f"Cannot write the screenshot '{screenshot}'.")
+                result["screenshot"] = str(screenshot)
+            return result
         finally:
             window.close()
 

@@ -43,7 +43,6 @@ class ImageList(QTableWidget):
         self.horizontalHeader().setStretchLastSection(True)
         self.setSortingEnabled(True)
         self.problems: dict[int, str] = {}
-        self.uncertainty: dict[int, float] = {}
         self.cellActivated.connect(self._activated)
         self.cellClicked.connect(self._activated)
 
@@ -67,14 +66,17 @@ class ImageList(QTableWidget):
         self.setSortingEnabled(True)
 
     def refresh_counts(self, project: Project, image_id: int) -> None:
+        """Update one image's counts in place (called at every click: no rebuilding, no re-sort
+        unless the table is sorted by a count)."""
         row = self.row_of(image_id)
         if row is not None:
-            self.setSortingEnabled(False)
-            self._fill_counts(row, project, image_id)
-            self.setSortingEnabled(True)
+            for column, value in ((1, len(project.labels(image_id))), (2, len(project.queries(image_id)))):
+                item = self.item(row, column)
+                if item.value != value:
+                    item.value = value
+                    item.setText(str(value))
 
     def set_uncertainty(self, ranking: dict[int, float]) -> None:
-        self.uncertainty = dict(ranking)
         self.setSortingEnabled(False)
         for row in range(self.rowCount()):
             image_id = self.item(row, 0).data(Qt.UserRole)

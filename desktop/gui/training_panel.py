@@ -68,12 +68,14 @@ class TrainingPanel(QWidget):
         self.pausedChanged.emit(paused)
 
     def add_model(self, version: int, loss: float, accuracy: float | None, label_count: int) -> None:
+        """A model version to show; ``loss`` is NaN for versions read back from the project."""
         self.version.setText(f"{version}  ({label_count} labels)")
         self.accuracy.setText("-" if accuracy is None else f"{accuracy:.1%}")
-        if not math.isnan(loss):
-            self.history.append((version, loss, accuracy))
-        versions = [h[0] for h in self.history]
-        self.loss_curve.setData(versions, [h[1] for h in self.history])
+        if any(h[0] == version for h in self.history):
+            return  # the engine announces the restored version that the project already listed
+        self.history.append((version, loss, accuracy))
+        trained = [h for h in self.history if not math.isnan(h[1])]
+        self.loss_curve.setData([h[0] for h in trained], [h[1] for h in trained])
         scored = [h for h in self.history if h[2] is not None]
         self.accuracy_curve.setData([h[0] for h in scored], [h[2] for h in scored])
 

@@ -102,14 +102,19 @@ class ImageViewer(pg.GraphicsView):
         self.items["queries"].setData(x=np.asarray(xs) + 0.5, y=np.asarray(ys) + 0.5)
 
     def set_current_query(self, x: float | None, y: float | None, centre: bool = True) -> None:
-        """Highlight the query being asked; pan (not zoom) so that it sits in the middle."""
+        """Highlight the query being asked. With ``centre``, pan (never zoom) to put it in the
+        middle, as far as the image reaches: the view never scrolls past the image's edges, so a
+        picture that fits on screen stays put."""
         if x is None:
             self.current_ring.clear()
             return
         self.current_ring.setData(x=[x + 0.5], y=[y + 0.5])
-        if centre:
+        if centre and self.image_shape is not None:
             rect = self.view.viewRect()
-            self.view.translateBy(x=x + 0.5 - rect.center().x(), y=y + 0.5 - rect.center().y())
+            height, width = self.image_shape
+            cx = _clamp_centre(x + 0.5, rect.width() / 2, width)
+            cy = _clamp_centre(y + 0.5, rect.height() / 2, height)
+            self.view.translateBy(x=cx - rect.center().x(), y=cy - rect.center().y())
 
     # ----- layers ----------------------------------------------------------------------------
     def toggle_layer(self, name: str) -> bool:
@@ -140,3 +145,11 @@ class ImageViewer(pg.GraphicsView):
         if -0.5 <= x < width - 0.5 and -0.5 <= y < height - 0.5:
             event.accept()
             self.clicked.emit(x, y, event.button())
+
+
+def _clamp_centre(wanted: float, half_view: float, size: float) -> float:
+    """The view centre nearest ``wanted`` that keeps the view inside ``[0, size]`` (or, for a view
+    wider than the image, the image's middle)."""
+    if 2 * half_view >= size:
+        return size / 2
+    return min(max(wanted, half_view), size - half_view)

@@ -63,13 +63,12 @@ class ProjectWorkspace(QWidget):
         self.label_panel.show_mean_seconds(self.project.mean_answer_seconds())
         if self.session.active_class is not None:
             self.label_panel.show_active_class(self.session.active_class)
-        latest = self.project.latest_published_model()
-        if latest is not None:
-            self.training_panel.version.setText(f"{latest.version}  ({latest.label_count} labels)")
+        for model in self.project.model_versions():
+            if model.published:
+                self.training_panel.add_model(model.version, float("nan"), model.validation_accuracy,
+                                              model.label_count)
         if start_engine:
             self.bridge.start()
-        for problem in self.problems.values():
-            self.message.emit(problem)
         readable = [i.id for i in self.project.images() if i.id not in self.problems]
         last = self.project.settings().get("last_image")
         if readable:
@@ -140,6 +139,7 @@ class ProjectWorkspace(QWidget):
         self._draw_labels()
         self.bridge.show_image(image_id, k=self.session.batch)
         self.image_list.select_image(image_id)
+        self.viewer.setFocus()  # keys answer queries again after a click in the list
         self.project.save_settings({**self.project.settings(), "last_image": image_id})
         self.message.emit(f"{info.name}: {info.width} x {info.height}")
         return True
@@ -197,7 +197,7 @@ class ProjectWorkspace(QWidget):
             self.next_image()
         elif key in LAYER_KEYS:
             self.layer_actions[LAYER_KEYS[key]].toggle()
-        elif key in "[]" and key:
+        elif key in ("[", "]"):
             step = -10 if key == "[" else 10
             self.label_panel.opacity.setValue(self.label_panel.opacity.value() + step)
         elif key == "T":

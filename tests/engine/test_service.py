@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from desktop.engine.service import (EngineService, Export, Exported, Failed, ImageRanking, LabelsChanged,
-                                    ModelPublished, Pause, SetLearner,
-                                    Predict, Prediction, ProposeQueries, Queries, Resume, Stopped)
+                                    ModelPublished, Pause, Predict, Prediction, ProposeQueries, Queries, Resume,
+                                    SetLearner, Stopped)
 from desktop.engine.store import Project
 
 SIZE = 128
@@ -28,11 +28,12 @@ def blob_project(folder, images=2):
 
 
 def label_blob(project, image_id):
+    """Nine labels in one transaction, so the engine never trains on only some of them."""
     background, blob = project.classes()
-    for x, y in [(5, 5), (120, 10), (10, 120), (110, 110), (100, 40)]:
-        project.add_label(image_id, x, y, background.id)
-    for x, y in [(40, 40), (70, 70), (55, 45), (45, 72)]:
-        project.add_label(image_id, x, y, blob.id)
+    outside = [(5, 5, background.id), (120, 10, background.id), (10, 120, background.id),
+               (110, 110, background.id), (100, 40, background.id)]
+    inside = [(40, 40, blob.id), (70, 70, blob.id), (55, 45, blob.id), (45, 72, blob.id)]
+    project.add_labels(image_id, outside + inside)
 
 
 class Recorder:
@@ -195,3 +196,19 @@ def test_an_absent_device_falls_back_to_the_cpu(tmp_path, service_factory):
     label_blob(project, project.images()[0].id)
     service.send(LabelsChanged())
     events.wait_for(lambda e: isinstance(e, ModelPublished))
+
+
+def test_labels_added_while_closed_are_trained_on_when_reopened(tmp_path, service_factory):
+    project = blob_project(tmp_path / "data", images=1)
+    image_id = project.images()[0].id
+    label_blob(project, image_id)
+    first, events = service_factory(project.folder)
+    first.start()
+    version = events.wait_for(lambda e: isinstance(e, ModelPublished)).version
+    first.stop()
+    project.add_label(image_id, 60, 60, project.classes()[1].id)  # while no engine runs
+
+    second, events = service_factory(project.folder)
+    second.start()
+    newer = events.wait_for(lambda e: isinstance(e, ModelPublished) and e.version > version)
+    assert newer.label_count == 10

@@ -70,6 +70,8 @@ def test_keys_answer_queries_one_after_another(show, blob_project):
     assert list(ws.viewer.current_ring.data["x"]) == [150.5]
     QTest.keyClick(ws.viewer, "u")  # unsure: stored, never asked again
     assert ws.session.current.query_id == asked[2]
+    QTest.keyClick(ws.viewer, "s")  # skipped
+    QTest.keyClick(ws.viewer, Qt.Key_Z, Qt.ControlModifier)  # and asked again
     QTest.keyClick(ws.viewer, "1")
     labels, queries, classes = stored(blob_project)
     status = {q.id: q.status for q in queries}
@@ -96,5 +98,27 @@ def test_layer_keys_and_next_image(window):
     assert not ws.viewer.layer_visible("uncertainty")
     QTest.keyClick(ws.viewer, "h")
     assert ws.viewer.layer_visible("uncertainty")
+    opacity = ws.viewer.items["prediction"].opacity()
+    QTest.keyClick(ws.viewer, "]")
+    assert ws.viewer.items["prediction"].opacity() == pytest.approx(opacity + 0.1)
+    QTest.keyClick(ws.viewer, "[")
+    QTest.keyClick(ws.viewer, "[")
+    assert ws.viewer.items["prediction"].opacity() == pytest.approx(opacity - 0.1)
     QTest.keyClick(ws.viewer, "n")
     assert ws.image_id != first and ws.image_list.selectedItems()[0].data(Qt.UserRole) == ws.image_id
+
+
+def test_the_current_query_is_centred_as_far_as_the_image_reaches(window):
+    viewer = window.workspace.viewer
+    whole = viewer.view.viewRect()
+    viewer.set_current_query(150, 10)  # the whole picture is on screen: nothing moves
+    assert viewer.view.viewRect() == whole
+    viewer.view.scaleBy((0.25, 0.25))  # zoom in to a 40-pixel-wide view
+    half = viewer.view.viewRect().width() / 2
+    viewer.set_current_query(100, 60)
+    centre = viewer.view.viewRect().center()
+    assert (centre.x(), centre.y()) == (pytest.approx(100.5), pytest.approx(60.5))
+    viewer.set_current_query(158, 2)  # by the corner: the view stops at the image's edges
+    rect = viewer.view.viewRect()
+    assert rect.right() == pytest.approx(160) and rect.top() == pytest.approx(0)
+    assert rect.width() / 2 == pytest.approx(half)

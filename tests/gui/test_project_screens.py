@@ -1,6 +1,4 @@
 """Start screen, recent projects, the New-project dialog and projects with missing images."""
-import threading
-
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QDialogButtonBox
@@ -73,8 +71,14 @@ def test_help_lists_every_key(qtbot):
         assert key in shown
 
 
-def test_no_engine_thread_is_left_behind(show, blob_project):
-    win = show(MainWindow(blob_project, torch_threads=1))
-    assert win.workspace.bridge.running
+def test_the_demo_button_creates_and_opens_the_demo_once(show, tmp_path):
+    win = show(MainWindow(start_engine=False, demo_dir=tmp_path / "demo"))
+    QTest.mouseClick(win.start_screen.demo_button, Qt.LeftButton)
+    ws = win.workspace
+    assert ws is not None and ws.folder == tmp_path / "demo"
+    assert ws.image_list.rowCount() >= 4 and not ws.problems
+    assert [c.name for c in ws.classes] == ["background", "object"]
+    win.close_project()
+    win.start_screen.demo_button.click()  # the second time it opens the same project
+    assert win.workspace.folder == tmp_path / "demo"
     win.close()
-    assert not [t for t in threading.enumerate() if t.name == "pointillist-engine"]

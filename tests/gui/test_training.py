@@ -36,9 +36,13 @@ def test_labels_train_and_the_overlay_follows(qtbot, show, blob_project, tmp_pat
     qtbot.waitUntil(lambda: ws.session.current is not None, timeout=TIMEOUT)  # cold-start queries
     assert ws.viewer.current_ring.data.size == 1 and ws.viewer.items["queries"].data.size == 8
 
-    with qtbot.waitSignal(ws.viewer.overlayShown, timeout=TIMEOUT) as shown:
-        label_blob(ws)
-    version = shown.args[0]
+    published = []
+    ws.bridge.published.connect(published.append)
+    label_blob(ws)
+    everything = ws.project.label_revision()
+    qtbot.waitUntil(lambda: any(e.version == ws.viewer.overlay_version and e.label_revision >= everything
+                                for e in published), timeout=TIMEOUT)  # a model that saw every click
+    version = ws.viewer.overlay_version
     prediction = ws.viewer.items["prediction"].image
     assert prediction[70, 70] == 1 and prediction[150, 10] == 0
     qtbot.waitUntil(lambda: ws.session.current is not None and bool(ws.session.current.candidates),

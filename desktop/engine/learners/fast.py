@@ -112,8 +112,8 @@ class FastLearner:
             elif precomputed:
                 pick = torch.from_numpy(self._rng.choice(len(cls), _BATCH, replace=False))
                 x, t = feats[pick], targets[pick]
-            else:
-                pick = self._rng.choice(len(cls), _BATCH, replace=False)
+            else:  # millions of labels (dense masks): draw with replacement, a permutation is too slow
+                pick = self._rng.integers(len(cls), size=_BATCH)
                 x, t = self._gather(maps, owner[pick], yx[pick]), torch.from_numpy(cls[pick])
             loss = F.cross_entropy(self.head.classify(self.head.hidden_points(x)), t)
             self.optimizer.zero_grad(set_to_none=True)

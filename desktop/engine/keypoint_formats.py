@@ -1,0 +1,332 @@
+"""Keypoint labels in and out: DeepLabCut-style CSV and COCO keypoints JSON.
+
+Both formats go through :class:`KeypointTable` (one row per image). Readers check the whole
+file before returning, so a malformed file raises :class:`FormatError` naming the row and the
+reason, and nothing reaches the project.
+
+What each format can carry:
+- DeepLabCut CSV: positions only. A labelled cell pair is read as ``visible``; an empty pair is
+  unlabelled. Writing, ``occluded`` keeps its position and ``absent`` becomes empty. Numbers are
+  written as Python's shortest round-trip form, so reading and writing a file gives it back
+  byte for byte (when it was written that way, as pandas does).
+- COCO JSON: flags 2 (visible), 1 (occluded), 0 (not labelled); the skeleton as 1-based index
+  pairs. COCO cannot tell ``absent`` from unlabelled, so Pointillist adds two fields other tools
+  ignore: ``absent`` (1-based keypoints) on an annotation and ``symmetric_pairs`` on the category.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_write_bytes
+from .errors import FormatError, ImageReadError
+from .imageio import image_size
+from .skeleton import UNLABELLED, Skeleton, SkeletonError
+from .store import Project
+
+_VIS_DTYPE = "<U8"
+_COCO_FLAG = {"visible": 2, "occluded": 1}
+_COCO_VIS = {2: "visible", 1: "occluded"}
+
+
+@dataclass
+class KeypointTable:
+    """Keypoint labels of several images, independent of any file format or project."""
+
+    skeleton: Skeleton
+    images: list[str]  # as the file names them (relative paths, usually)
+    xy: np.ndarray  # (N, K, 2) float64; NaN where unlabelled or absent
+    visibility: np.ndarray  # (N, K) str: 'visible' / 'occluded' / 'absent' / '' (unlabelled)
+    scorer: str = "pointillist"
+    sizes: list[tuple[int, int]] | None = None  # (width, height) per image, when known
+
+    def __post_init__(self):
+        n, k = len(self.images), len(self.skeleton)
+        self.xy = np.asarray(self.xy, np.float64).reshape(n, k, 2)
+        self.visibility = np.asarray(self.visibility, _VIS_DTYPE).reshape(n, k)
+
+
+# ----- DeepLabCut CSV ---------------------------------------------------------------------------
+def read_dlc_csv(path: str | Path) -> KeypointTable:
+    path = Path(path)
+    rows = _csv_rows(path)
+    if len(rows) < 3:
+        raise FormatError(path, None, "a DeepLabCut file starts with three header rows "
+                                      "(scorer, bodyparts, coords); this one has fewer rows")
+    scorer_row, parts_row, coords_row = rows[:3]
+    if rows[1] and rows[1][0].strip() == "individuals":
+        raise FormatError(path, 2, "multi-animal files (with an 'individuals' row) are not supported")
+    for number, (row, word) in enumerate(zip(rows[:3], ("scorer", "bodyparts", "coords")), 1):
+        if not row or row[0].strip() != word:
+            raise FormatError(path, number, f"the first cell should be '{word}', found {row[0] if row else 'nothing'!r}")
+    index_cols = next((i for i, c in enumerate(coords_row) if c.strip() in ("x", "y")), None)
+    if index_cols is None:
+        raise FormatError(path, 3, "the coords row has no x or y column")
+    width = len(coords_row)
+    for number, row in enumerate(rows[:3], 1):
+        if len(row) != width:
+            raise FormatError(path, number, f"{len(row)} cells, but the coords row has {width}")
+    names = []
+    for col in range(index_cols, width, 2):
+        part = parts_row[col].strip()
+        pair = coords_row[col:col + 2]
+        if [c.strip() for c in pair] != ["x", "y"] or col + 1 >= width or parts_row[col + 1].strip() != part:
+            raise FormatError(path, 3, f"columns {col + 1}-{col + 2} should be the x and y of one bodypart "
+                                       f"(found {parts_row[col:col + 2]} / {pair})")
+        names.append(part)
+    scorers = {c.strip() for c in scorer_row[index_cols:]}
+    if len(scorers) != 1:
+        raise FormatError(path, 1, f"expected one scorer, found {', '.join(sorted(scorers))}")
+    try:
+        skeleton = Skeleton(tuple(names))
+    except SkeletonError as e:
+        raise FormatError(path, 2, str(e).rstrip(".")) from e
+    images, xy, seen = [], [], {}
+    for number, row in enumerate(rows[3:], 4):
+        if not any(c.strip() for c in row):
+            continue  # a blank line (often the last one)
+        if len(row) != width:
+            raise FormatError(path, number, f"{len(row)} cells, expected {width}")
+        name = "/".join(c.strip() for c in row[:index_cols] if c.strip())
+        if not name:
+            raise FormatError(path, number, "no image path in the first cell")
+        if name in seen:
+            raise FormatError(path, number, f"image '{name}' is already labelled in row {seen[name]}")
+        seen[name] = number
+        values = np.full((len(names), 2), np.nan)
+        for k, col in enumerate(range(index_cols, width, 2)):
+            cells = [c.strip() for c in row[col:col + 2]]
+            if cells == ["", ""]:
+                continue
+            if "" in cells:
+                raise FormatError(path, number, f"'{names[k]}' has only one of x and y")
+            try:
+                values[k] = [float(c) for c in cells]
+            except ValueError:
+                raise FormatError(path, number, f"'{names[k]}' is not a pair of numbers: {cells}") from None
+            if not np.isfinite(values[k]).all():
+                raise FormatError(path, number, f"'{names[k]}' is not a finite position: {cells}")
+        images.append(name)
+        xy.append(values)
+    xy = np.array(xy).reshape(len(images), len(names), 2)
+    visibility = np.where(np.isfinite(xy[..., 0]), "visible", UNLABELLED)
+    return KeypointTable(skeleton, images, xy, visibility, scorer=scorers.pop())
+
+
+def write_dlc_csv(table: KeypointTable, path: str | Path) -> None:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    names = table.skeleton.names
+    writer.writerow(["scorer"] + [table.scorer] * (2 * len(names)))
+    writer.writerow(["bodyparts"] + [n for n in names for _ in (0, 1)])
+    writer.writerow(["coords"] + ["x", "y"] * len(names))
+    for image, xy, vis in zip(table.images, table.xy, table.visibility):
+        cells = [image]
+        for (x, y), v in zip(xy, vis):
+            known = v in ("visible", "occluded")
+            cells += [repr(float(x)), repr(float(y))] if known else ["", ""]
+        writer.writerow(cells)
+    atomic_write_bytes(Path(path), out.getvalue().encode("utf-8"))
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise FormatError(path, None, "file not found") from None
+    except UnicodeDecodeError as e:
+        raise FormatError(path, None, "this is not a text (UTF-8) file") from e
+    except OSError as e:
+        raise FormatError(path, None, f"the file could not be read ({e.strerror or e})") from e
+    if not text.strip():
+        raise FormatError(path, None, "the file is empty")
+    try:
+        return list(csv.reader(io.StringIO(text)))
+    except csv.Error as e:
+        raise FormatError(path, None, f"not valid CSV ({e})") from e
+
+
+# ----- COCO keypoints JSON ----------------------------------------------------------------------
+def write_coco(table: KeypointTable, path: str | Path) -> None:
+    skeleton = table.skeleton
+    images, annotations = [], []
+    for i, (name, xy, vis) in enumerate(zip(table.images, table.xy, table.visibility), 1):
+        entry = {"id": i, "file_name": name}
+        if table.sizes is not None:
+            entry["width"], entry["height"] = map(int, table.sizes[i - 1])
+        images.append(entry)
+        if not (vis != UNLABELLED).any():
+            continue
+        flat, placed = [], []
+        for (x, y), v in zip(xy, vis):
+            flag = _COCO_FLAG.get(str(v), 0)
+            flat += [float(x), float(y), flag] if flag else [0, 0, 0]
+            if flag:
+                placed.append((x, y))
+        annotation = {"id": len(annotations) + 1, "image_id": i, "category_id": 1, "iscrowd": 0,
+                      "keypoints": flat, "num_keypoints": len(placed),
+                      "absent": [k + 1 for k, v in enumerate(vis) if v == "absent"]}
+        if placed:
+            (x0, y0), (x1, y1) = np.min(placed, 0), np.max(placed, 0)
+            annotation["bbox"] = [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
+            annotation["area"] = float((x1 - x0) * (y1 - y0))
+        annotations.append(annotation)
+    category = {"id": 1, "name": table.scorer, "supercategory": table.scorer, "keypoints": list(skeleton.names),
+                "skeleton": [[a + 1, b + 1] for a, b in skeleton.edges],
+                "symmetric_pairs": [[a + 1, b + 1] for a, b in skeleton.symmetry]}
+    data = {"images": images, "annotations": annotations, "categories": [category]}
+    atomic_write_bytes(Path(path), json.dumps(data, indent=1).encode("utf-8"))
+
+
+def read_coco(path: str | Path) -> KeypointTable:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FormatError(path, None, "file not found") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FormatError(path, None, f"not valid JSON ({e})") from e
+    except OSError as e:
+        raise FormatError(path, None, f"the file could not be read ({e.strerror or e})") from e
+    if not isinstance(data, dict) or not all(isinstance(data.get(key), list)
+                                             for key in ("images", "annotations", "categories")):
+        raise FormatError(path, None, "a COCO file is an object with lists 'images', 'annotations', 'categories'")
+    categories = [c for c in data["categories"] if isinstance(c, dict) and c.get("keypoints")]
+    if len(categories) != 1:
+        raise FormatError(path, None, f"expected one category with keypoints, found {len(categories)}")
+    category = categories[0]
+    skeleton = _coco_skeleton(path, category)
+    k = len(skeleton)
+    rows, sizes = {}, []
+    for number, image in enumerate(data["images"], 1):
+        where = f"images[{number - 1}]"
+        if not isinstance(image, dict) or not isinstance(image.get("file_name"), str) or "id" not in image:
+            raise FormatError(path, where, "an image needs an 'id' and a 'file_name'")
+        if image["id"] in rows:
+            raise FormatError(path, where, f"image id {image['id']} is used twice")
+        rows[image["id"]] = len(rows)
+        sizes.append((image.get("width"), image.get("height")))
+    xy = np.full((len(rows), k, 2), np.nan)
+    visibility = np.full((len(rows), k), UNLABELLED, _VIS_DTYPE)
+    done: set[int] = set()
+    for number, ann in enumerate(data["annotations"]):
+        where = f"annotations[{number}]"
+        if not isinstance(ann, dict) or ann.get("category_id") != category.get("id"):
+            continue  # other categories (e.g. plain boxes) are not keypoints of this skeleton
+        if ann.get("image_id") not in rows:
+            raise FormatError(path, where, f"image_id {ann.get('image_id')!r} is not in 'images'")
+        row = rows[ann["image_id"]]
+        if row in done:
+            raise FormatError(path, where, "a second annotation for the same image: only one animal "
+                                           "per image is supported")
+        done.add(row)
+        flat = ann.get("keypoints")
+        if not isinstance(flat, list) or len(flat) != 3 * k or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in flat):
+            raise FormatError(path, where, f"'keypoints' must be {3 * k} numbers (x, y, flag for each of {k})")
+        for i in range(k):
+            x, y, flag = flat[3 * i:3 * i + 3]
+            if flag not in (0, 1, 2):
+                raise FormatError(path, where, f"keypoint '{skeleton.names[i]}' has flag {flag}; flags are 0, 1, 2")
+            if flag:
+                xy[row, i] = (x, y)
+                visibility[row, i] = _COCO_VIS[flag]
+        absent = ann.get("absent", [])
+        if not isinstance(absent, list) or not all(isinstance(a, int) and 1 <= a <= k for a in absent):
+            raise FormatError(path, where, f"'absent' must list keypoint numbers from 1 to {k}")
+        for a in absent:
+            if visibility[row, a - 1] != UNLABELLED:
+                raise FormatError(path, where, f"keypoint '{skeleton.names[a - 1]}' is both placed and absent")
+            visibility[row, a - 1] = "absent"
+    names = [image["file_name"] for image in data["images"]]
+    known = all(isinstance(w, int) and isinstance(h, int) for w, h in sizes)
+    return KeypointTable(skeleton, names, xy, visibility, scorer=str(category.get("name", "pointillist")),
+                         sizes=sizes if known else None)
+
+
+def _coco_skeleton(path: Path, category: dict) -> Skeleton:
+    names = category["keypoints"]
+    if not all(isinstance(n, str) for n in names):
+        raise FormatError(path, "categories", "keypoint names must be strings")
+
+    def pairs(key):
+        value = category.get(key, [])
+        if not isinstance(value, list) or not all(
+                isinstance(p, list) and len(p) == 2 and all(isinstance(i, int) and 1 <= i <= len(names) for i in p)
+                for p in value):
+            raise FormatError(path, "categories", f"'{key}' must be pairs of keypoint numbers from 1 to {len(names)}")
+        return tuple((a - 1, b - 1) for a, b in value)
+
+    try:
+        return Skeleton(tuple(names), pairs("skeleton"), pairs("symmetric_pairs"))
+    except SkeletonError as e:
+        raise FormatError(path, "categories", str(e).rstrip(".")) from e
+
+
+# ----- projects ---------------------------------------------------------------------------------
+def import_table(project: Project, table: KeypointTable, images_root: str | Path, source: str | Path) -> list[int]:
+    """Add the table's images (paths relative to ``images_root``) and labels to a keypoint project.
+
+    Everything is checked first: every image must be readable and every keypoint must be in the
+    project's skeleton (an empty skeleton becomes the table's). Returns the image ids, in order.
+    """
+    images_root = Path(images_root)
+    if project.task != "keypoints":
+        raise FormatError(source, None, "the project is a segmentation project, not a keypoint project")
+    current = project.skeleton()
+    if len(current):
+        unknown = [n for n in table.skeleton.names if n not in current.names]
+        if unknown:
+            raise FormatError(source, None, f"keypoints not in the project's skeleton: {', '.join(unknown)}")
+        channel = [current.names.index(n) for n in table.skeleton.names]
+    else:
+        channel = list(range(len(table.skeleton)))
+    found = []
+    for row, name in enumerate(table.images, 1):
+        path = images_root / name
+        try:
+            found.append((path, image_size(path)))
+        except ImageReadError as e:
+            raise FormatError(source, row, f"image '{name}': {e.reason}") from e
+    if not len(current):
+        project.set_skeleton(table.skeleton)
+    ids = [project.add_image(path, w, h) for path, (w, h) in found]
+    entries = [(image_id, channel[k], float(x), float(y), str(v))
+               for image_id, xy, vis in zip(ids, table.xy, table.visibility)
+               for k, ((x, y), v) in enumerate(zip(xy, vis)) if v != UNLABELLED]
+    project.set_keypoint_labels(entries, author=f"import:{Path(source).name}")
+    return ids
+
+
+def project_table(project: Project, images_root: str | Path | None = None, scorer: str = "pointillist",
+                  image_ids: list[int] | None = None) -> KeypointTable:
+    """The project's keypoint labels as a table; paths relative to ``images_root`` where possible."""
+    infos = project.images() if image_ids is None else [project.image(i) for i in image_ids]
+    names = []
+    for info in infos:
+        try:
+            names.append(info.path.relative_to(Path(images_root).resolve()).as_posix() if images_root
+                         else str(info.path))
+        except ValueError:
+            names.append(str(info.path))
+    arrays = [project.keypoint_arrays(info.id) for info in infos]
+    skeleton = project.skeleton()
+    xy = np.array([a[0] for a in arrays]).reshape(len(infos), len(skeleton), 2)
+    visibility = np.array([a[1] for a in arrays], _VIS_DTYPE).reshape(len(infos), len(skeleton))
+    return KeypointTable(skeleton, names, xy, visibility, scorer=scorer,
+                         sizes=[(info.width, info.height) for info in infos])
+
+
+def read_table(path: str | Path) -> KeypointTable:
+    """By suffix: ``.csv`` is DeepLabCut, ``.json`` is COCO."""
+    path = Path(path)
+    readers = {".csv": read_dlc_csv, ".json": read_coco}
+    if path.suffix.lower() not in readers:
+        raise FormatError(path, None, "keypoint labels are read from .csv (DeepLabCut) or .json (COCO) files")
+    return readers[path.suffix.lower()](path)

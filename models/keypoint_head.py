@@ -1,0 +1,138 @@
+"""Keypoint heatmap networks on the shared encoder, Gaussian targets and sub-pixel peaks.
+
+Networks output logits; a keypoint's heatmap is their softmax over the map (it sums to one),
+trained by cross-entropy against a Gaussian around the labelled position.
+
+Heatmaps live on the stride-4 grid of the (padded) image, one channel per keypoint. Cell
+``(i, j)`` is centred on image pixel ``(4 i + 1.5, 4 j + 1.5)``, the convention of the feature
+maps (``F.interpolate(..., align_corners=False)``); :func:`cells_to_pixels` converts.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .encoder import Encoder
+from .segmenter import FPNDecoder
+
+STRIDE = 4
+
+
+def pixels_to_cells(xy: torch.Tensor) -> torch.Tensor:
+    return (xy + 0.5) / STRIDE - 0.5
+
+
+def cells_to_pixels(xy: torch.Tensor) -> torch.Tensor:
+    return (xy + 0.5) * STRIDE - 0.5
+
+
+def gaussian_targets(xy_cells: torch.Tensor, height: int, width: int, sigma: float) -> torch.Tensor:
+    """(B, K, h, w) Gaussians with peak 1 at ``xy_cells`` (B, K, 2); NaN rows give zeros."""
+    ys = torch.arange(height, dtype=torch.float32, device=xy_cells.device).view(1, 1, -1, 1)
+    xs = torch.arange(width, dtype=torch.float32, device=xy_cells.device).view(1, 1, 1, -1)
+    x = xy_cells[..., 0, None, None]
+    y = xy_cells[..., 1, None, None]
+    g = torch.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma ** 2))
+    return torch.nan_to_num(g, nan=0.0)
+
+
+def heatmap_loss(logits: torch.Tensor, xy_cells: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Cross-entropy between each keypoint's spatial softmax and its normalised Gaussian target.
+
+    A softmax over the whole map, rather than per-pixel regression, punishes every competing
+    peak at once (the left paw where the right one is), which is what few labels need most.
+    Keypoints without a position (NaN: absent, unlabelled) or outside the map give no loss.
+    """
+    b, k, h, w = logits.shape
+    inside = (torch.isfinite(xy_cells).all(-1) & (xy_cells[..., 0] > -0.5) & (xy_cells[..., 1] > -0.5)
+              & (xy_cells[..., 0] < w - 0.5) & (xy_cells[..., 1] < h - 0.5))
+    if not inside.any():
+        return logits.sum() * 0.0
+    target = gaussian_targets(xy_cells, h, w, sigma).reshape(b, k, -1)
+    target = target / target.sum(-1, keepdim=True).clamp_min(1e-12)
+    log_p = torch.log_softmax(logits.reshape(b, k, -1), dim=-1)
+    return -(target * log_p).sum(-1)[inside].mean()
+
+
+def spatial_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """(..., h, w) logits -> per-channel probability maps summing to one over the map."""
+    shape = logits.shape
+    return torch.softmax(logits.reshape(*shape[:-2], -1), dim=-1).reshape(shape)
+
+
+def decode_peaks(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sub-pixel peaks of (K, h, w) heatmaps: ``(xy in cells (K, 2), peak value (K,))``.
+
+    The maximum cell is refined in x and y separately by the vertex of a parabola through it
+    and its two neighbours, fitted to the log of the values when all three are positive (exact
+    for a Gaussian peak) and to the values themselves otherwise; the shift is at most half a
+    cell either way.
+    """
+    k, h, w = heatmaps.shape
+    flat = heatmaps.reshape(k, -1)
+    value, index = flat.max(dim=1)
+    iy, ix = index // w, index % w
+    padded = F.pad(heatmaps[None], (1, 1, 1, 1), mode="replicate")[0]
+    rows = torch.arange(k)
+
+    def shift(before, centre, after):
+        logs = (before > 1e-6) & (centre > 1e-6) & (after > 1e-6)
+        b = torch.where(logs, before.clamp_min(1e-6).log(), before)
+        c = torch.where(logs, centre.clamp_min(1e-6).log(), centre)
+        a = torch.where(logs, after.clamp_min(1e-6).log(), after)
+        curvature = b - 2 * c + a
+        safe = torch.where(curvature < -1e-9, curvature, torch.full_like(curvature, -1.0))
+        return torch.where(curvature < -1e-9, 0.5 * (b - a) / safe, torch.zeros_like(c)).clamp(-0.5, 0.5)
+
+    dx = shift(padded[rows, iy + 1, ix], padded[rows, iy + 1, ix + 1], padded[rows, iy + 1, ix + 2])
+    dy = shift(padded[rows, iy, ix + 1], padded[rows, iy + 1, ix + 1], padded[rows, iy + 2, ix + 1])
+    return torch.stack([ix.float() + dx, iy.float() + dy], dim=1), value
+
+
+class FastHeatmapHead(nn.Module):
+    """Small conv head on frozen features that were first projected to ``dims`` channels.
+
+    The projection (centring, PCA, whitening) is fixed from the first labelled images, so each
+    image's projected map is computed once and training touches only ``dims`` channels: that is
+    what makes a retrain take seconds on a CPU. Wide context comes from the encoder's coarse
+    scales, already stacked into the features; the last 3x3 layer smooths the peaks.
+    """
+
+    def __init__(self, in_channels: int, num_keypoints: int, dims: int = 64, hidden: int = 64):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(in_channels))
+        self.register_buffer("projection", torch.eye(in_channels)[:dims].clone())  # (dims, in)
+        self.inp = nn.Conv2d(dims, hidden, 1)
+        self.out = nn.Conv2d(hidden, num_keypoints, 3, padding=1)
+
+    def fit_projection(self, samples: torch.Tensor) -> None:
+        """PCA-whitening from feature vectors ``samples`` (N, in_channels)."""
+        mean = samples.mean(0)
+        cov = torch.cov((samples - mean).T)
+        values, vectors = torch.linalg.eigh(cov)
+        top = torch.argsort(values, descending=True)[:self.projection.shape[0]]
+        self.mean.copy_(mean)
+        self.projection.copy_(vectors[:, top].T / values[top].clamp_min(1e-6).sqrt()[:, None])
+
+    def project(self, values: torch.Tensor) -> torch.Tensor:
+        """(h, w, in_channels) features -> (dims, h, w) float32."""
+        h, w, c = values.shape
+        out = (values.reshape(-1, c).float() - self.mean) @ self.projection.T
+        return out.T.reshape(-1, h, w).contiguous()
+
+    def forward(self, projected: torch.Tensor) -> torch.Tensor:
+        return self.out(F.relu(self.inp(projected)))
+
+
+class KeypointNet(nn.Module):
+    """Encoder + the segmentation FPN decoder + one heatmap channel per keypoint, at stride 4."""
+
+    def __init__(self, num_keypoints: int, width: int = 64, pretrained: bool = True):
+        super().__init__()
+        self.encoder = Encoder.pretrained() if pretrained else Encoder()
+        self.decoder = FPNDecoder(self.encoder.channels, width)
+        self.out = nn.Conv2d(width, num_keypoints, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.decoder(self.encoder(x)))
