@@ -67,7 +67,7 @@ def decode_peaks(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     The maximum cell is refined in x and y separately by the vertex of a parabola through it
     and its two neighbours, fitted to the log of the values when all three are positive (exact
     for a Gaussian peak) and to the values themselves otherwise; the shift is at most half a
-    cell either way.
+    cell either way. On the border of the map the maximum cell itself is the answer.
     """
     k, h, w = heatmaps.shape
     flat = heatmaps.reshape(k, -1)
@@ -85,8 +85,11 @@ def decode_peaks(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         safe = torch.where(curvature < -1e-9, curvature, torch.full_like(curvature, -1.0))
         return torch.where(curvature < -1e-9, 0.5 * (b - a) / safe, torch.zeros_like(c)).clamp(-0.5, 0.5)
 
+    # A peak on the border has a neighbour on one side only: it is not refined across that axis.
     dx = shift(padded[rows, iy + 1, ix], padded[rows, iy + 1, ix + 1], padded[rows, iy + 1, ix + 2])
+    dx = torch.where((ix > 0) & (ix < w - 1), dx, torch.zeros_like(dx))
     dy = shift(padded[rows, iy, ix + 1], padded[rows, iy + 1, ix + 1], padded[rows, iy + 2, ix + 1])
+    dy = torch.where((iy > 0) & (iy < h - 1), dy, torch.zeros_like(dy))
     return torch.stack([ix.float() + dx, iy.float() + dy], dim=1), value
 
 

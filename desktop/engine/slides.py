@@ -65,11 +65,14 @@ class ImageSource:
     def read_region(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
         """uint8 RGB (h, w, 3) of ``level`` whose top-left corner is level-0 pixel (x, y).
 
-        Parts outside the image are white. Raises ImageReadError when the file is damaged.
+        The region starts at the level pixel nearest (x, y) / downsample, so that
+        ``round(level_x * downsample)`` leads back to ``level_x`` even where downsamples are not
+        whole numbers. Parts outside the image are white. Raises ImageReadError when the file
+        is damaged.
         """
         self._check(level, w, h)
         ds = self.downsamples[level]
-        lx, ly = int(np.floor(x / ds)), int(np.floor(y / ds))
+        lx, ly = round(x / ds), round(y / ds)
         width, height = self.dimensions[level]
         x0, y0, x1, y1 = max(lx, 0), max(ly, 0), min(lx + w, width), min(ly + h, height)
         if x0 >= x1 or y0 >= y1:

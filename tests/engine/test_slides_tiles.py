@@ -3,6 +3,7 @@ import threading
 
 import numpy as np
 import pytest
+import tifffile
 
 from desktop.engine.slides import open_image_source
 from desktop.engine.tiles import TileCache, TileGrid, TileKey, TissueMask, level_for_view
@@ -31,6 +32,21 @@ def test_grid_covers_a_view_nearest_the_centre_first(slides):
             x, y, w, h = grid.region(col, row)
             assert np.array_equal(source.read_region(1, x, y, w, h),
                                   level[row * 32:row * 32 + h, col * 32:col * 32 + w])
+
+
+def test_grid_tiles_line_up_where_the_downsample_is_not_whole(tmp_path):
+    picture = np.random.default_rng(0).integers(0, 255, (700, 1000, 3), dtype=np.uint8)
+    path = tmp_path / "odd.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        tif.write(picture, subifds=1, tile=(64, 64), photometric="rgb")
+        tif.write(picture[::3, ::3], subfiletype=1, tile=(64, 64), photometric="rgb")  # 334 x 234
+    with open_image_source(path) as source:
+        assert source.downsamples[1] == pytest.approx(1000 / 334)
+        grid = TileGrid.for_level(source, 1, tile_size=50)
+        for col, row in grid.tiles_in_view(0, 0, 1000, 700):
+            x, y, w, h = grid.region(col, row)
+            assert np.array_equal(source.read_region(1, x, y, w, h),
+                                  picture[::3, ::3][row * 50:row * 50 + h, col * 50:col * 50 + w])
 
 
 def test_view_level_has_a_level_pixel_for_each_screen_pixel(slides):
