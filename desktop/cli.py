@@ -43,6 +43,8 @@ def _add_bench(sub) -> None:
     kp.add_argument("--seed", type=int, default=0)
     kp.add_argument("--steps", type=int, default=None, help="training steps per round")
     kp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    kp.add_argument("--threads", type=int, default=None,
+                    help="CPU threads for torch (1 is fastest on a machine busy with other jobs)")
     kp.add_argument("--symmetric", default=None, help="left/right pairs, e.g. paw1LH_top:paw4RH_top,...")
     kp.add_argument("--edges", default=None, help="skeleton edges (default for plausibility: every pair)")
     kp.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
@@ -157,6 +159,10 @@ def _bench_keypoints(args) -> int:
 
     from desktop.engine import bench_keypoints
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     result = bench_keypoints.run(
         args.labels, args.images_root, initial_images=args.initial_images,
         images_per_round=args.images_per_round, rounds=args.rounds, strategy=args.strategy,

@@ -64,7 +64,8 @@ def read_dlc_csv(path: str | Path) -> KeypointTable:
         raise FormatError(path, 2, "multi-animal files (with an 'individuals' row) are not supported")
     for number, (row, word) in enumerate(zip(rows[:3], ("scorer", "bodyparts", "coords")), 1):
         if not row or row[0].strip() != word:
-            raise FormatError(path, number, f"the first cell should be '{word}', found {row[0] if row else 'nothing'!r}")
+            found = repr(row[0]) if row else "nothing"
+            raise FormatError(path, number, f"the first cell should be '{word}', found {found}")
     index_cols = next((i for i, c in enumerate(coords_row) if c.strip() in ("x", "y")), None)
     if index_cols is None:
         raise FormatError(path, 3, "the coords row has no x or y column")

@@ -90,6 +90,7 @@ class ModelPublished:
     label_count: int
     learner: str = "fast"
     label_revision: int = -1  # the project's label revision this model was trained on
+    seconds: float = float("nan")  # how long the training slice took
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class Prediction:
     class_map: np.ndarray  # (H, W) uint8 class index
     confidence: np.ndarray  # (H, W) float32, probability of the chosen class
     uncertainty: np.ndarray  # (H, W) float32, higher = less sure
+    seconds: float = float("nan")  # how long predicting and scoring took
 
 
 @dataclass(frozen=True)
@@ -300,7 +302,8 @@ class EngineService(threading.Thread):
         self._trained_revision = revision
         if report.published:
             self._emit(ModelPublished(report.version, report.loss, report.validation_accuracy,
-                                      report.train_labels + report.validation_labels, self.learner, revision))
+                                      report.train_labels + report.validation_labels, self.learner, revision,
+                                      report.seconds))
             if self._current is not None:
                 probs = self._predict(self._current)
                 self._propose(ProposeQueries(self._current.image_id, self.queries_per_image, self.strategy,
@@ -311,11 +314,12 @@ class EngineService(threading.Thread):
         """Send the prediction of one image; returns its class probabilities for reuse."""
         if not self._engine.learner.trained:
             return None
+        start = time.perf_counter()
         probs = self._engine.predict(request.image_id)
         uncertainty = self._engine.scores(request.image_id, self.strategy, probs)
         self._emit(Prediction(request.image_id, request.generation, self._engine.version,
                               probs.argmax(0).astype(np.uint8), probs.max(0).astype(np.float32),
-                              np.array(uncertainty, np.float32)))
+                              np.array(uncertainty, np.float32), time.perf_counter() - start))
         return probs
 
     def _propose(self, request: ProposeQueries, probs: np.ndarray | None = None) -> None:

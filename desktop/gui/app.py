@@ -92,8 +92,10 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Cannot open the project", str(e))
             return False
         self.workspace.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
-        for problem in self.workspace.problems.values():
-            self.statusBar().showMessage(problem, 8000)
+        problems = list(self.workspace.problems.values())
+        if problems:  # each one is listed, with its reason, in the image list
+            more = f" (and {len(problems) - 1} more: see the image list)" if len(problems) > 1 else ""
+            self.statusBar().showMessage(problems[0] + more, 15000)
         self.stack.addWidget(self.workspace)
         self.stack.setCurrentWidget(self.workspace)
         self.workspace.viewer.setFocus()

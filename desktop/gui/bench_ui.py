@@ -116,7 +116,14 @@ def _measure(app, window, clicks, seed, read_image, Qt, QTest) -> dict:
     gray = read_image(target.path).mean(axis=2)
     threshold = float(np.median(gray))
     published: dict[int, int] = {}  # model version -> label revision it was trained on
-    ws.bridge.published.connect(lambda e: published.__setitem__(e.version, e.label_revision))
+    engine_ms: dict[str, list[float]] = {"train": [], "predict": []}
+
+    def on_published(event) -> None:
+        published[event.version] = event.label_revision
+        engine_ms["train"].append(event.seconds * 1000)
+
+    ws.bridge.published.connect(on_published)
+    ws.bridge.prediction.connect(lambda e: engine_ms["predict"].append(e.seconds * 1000))
     shown: list[tuple[float, int]] = []
     ws.viewer.overlayShown.connect(lambda v: shown.append((time.perf_counter(), v)))
     QTest.keyClick(ws.viewer, "m")  # free clicking: every click is a label
@@ -161,6 +168,9 @@ def _measure(app, window, clicks, seed, read_image, Qt, QTest) -> dict:
         "click_to_overlay_ms_p95": _percentile(overlay_ms, 95),
         "overlay_missed": missed,
         "max_event_loop_stall_ms": round(stall.worst * 1000, 1),
+        # where the overlay time goes: one training slice, then predicting the image shown
+        "engine_train_slice_ms_p50": _percentile(engine_ms["train"], 50),
+        "engine_predict_ms_p50": _percentile(engine_ms["predict"], 50),
         "cpu_count": os.cpu_count(),
         "torch_threads": ws.bridge.service.torch_threads,
     }

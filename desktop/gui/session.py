@@ -65,11 +65,13 @@ class LabellingSession(QObject):
         self.activeClassChanged.emit(info)
 
     def set_queries(self, image_id: int, points: list[QueryPoint]) -> None:
-        """Fresh queries from the engine. The one being asked stays if it is still open."""
+        """Fresh queries from the engine. In query mode the one being asked stays until the
+        expert acts on it, even when the engine has replaced it: a key pressed a moment after new
+        queries arrive must still answer the question that was on screen."""
         if image_id != self.image_id:
             return
         self._known.update({p.query_id: p for p in points})
-        self._sync_queries()
+        self._sync_queries(hold=self.mode == "query")
 
     def class_for_key(self, text: str) -> ClassInfo | None:
         """A class's own key first, then ``1``..``9`` by position."""
@@ -126,12 +128,15 @@ class LabellingSession(QObject):
         self.labelsChanged.emit(command.image_id)
         self._sync_queries(prefer=command.query_id)
 
-    def _sync_queries(self, prefer: int | None = None) -> None:
-        """Open queries from the project (with any candidates the engine sent for them)."""
+    def _sync_queries(self, prefer: int | None = None, hold: bool = False) -> None:
+        """Open queries from the project (with any candidates the engine sent for them); with
+        ``hold``, the query on screen stays first even if the engine closed it."""
         if self.image_id is None:
             return
         self.queries = [self._known.get(q.id) or QueryPoint(q.id, q.x, q.y, ())
                         for q in self.project.queries(self.image_id)]
+        if hold and self.current is not None and self.current.query_id not in {q.query_id for q in self.queries}:
+            self.queries.insert(0, self.current)
         by_id = {q.query_id: q for q in self.queries}
         keep = self.current.query_id if self.current is not None else None
         chosen = by_id.get(prefer) or by_id.get(keep) or (self.queries[0] if self.queries else None)

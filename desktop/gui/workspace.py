@@ -5,6 +5,7 @@ It owns the GUI thread's ``Project`` connection; labels are written through it a
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,8 @@ class ProjectWorkspace(QWidget):
         self._connect()
 
         self._pending_prediction = None
-        self._paint_timer = QTimer(self, singleShot=True, interval=REPAINT_MS)
+        self._painted_at = 0.0
+        self._paint_timer = QTimer(self, singleShot=True)
         self._paint_timer.timeout.connect(self._paint_prediction)
         self.viewer.installEventFilter(self)
         self.layer_actions["uncertainty"].setChecked(False)  # H shows it; it hides the image otherwise
@@ -66,7 +68,7 @@ class ProjectWorkspace(QWidget):
         for model in self.project.model_versions():
             if model.published:
                 self.training_panel.add_model(model.version, float("nan"), model.validation_accuracy,
-                                              model.label_count)
+                                              model.label_count + model.validation_count)
         if start_engine:
             self.bridge.start()
         readable = [i.id for i in self.project.images() if i.id not in self.problems]
@@ -97,8 +99,12 @@ class ProjectWorkspace(QWidget):
         for key, name in LAYER_KEYS.items():
             # The key is shown, not bound: handle_key decides, so a class may own the same key.
             action = QAction(f"{name.title()}\t{key}", self, checkable=True, checked=True)
-            action.toggled.connect(lambda on, n=name: self.viewer.layer_visible(n) != on and self.viewer.toggle_layer(n))
+            action.toggled.connect(lambda on, n=name: self._show_layer(n, on))
             self.layer_actions[name] = action
+
+    def _show_layer(self, name: str, visible: bool) -> None:
+        if self.viewer.layer_visible(name) != visible:
+            self.viewer.toggle_layer(name)
 
     def _connect(self) -> None:
         s, b = self.session, self.bridge
@@ -231,14 +237,22 @@ class ProjectWorkspace(QWidget):
         self.image_list.refresh_counts(self.project, self.image_id)
 
     def _prediction(self, event) -> None:
+        """Paint at once unless the last paint was under ``REPAINT_MS`` ago; then paint the
+        newest prediction when that time is up (older ones in between are never drawn)."""
         self._pending_prediction = event
-        if not self._paint_timer.isActive():
-            self._paint_timer.start()
+        if self._paint_timer.isActive():
+            return
+        wait_ms = REPAINT_MS - (time.monotonic() - self._painted_at) * 1000
+        if wait_ms <= 0:
+            self._paint_prediction()
+        else:
+            self._paint_timer.start(int(wait_ms) + 1)
 
     def _paint_prediction(self) -> None:
         event, self._pending_prediction = self._pending_prediction, None
         if event is not None and event.image_id == self.image_id:
             self.viewer.set_prediction(event.class_map, event.uncertainty, event.version)
+            self._painted_at = time.monotonic()
 
     def _published(self, event) -> None:
         self.training_panel.add_model(event.version, event.loss, event.validation_accuracy, event.label_count)

@@ -55,6 +55,7 @@ def test_a_missing_image_is_listed_with_its_reason(show, blob_project):
     ws = win.workspace
     row = ws.image_list.row_of(gone.id)
     assert "moved or deleted" in ws.image_list.item(row, 4).text()
+    assert gone.name in win.statusBar().currentMessage()
     assert ws.image_id != gone.id and ws.image_id is not None  # the readable one is open
     ws.image_list.cellClicked.emit(row, 0)
     assert ws.image_id != gone.id

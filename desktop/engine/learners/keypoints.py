@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from models.encoder import normalize
-from models.keypoint_head import (FastHeatmapHead, KeypointNet, cells_to_pixels, decode_peaks, heatmap_loss,
-                                  pixels_to_cells, spatial_softmax)
+from models.keypoint_head import (STRIDE, FastHeatmapHead, KeypointNet, cells_to_pixels, decode_peaks,
+                                  heatmap_loss, pixels_to_cells, spatial_softmax)
 
 from ..features import FeatureCache, pad_to_multiple
 from ..skeleton import Skeleton
@@ -39,7 +39,7 @@ class KeypointLabels:
 
 
 def grid_size(height: int, width: int) -> tuple[int, int]:
-    return math.ceil(height / 4), math.ceil(width / 4)
+    return math.ceil(height / STRIDE), math.ceil(width / STRIDE)
 
 
 def locate(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -126,10 +126,6 @@ class FastKeypointLearner:
             raise RuntimeError("the fast keypoint learner has not been trained yet")
         self.head.eval()
         return spatial_softmax(self.head(self.projected(image)[None])[0]).numpy()
-
-    def forget(self, image: ImageRef) -> None:
-        """Drop the cached projection of an image (its file changed, or it left the project)."""
-        self._projected.pop(image.key, None)
 
     def state_dict(self) -> dict:
         return {"learner": self.name, "keypoints": list(self.skeleton.names), "head": self.head.state_dict(),

@@ -1,0 +1,93 @@
+"""Keypoint learners learn real keypoints; the deep learner's augmentation keeps labels right."""
+import numpy as np
+import pytest
+import torch
+
+from desktop.engine.features import FeatureCache, FeatureExtractor
+from desktop.engine.imageio import read_image
+from desktop.engine.keypoint_formats import read_dlc_csv
+from desktop.engine.learners.base import ImageRef
+from desktop.engine.learners.keypoints import DeepKeypointLearner, FastKeypointLearner, KeypointLabels, locate
+
+from .keypoint_data import MIRROR_CSV, MIRROR_MOUSE, synthetic_table
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two threads on two cores shared with other jobs run several times slower than one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def training_frames(tmp_path, n):
+    """(refs, xy) of ``n`` real mirror-mouse frames, or of synthetic ones without the data."""
+    if MIRROR_CSV.is_file():
+        table, root = read_dlc_csv(MIRROR_CSV), MIRROR_MOUSE
+    else:
+        table, root = synthetic_table(tmp_path, n), tmp_path
+    refs = [ImageRef(name, lambda p=root / name: read_image(p)) for name in table.images[:n]]
+    return refs, table.xy[:n], table.skeleton
+
+
+def read_image_size(ref):
+    return ref.load().shape[:2]
+
+
+def rmse(errors):
+    return float(np.sqrt(np.nanmean(errors ** 2)))
+
+
+def test_fast_learner_fits_labelled_frames_far_better_than_the_mean_pose(tmp_path):
+    refs, truth, skeleton = training_frames(tmp_path, 3)
+    learner = FastKeypointLearner(skeleton, FeatureCache(FeatureExtractor()), seed=0)
+    labels = [KeypointLabels(ref, xy) for ref, xy in zip(refs, truth)]
+    labels[0].xy[1] = np.nan  # an absent keypoint: no loss, and no error
+    report = learner.fit(labels, steps=60)
+    assert np.isfinite(report.loss)
+    predicted = np.array([locate(learner.predict_heatmaps(ref))[0] for ref in refs])
+    model = rmse(np.linalg.norm(predicted - truth, axis=2))
+    mean_pose = rmse(np.linalg.norm(np.nanmean(truth, axis=0) - truth, axis=2))
+    print(f"RMSE {model:.2f} px, mean pose {mean_pose:.2f} px")
+    assert model < 8.0 and model < mean_pose / 5, (model, mean_pose)
+    heatmaps = learner.predict_heatmaps(refs[0])
+    height, width = read_image_size(refs[0])
+    assert heatmaps.shape == (len(skeleton), -(-height // 4), -(-width // 4))  # the stride-4 grid
+    np.testing.assert_allclose(heatmaps.sum(axis=(1, 2)), 1.0, rtol=1e-4)
+    restored = FastKeypointLearner(skeleton, learner.cache, seed=1)
+    restored.load_state_dict(learner.state_dict())
+    np.testing.assert_allclose(restored.predict_heatmaps(refs[0]), heatmaps, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def deep_learner():
+    from desktop.engine.skeleton import Skeleton
+
+    skeleton = Skeleton(("left", "right", "tail"), symmetry=((0, 1),))
+    return DeepKeypointLearner(skeleton, device="cpu", seed=0, batch=2)
+
+
+def test_augmentation_moves_labels_with_the_pixels_and_swaps_partners_on_flips(tmp_path, deep_learner):
+    table = synthetic_table(tmp_path, 1, size=96)
+    image = read_image(tmp_path / table.images[0])
+    colours = [tuple(image[int(y), int(x)] > 150) for x, y in table.xy[0]]  # red, green, blue discs
+    seen = set()
+    for _ in range(12):
+        pixels, xy = deep_learner.augment(image, table.xy[0])
+        at = [tuple(pixels[int(round(y)), int(round(x))] > 150) for x, y in xy]
+        assert at in ([colours[0], colours[1], colours[2]], [colours[1], colours[0], colours[2]])
+        seen.add(at[0] == colours[0])
+    assert seen == {True, False}  # flipped sometimes, and then 'left' sits on the old right disc
+
+
+def test_deep_learner_trains_and_predicts_probability_maps(tmp_path, deep_learner):
+    table = synthetic_table(tmp_path, 2, size=64)
+    refs = [ImageRef(n, lambda p=tmp_path / n: read_image(p)) for n in table.images]
+    xy = table.xy.copy()
+    xy[1, 2] = np.nan
+    report = deep_learner.fit([KeypointLabels(r, p) for r, p in zip(refs, xy)], steps=2)
+    assert report.steps == 2 and np.isfinite(report.loss)
+    heatmaps = deep_learner.predict_heatmaps(refs[0])
+    assert heatmaps.shape == (3, 16, 16)
+    np.testing.assert_allclose(heatmaps.sum(axis=(1, 2)), 1.0, rtol=1e-4)
