@@ -134,11 +134,7 @@ class SegmentationEngine:
     def validation_accuracy(self, val: list[PointLabels]) -> float:
         correct = total = 0
         for labels in val:
-            probs = self.learner.predict_proba(labels.image)
-            yx = np.round(labels.yx).astype(np.int64)
-            yx[:, 0] = yx[:, 0].clip(0, probs.shape[1] - 1)
-            yx[:, 1] = yx[:, 1].clip(0, probs.shape[2] - 1)
-            predicted = probs.argmax(0)[yx[:, 0], yx[:, 1]]
+            predicted = self.learner.predict_points(labels.image, labels.yx).argmax(1)
             correct += int((predicted == labels.classes).sum())
             total += len(labels.classes)
         return correct / total if total else float("nan")

@@ -138,6 +138,13 @@ class DeepLearner:
         features, size = self._features(image)
         return self._probs(features, size).cpu().numpy()
 
+    def predict_points(self, image: ImageRef, yx: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, C) at pixels ``yx`` (from the full map: the encoder needs context)."""
+        probs = self.predict_proba(image)
+        iy = np.clip(np.round(yx[:, 0]).astype(np.int64), 0, probs.shape[1] - 1)
+        ix = np.clip(np.round(yx[:, 1]).astype(np.int64), 0, probs.shape[2] - 1)
+        return probs[:, iy, ix].T
+
     @torch.inference_mode()
     def predict_mc(self, image: ImageRef, samples: int = 8) -> np.ndarray:
         features, size = self._features(image)

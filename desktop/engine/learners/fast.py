@@ -140,6 +140,13 @@ class FastLearner:
         return torch.softmax(self.head.classify(hidden), dim=-1).permute(2, 0, 1).contiguous().numpy()
 
     @torch.inference_mode()
+    def predict_points(self, image: ImageRef, yx: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, C) at pixels ``yx`` only: validation needs no full map."""
+        self.head.eval()
+        feats = sample_points(self.features(image), np.asarray(yx, np.float64).reshape(-1, 2))
+        return torch.softmax(self.head.classify(self.head.hidden_points(feats)), dim=-1).numpy()
+
+    @torch.inference_mode()
     def predict_mc(self, image: ImageRef, samples: int = 8) -> np.ndarray:
         """MC-dropout samples (T, C, H, W): the first layer is shared, only dropout varies."""
         hidden = self.head.hidden_map(self.features(image))
