@@ -30,6 +30,8 @@ def _add_bench(sub) -> None:
     seg.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     ui = kinds.add_parser("ui", help="click and overlay latency of the real window, offscreen")
     ui.add_argument("--project", type=Path, default=None, help="a project (default: a fresh demo project)")
+    ui.add_argument("--clicks", type=int, default=20)
+    ui.add_argument("--screenshot", type=Path, default=None, help="save the window as a PNG when done")
     kp = kinds.add_parser("keypoints", help="active learning of keypoints with a simulated annotator")
     kp.add_argument("--labels", type=Path, required=True, help="DeepLabCut CSV or COCO JSON")
     kp.add_argument("--images-root", type=Path, required=True, help="the folder image paths are relative to")
@@ -125,7 +127,7 @@ def _bench_ui(args) -> int:
 
     from desktop.gui.bench_ui import run
 
-    print(json.dumps(run(args.project)))
+    print(json.dumps(run(args.project, clicks=args.clicks, screenshot=args.screenshot)))
     return 0
 
 
