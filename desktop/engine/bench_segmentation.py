@@ -21,6 +21,7 @@ from .engine import SegmentationEngine
 from .imageio import list_images, read_image, read_mask
 from .learners.base import ImageRef, PointLabels
 from .metrics import confusion, iou_per_class
+from .project_setup import default_classes
 from .store import Project
 from .uncertainty import STRATEGIES
 
@@ -75,7 +76,7 @@ def run(train_images: Path, train_masks: Path, test_images: Path, test_masks: Pa
     result = {"strategy": strategy, "learner": learner, "seed": seed, "rounds": [], "dense_miou": None}
 
     with tempfile.TemporaryDirectory(prefix="pointillist-bench-") as tmp:
-        classes = [(f"class {i}", "#%06x" % (0x3366cc * (i + 1) % 0xFFFFFF), str(i + 1)) for i in range(num_classes)]
+        classes = default_classes([f"class {i}" for i in range(num_classes)])
         project = Project.create(Path(tmp) / "project", classes=classes)
         engine = SegmentationEngine(project, learner=learner, device=device, seed=seed,
                                     validation_fraction=0.0, save_models=False)
