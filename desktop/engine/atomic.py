@@ -7,22 +7,6 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write_bytes(target: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync it, then rename over ``target``."""
-    target = Path(target)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(target.parent)
-
-
 @contextlib.contextmanager
 def atomic_output(target: Path):
     """For writers that want a file name, not bytes (tifffile): yields a temporary path in
@@ -40,6 +24,12 @@ def atomic_output(target: Path):
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(target.parent)
+
+
+def atomic_write_bytes(target: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``target``, fsync it, then rename it over."""
+    with atomic_output(target) as tmp:
+        tmp.write_bytes(data)
 
 
 def _fsync_dir(folder: Path) -> None:

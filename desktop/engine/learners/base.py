@@ -75,3 +75,12 @@ def concat_labels(labels: list[PointLabels]) -> tuple[np.ndarray, np.ndarray, np
     yx = np.concatenate([np.asarray(lab.yx, np.float64).reshape(-1, 2) for lab in labels])
     cls = np.concatenate([np.asarray(lab.classes, np.int64) for lab in labels])
     return owner, yx, cls
+
+
+def fine_tune_optimizer(net: torch.nn.Module, lr_encoder: float, lr_decoder: float) -> torch.optim.Optimizer:
+    """AdamW with a small learning rate for the pretrained ``net.encoder`` and a larger one for
+    everything trained from scratch: fine-tuning must not wash out the ImageNet features."""
+    return torch.optim.AdamW([
+        {"params": net.encoder.parameters(), "lr": lr_encoder},
+        {"params": [p for n, p in net.named_parameters() if not n.startswith("encoder.")], "lr": lr_decoder}],
+        weight_decay=1e-4)

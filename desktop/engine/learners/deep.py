@@ -19,7 +19,7 @@ from models.encoder import normalize
 from models.segmenter import SegmentationNet
 
 from ..features import FEATURE_STRIDE, pad_to_multiple
-from .base import FitReport, ImageRef, PointLabels
+from .base import FitReport, ImageRef, PointLabels, fine_tune_optimizer
 
 
 def sample_logits(logits: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
@@ -44,10 +44,7 @@ class DeepLearner:
         self.crop = crop
         self.batch = batch
         self.net = SegmentationNet(num_classes).to(self.device)
-        self.optimizer = torch.optim.AdamW([
-            {"params": self.net.encoder.parameters(), "lr": lr_encoder},
-            {"params": [p for n, p in self.net.named_parameters() if not n.startswith("encoder.")],
-             "lr": lr_decoder}], weight_decay=1e-4)
+        self.optimizer = fine_tune_optimizer(self.net, lr_encoder, lr_decoder)
         self._images: dict[str, np.ndarray] = {}
         self._trained = False
 

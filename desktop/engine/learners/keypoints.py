@@ -26,7 +26,7 @@ from models.keypoint_head import (STRIDE, FastHeatmapHead, KeypointNet, cells_to
 
 from ..features import FeatureCache, pad_to_multiple
 from ..skeleton import Skeleton
-from .base import FitReport, ImageRef
+from .base import FitReport, ImageRef, fine_tune_optimizer
 
 SIGMA_CELLS = 1.5  # target Gaussian width on the stride-4 grid (6 image pixels)
 _PROJECTION_SAMPLES = 2048  # feature vectors per image for the projection, from at most 32 images
@@ -157,10 +157,7 @@ class DeepKeypointLearner:
         self.scale_range = scale_range
         self._flip = skeleton.flip_permutation()
         self.net = KeypointNet(len(skeleton)).to(self.device)
-        self.optimizer = torch.optim.AdamW([
-            {"params": self.net.encoder.parameters(), "lr": lr_encoder},
-            {"params": [p for n, p in self.net.named_parameters() if not n.startswith("encoder.")],
-             "lr": lr_decoder}], weight_decay=1e-4)
+        self.optimizer = fine_tune_optimizer(self.net, lr_encoder, lr_decoder)
         self._images: dict[str, np.ndarray] = {}
         self._trained = False
 
