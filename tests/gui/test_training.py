@@ -98,3 +98,31 @@ def test_pause_holds_training_and_reopening_restores_the_project(qtbot, show, bl
     assert shown.args[0] == version and ws.viewer.items["prediction"].image[70, 70] == 1
     again.close()
     assert engine_threads() == []
+
+
+def test_export_menu_writes_masks_that_match_the_overlay(qtbot, show, blob_project, tmp_path, monkeypatch):
+    from PIL import Image
+    from PySide6.QtWidgets import QFileDialog
+
+    win = show(MainWindow(blob_project, torch_threads=1))
+    ws = win.workspace
+    published = []
+    ws.bridge.published.connect(published.append)
+    qtbot.waitUntil(lambda: ws.session.current is not None, timeout=TIMEOUT)
+    label_blob(ws)
+    everything = ws.project.label_revision()
+    qtbot.waitUntil(lambda: any(e.version == ws.viewer.overlay_version and e.label_revision >= everything
+                                for e in published), timeout=TIMEOUT)
+    on_screen = np.array(ws.viewer.items["prediction"].image, copy=True)
+    shown_name = ws.project.image(ws.image_id).name
+
+    out = tmp_path / "masks"
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(out))
+    with qtbot.waitSignal(ws.bridge.exported, timeout=TIMEOUT):
+        win.export_masks_action.trigger()
+    exported = np.array(Image.open(out / shown_name))
+    assert exported.shape == on_screen.shape[:2]
+    assert (exported == on_screen).mean() > 0.999
+    assert (out / shown_name.replace(".png", "_preview.png")).is_file()
+    win.close()
+    assert engine_threads() == []
