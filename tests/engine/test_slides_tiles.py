@@ -9,14 +9,6 @@ from desktop.engine.slides import open_image_source
 from desktop.engine.tiles import TileCache, TileGrid, TileKey, TissueMask, level_for_view
 
 
-@pytest.fixture
-def slides(shared_data):
-    folder = shared_data / "wsi_test_slides"
-    if not folder.is_dir():
-        pytest.skip("../shared/data/wsi_test_slides is not present")
-    return folder
-
-
 def test_grid_covers_a_view_nearest_the_centre_first(slides):
     with open_image_source(slides / "openslide_python_fixtures" / "boxes.tiff") as source:
         grid = TileGrid.for_level(source, 1, tile_size=32)  # 150 x 125 at downsample 2

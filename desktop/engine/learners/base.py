@@ -52,6 +52,19 @@ class Learner(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
+class LoadedImages:
+    """The pixels of the images a deep learner trains on, loaded once: random crops come back
+    to the same few images hundreds of times per round."""
+
+    def __init__(self):
+        self._pixels: dict[str, np.ndarray] = {}
+
+    def __call__(self, image: ImageRef) -> np.ndarray:
+        if image.key not in self._pixels:
+            self._pixels[image.key] = image.load()
+        return self._pixels[image.key]
+
+
 def pick_device(preference: str = "auto") -> torch.device:
     """``auto`` takes CUDA, then Apple's MPS, then the CPU; an explicit choice must exist."""
     if preference == "auto":

@@ -19,7 +19,7 @@ from models.encoder import normalize
 from models.segmenter import SegmentationNet
 
 from ..features import FEATURE_STRIDE, pad_to_multiple
-from .base import FitReport, ImageRef, PointLabels, fine_tune_optimizer
+from .base import FitReport, ImageRef, LoadedImages, PointLabels, fine_tune_optimizer
 
 
 def sample_logits(logits: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
@@ -45,17 +45,12 @@ class DeepLearner:
         self.batch = batch
         self.net = SegmentationNet(num_classes).to(self.device)
         self.optimizer = fine_tune_optimizer(self.net, lr_encoder, lr_decoder)
-        self._images: dict[str, np.ndarray] = {}
+        self._pixels = LoadedImages()
         self._trained = False
 
     @property
     def trained(self) -> bool:
         return self._trained
-
-    def _pixels(self, image: ImageRef) -> np.ndarray:
-        if image.key not in self._images:
-            self._images[image.key] = image.load()
-        return self._images[image.key]
 
     def _train_mode(self) -> None:
         self.net.train()

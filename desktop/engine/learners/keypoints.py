@@ -26,7 +26,7 @@ from models.keypoint_head import (STRIDE, FastHeatmapHead, KeypointNet, cells_to
 
 from ..features import FeatureCache, pad_to_multiple
 from ..skeleton import Skeleton
-from .base import FitReport, ImageRef, fine_tune_optimizer
+from .base import FitReport, ImageRef, LoadedImages, fine_tune_optimizer
 
 SIGMA_CELLS = 1.5  # target Gaussian width on the stride-4 grid (6 image pixels)
 _PROJECTION_SAMPLES = 2048  # feature vectors per image for the projection, from at most 32 images
@@ -158,17 +158,12 @@ class DeepKeypointLearner:
         self._flip = skeleton.flip_permutation()
         self.net = KeypointNet(len(skeleton)).to(self.device)
         self.optimizer = fine_tune_optimizer(self.net, lr_encoder, lr_decoder)
-        self._images: dict[str, np.ndarray] = {}
+        self._pixels = LoadedImages()
         self._trained = False
 
     @property
     def trained(self) -> bool:
         return self._trained
-
-    def _pixels(self, image: ImageRef) -> np.ndarray:
-        if image.key not in self._images:
-            self._images[image.key] = image.load()
-        return self._images[image.key]
 
     def augment(self, pixels: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Random left/right flip (partners swap channels), rotation and scale about the centre."""
