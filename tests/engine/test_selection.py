@@ -67,3 +67,38 @@ def test_image_uncertainty_and_ranking():
     values = {1: selection.image_uncertainty(calm), 2: selection.image_uncertainty(doubtful)}
     assert values[2] > values[1]
     assert selection.rank_images(values) == [2, 1]
+
+
+def test_uncertain_pool_holds_only_top_allowed_pixels():
+    scores = np.zeros((40, 50))
+    scores[10:20, 10:20] = 1.0  # 100 pixels = 5 % of 2000
+    exclude = np.zeros_like(scores, bool)
+    exclude[10, 10] = True
+    pool = selection.uncertain_pool(scores, np.random.default_rng(0), exclude=exclude, top_fraction=0.05)
+    assert len(pool) == 100 and len({tuple(p) for p in pool}) == 100
+    inside = (pool[:, 0] >= 10) & (pool[:, 0] < 20) & (pool[:, 1] >= 10) & (pool[:, 1] < 20)
+    assert inside.sum() >= 99 and not ((pool[:, 0] == 10) & (pool[:, 1] == 10)).any()
+    assert len(selection.uncertain_pool(scores, np.random.default_rng(0), top_fraction=0.05, limit=7)) == 7
+
+
+def test_select_diverse_asks_first_about_what_the_labels_do_not_cover():
+    # 50 candidates look exactly like the labelled pixels, 3 look different: those come first.
+    known = np.zeros((4, 8))
+    embeddings = np.vstack([np.zeros((50, 8)), np.eye(8)[:3] * 5])
+    candidates = np.stack([np.arange(53), np.arange(53)], 1)
+    for seed in range(5):
+        chosen = selection.select_diverse(candidates, embeddings, 3, np.random.default_rng(seed), labelled=known)
+        assert sorted(chosen[:, 0].tolist()) == [50, 51, 52]
+
+
+def test_select_diverse_spreads_picks_and_keeps_distance():
+    rng = np.random.default_rng(1)
+    candidates = np.stack([rng.integers(0, 100, 200), rng.integers(0, 100, 200)], 1)
+    embeddings = rng.normal(size=(200, 4))
+    chosen = selection.select_diverse(candidates, embeddings, 10, np.random.default_rng(0), min_distance=15)
+    assert len(chosen) == 10 and len({tuple(p) for p in chosen}) == 10
+    d = np.sqrt(((chosen[:, None] - chosen[None]) ** 2).sum(-1))
+    assert d[~np.eye(10, dtype=bool)].min() >= 15
+    # identical embeddings carry no preference: still k distinct picks
+    same = selection.select_diverse(candidates, np.zeros((200, 4)), 5, np.random.default_rng(0))
+    assert len({tuple(p) for p in same}) == 5

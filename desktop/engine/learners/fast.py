@@ -147,6 +147,12 @@ class FastLearner:
         return torch.softmax(self.head.classify(self.head.hidden_points(feats)), dim=-1).numpy()
 
     @torch.inference_mode()
+    def embed_points(self, image: ImageRef, yx: np.ndarray) -> np.ndarray:
+        """The head's hidden activations (N, hidden) at pixels ``yx``: how the model sees them."""
+        feats = sample_points(self.features(image), np.asarray(yx, np.float64).reshape(-1, 2))
+        return F.relu(self.head.hidden_points(feats)).numpy()
+
+    @torch.inference_mode()
     def predict_mc(self, image: ImageRef, samples: int = 8) -> np.ndarray:
         """MC-dropout samples (T, C, H, W): the first layer is shared, only dropout varies."""
         hidden = self.head.hidden_map(self.features(image))
