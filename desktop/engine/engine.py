@@ -23,9 +23,15 @@ from .features import FeatureCache, FeatureExtractor
 from .imageio import read_image
 from .learners.base import ImageRef, PointLabels, pick_device
 from .learners.fast import FastLearner
-from .store import Project
+from .publish_gate import PublishGate, held_back_signature
+from .slide_learning import SlideLibrary, point_labels
+from .store import ModelVersion, Project
 
 LEARNERS = ("fast", "deep")
+KEPT_MODEL_FILES = 3
+"""Model files kept per learner, the newest published versions: enough to fall back past a
+damaged newest file, few enough not to fill the disk (a deep model with its optimizer state is
+tens of megabytes)."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,7 @@ class TrainReport:
     validation_accuracy: float | None
     published: bool
     seconds: float
+    note: str | None = None  # what the learner gave up to keep training (FitReport.note)
 
 
 def is_validation(label_ids: np.ndarray, fraction: float) -> np.ndarray:
@@ -69,9 +76,14 @@ class SegmentationEngine:
             from .learners.deep import DeepLearner
             self.learner = DeepLearner(num_classes, device=self.device, seed=seed)
         self.version: int | None = None
+        self.problems: list[str] = []
+        """What went wrong without stopping the engine (a damaged model file passed over, a model
+        that could not be saved), in words for the user; whoever drives the engine shows these
+        and clears the list."""
         self._images: OrderedDict[int, np.ndarray] = OrderedDict()
         self._image_cache_items = image_cache_items
-        self._best_validation: float | None = None
+        self._gate = PublishGate()
+        self.slides = SlideLibrary(project)  # slides are learned from tile by tile
 
     # ----- images ----------------------------------------------------------------------------
     def image(self, image_id: int) -> np.ndarray:
@@ -97,11 +109,11 @@ class SegmentationEngine:
             if len(ids) == 0:
                 continue
             held = is_validation(ids, self.validation_fraction)
-            ref = self.ref(info.id)
-            if (~held).any():
-                train.append(PointLabels(ref, yx[~held], cls[~held]))
-            if held.any():
-                val.append(PointLabels(ref, yx[held], cls[held]))
+            grid = self.slides.grid(info.id)
+            for chosen, out in ((~held, train), (held, val)):
+                if chosen.any():
+                    out.extend(point_labels(grid, yx[chosen], cls[chosen]) if grid is not None
+                               else [PointLabels(self.ref(info.id), yx[chosen], cls[chosen])])
         return train, val
 
     def train(self, steps: int = 300) -> TrainReport:
@@ -112,24 +124,24 @@ class SegmentationEngine:
         n_val = sum(len(p.classes) for p in val)
         if n_train == 0:
             return TrainReport(None, float("nan"), 0, n_val, None, False, 0.0)
+        signature = held_back_signature((p.image.key, np.column_stack([p.yx, p.classes])) for p in val)
         before = copy.deepcopy(self.learner.state_dict()) if self.learner.trained else None
+        in_use = (self._gate.score_in_use(signature, lambda: self.validation_accuracy(val))
+                  if before is not None and n_val else None)
         report = self.learner.fit(train, steps)
         accuracy = self.validation_accuracy(val) if n_val else None
-        worse = (accuracy is not None and self._best_validation is not None
-                 and accuracy < self._best_validation - 0.02)
-        if worse and before is not None:
+        if before is not None and not self._gate.allows(accuracy, in_use):
             self.learner.load_state_dict(before)
             self.project.add_model_version(self.learner_name, n_train, None, n_val, accuracy, published=False)
-            return TrainReport(None, report.loss, n_train, n_val, accuracy, False, time.perf_counter() - start)
-        if accuracy is not None:
-            self._best_validation = accuracy if self._best_validation is None else max(self._best_validation,
-                                                                                      accuracy)
-        path = None
-        if self.save_models:
-            path = self._save_weights()
+            return TrainReport(None, report.loss, n_train, n_val, accuracy, False, time.perf_counter() - start,
+                               report.note)
+        self._gate.published(signature, accuracy)
+        path = self._save_weights() if self.save_models else None
         self.version = self.project.add_model_version(self.learner_name, n_train, path, n_val, accuracy)
+        if path is not None:
+            self._delete_old_weights()
         return TrainReport(self.version, report.loss, n_train, n_val, accuracy, True,
-                           time.perf_counter() - start)
+                           time.perf_counter() - start, report.note)
 
     def validation_accuracy(self, val: list[PointLabels]) -> float:
         correct = total = 0
@@ -139,28 +151,67 @@ class SegmentationEngine:
             total += len(labels.classes)
         return correct / total if total else float("nan")
 
-    def _save_weights(self) -> str:
-        """Write the learner's weights atomically (see ``atomic.py``)."""
-        name = f"{self.learner_name}-latest.pt"
+    def _save_weights(self) -> str | None:
+        """Write the weights of the version about to be published to ``models/LEARNER-vN.pt``,
+        atomically (see ``atomic.py``): one file per version, so that a damaged file leaves the
+        one before it to fall back on. Returns the file name, or None when the disk refused it
+        (said in ``problems``: the model stays in use, and training goes on)."""
+        name = f"{self.learner_name}-v{self.project.next_model_version()}.pt"
         buffer = io.BytesIO()
         torch.save(self.learner.state_dict(), buffer)
-        atomic_write_bytes(self.project.models_dir / name, buffer.getvalue())
+        try:
+            atomic_write_bytes(self.project.models_dir / name, buffer.getvalue())
+        except ProjectError as e:
+            self.problems.append(f"{e} The model in use is not affected; the next version will be saved "
+                                 "again.")
+            return None
         return name
 
-    def load_latest_weights(self) -> bool:
-        """Restore the last published model of this learner, if its file is sound."""
-        latest = self.project.latest_published_model()
-        if latest is None or latest.path is None or latest.learner != self.learner_name:
-            return False
-        path = self.project.models_dir / latest.path
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            self.learner.load_state_dict(state)
-        except Exception as e:  # a damaged file must not take the project down
-            raise ProjectError(f"The saved model '{path.name}' cannot be loaded ({e}); "
-                               "it will be retrained from your labels.") from e
-        self.version = latest.version
-        return True
+    def _delete_old_weights(self) -> None:
+        """Delete this learner's model files but those of its newest ``KEPT_MODEL_FILES`` versions
+        (older names, such as ``fast-latest.pt``, included). Best effort: a file that stays harms
+        nothing."""
+        ours = [m.path for m in self.project.model_versions() if m.learner == self.learner_name and m.path]
+        keep = set(ours[-KEPT_MODEL_FILES:])
+        for path in self.project.models_dir.glob(f"{self.learner_name}-*.pt"):
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+
+    def load_latest_weights(self) -> ModelVersion | None:
+        """Restore this learner's newest published model whose file loads, and return its
+        version; None when there is none, or when another learner published since (its labels
+        are newer: better to train afresh). A newer file that is missing, damaged or made for other
+        classes is passed over and said so in ``problems``. Files load with ``weights_only``, so a
+        tampered one cannot run code."""
+        passed_over = []
+        for model in reversed(self.project.model_versions()):
+            if not model.published or model.path is None:
+                continue
+            if model.learner != self.learner_name:
+                break
+            path = self.project.models_dir / model.path
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except FileNotFoundError:
+                passed_over.append(f"'{path.name}' is missing")
+                continue
+            except Exception:  # whatever a damaged file makes the unpickler raise
+                passed_over.append(f"'{path.name}' is damaged or incomplete")
+                continue
+            try:
+                self.learner.load_state_dict(state)
+            except Exception:
+                passed_over.append(f"'{path.name}' does not match this project's classes or keypoints")
+                continue
+            self.version = model.version
+            if passed_over:
+                self.problems.append(f"A saved model cannot be used: {'; '.join(passed_over)}. Using the "
+                                     f"saved version {model.version} instead; your labels are safe.")
+            return model
+        if passed_over:
+            self.problems.append(f"A saved model cannot be used: {'; '.join(passed_over)}. The model will "
+                                 "be retrained from your labels, which are safe.")
+        return None
 
     # ----- prediction and queries -----------------------------------------------------------
     def predict(self, image_id: int) -> np.ndarray:
@@ -209,13 +260,28 @@ class SegmentationEngine:
             used = "cold_start"
         else:
             score_map = self.scores(image_id, strategy)
-            points = selection.select_pixels(score_map, k, self.rng, exclude=exclude, min_distance=min_distance)
+            if strategy == "random":
+                points = selection.select_pixels(score_map, k, self.rng, exclude=exclude, min_distance=min_distance)
+            else:
+                points = self._diverse_queries(image_id, score_map, k, exclude, min_distance)
             point_scores = score_map[points[:, 0], points[:, 1]] if len(points) else None
             used = strategy
         ids = []
         if store and len(points):
             ids = self.project.add_queries(image_id, points, used, point_scores, self.version)
         return points, ids
+
+    def _diverse_queries(self, image_id: int, score_map: np.ndarray, k: int, exclude: np.ndarray,
+                         min_distance: float) -> np.ndarray:
+        """The uncertain pool, then k-means++ picks in the learner's embedding (selection.py says why)."""
+        candidates = selection.uncertain_pool(score_map, self.rng, exclude=exclude)
+        if len(candidates) < k:
+            return selection.select_pixels(score_map, k, self.rng, exclude=exclude, min_distance=min_distance)
+        ref = self.ref(image_id)
+        _, labelled_yx, _ = self.project.label_arrays(image_id)
+        labelled = self.learner.embed_points(ref, labelled_yx) if len(labelled_yx) else None
+        return selection.select_diverse(candidates, self.learner.embed_points(ref, candidates), k, self.rng,
+                                        labelled=labelled, min_distance=min_distance)
 
     def image_uncertainties(self, strategy: str = "margin") -> dict[int, float]:
         """Each readable image's uncertainty (mean of its top 5 % scores)."""

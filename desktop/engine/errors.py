@@ -5,6 +5,7 @@ wrong in plain words; the technical detail, where there is any, goes in ``__caus
 """
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -28,6 +29,17 @@ class ImageReadError(PointillistError):
 
 class ProjectError(PointillistError):
     """A project folder or its database is missing, damaged, or cannot be used as asked."""
+
+
+def write_refusal(error: OSError) -> str:
+    """Why the file system refused a write, in plain words: what is wrong and what to do."""
+    if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):  # EDQUOT: over quota
+        return "the disk is full. Free some space on it and try again"
+    if error.errno == errno.EROFS:
+        return "the disk is read-only. Choose a place on another disk"
+    if isinstance(error, PermissionError):
+        return "this user may not write there. Choose another folder, or ask for write permission"
+    return error.strerror or str(error)
 
 
 class FormatError(PointillistError):

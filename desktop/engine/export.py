@@ -15,7 +15,7 @@ from PIL import Image
 from models.encoder import MODEL_CARD, normalize
 
 from .atomic import atomic_write_bytes
-from .errors import ImageReadError, ProjectError
+from .errors import ImageReadError, ProjectError, write_refusal
 from .features import PAD_MULTIPLE, pad_to_multiple
 
 _TRACE_SIZE = (256, 256)
@@ -44,7 +44,7 @@ def _prepare(out_dir: Path) -> Path:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ProjectError(f"Cannot write the export to '{out_dir}': {e.strerror or e}.") from e
+        raise ProjectError(f"Cannot write the export to '{out_dir}': {write_refusal(e)}.") from e
     return out_dir
 
 

@@ -97,7 +97,30 @@ ALTER TABLE labels ADD COLUMN visibility TEXT
     CHECK (visibility IS NULL OR visibility IN ('visible', 'occluded', 'absent'));
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# Version 3: a keypoint query names its keypoint, and an image can be one frame of a video
+# (``images.path`` then holds a unique locator, ``video`` and ``frame`` say where the pixels are).
+_V3 = """
+ALTER TABLE queries ADD COLUMN keypoint_id INTEGER REFERENCES skeleton_keypoints(id);
+ALTER TABLE images ADD COLUMN video TEXT;
+ALTER TABLE images ADD COLUMN frame INTEGER;
+"""
+
+# Version 4: the parts of a slide the expert has looked at closely (level-0 rectangles), so that
+# "where to look next" sends them elsewhere.
+_V4 = """
+CREATE TABLE seen_regions(
+    id INTEGER PRIMARY KEY,
+    image_id INTEGER NOT NULL REFERENCES images(id),
+    x REAL NOT NULL,
+    y REAL NOT NULL,
+    w REAL NOT NULL,
+    h REAL NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX seen_regions_by_image ON seen_regions(image_id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -8,7 +8,6 @@ become Polygon features, holes as interior rings.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +17,6 @@ import numpy as np
 import tifffile
 
 from .atomic import atomic_output, atomic_write_bytes
-from .errors import ProjectError
 
 
 def qupath_geojson(class_names: Sequence[str], class_colours: Sequence[str],
@@ -53,8 +51,7 @@ def qupath_geojson(class_names: Sequence[str], class_colours: Sequence[str],
 
 def write_geojson(path: Path, collection: dict) -> None:
     """Write a FeatureCollection atomically (a crash leaves the old file or the new one)."""
-    with _writing(path):
-        atomic_write_bytes(Path(path), json.dumps(collection).encode())
+    atomic_write_bytes(Path(path), json.dumps(collection).encode())
 
 
 def write_mask_ome_tiff(path: Path, mask: np.ndarray, mpp: float | None = None,
@@ -80,20 +77,12 @@ def write_mask_ome_tiff(path: Path, mask: np.ndarray, mpp: float | None = None,
                         PhysicalSizeYUnit="µm")
         extra = {"resolution": (1e4 / mpp, 1e4 / mpp), "resolutionunit": "CENTIMETER"}
     options = {"tile": (tile, tile), "compression": "zlib", "photometric": "minisblack"}
-    with _writing(path), atomic_output(Path(path)) as tmp:
+    with atomic_output(Path(path)) as tmp:
         with tifffile.TiffWriter(tmp, bigtiff=True, ome=True) as tif:
             tif.write(levels[0], subifds=len(levels) - 1, metadata=metadata, **options, **extra)
             for level in levels[1:]:
                 tif.write(level, subfiletype=1, **options)
     return len(levels)
-
-
-@contextlib.contextmanager
-def _writing(path: Path):
-    try:
-        yield
-    except OSError as e:
-        raise ProjectError(f"Cannot write '{path}': {e.strerror or e}.") from e
 
 
 def _classification(name: str, colour: str) -> dict:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import remove_stale_temporaries
 from .errors import ProjectError
 from .schema import SCHEMA_VERSION, migrate, schema_version
 from .skeleton import UNLABELLED, VISIBILITIES, Skeleton
@@ -46,6 +47,13 @@ class ImageInfo:
     height: int
     levels: int
     checksum: str
+    video: Path | None = None  # for a video frame: the video file, and the frame's index in it
+    frame: int | None = None
+
+    @property
+    def source(self) -> Path:
+        """The file the pixels come from."""
+        return self.video or self.path
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,7 @@ class Query:
     score: float | None
     model_version: int | None
     status: str
+    keypoint: int | None = None  # a keypoint query: the keypoint's index in the skeleton
 
 
 @dataclass(frozen=True)
@@ -149,14 +158,32 @@ class Project:
 
     @classmethod
     def open(cls, folder: str | os.PathLike) -> "Project":
-        """Open an existing project, migrating an older schema; refuse a newer one untouched."""
+        """Open an existing project, migrating an older schema; refuse a newer one, an empty
+        database and a read-only project untouched.
+
+        A read-only project is refused rather than opened for viewing: labels are saved at the
+        click, so a project that cannot take them would lose the expert's work silently.
+        """
         folder = Path(folder)
         db = folder / DB_NAME
         if not db.is_file():
             raise ProjectError(f"'{folder}' is not a Pointillist project (no {DB_NAME} in it).")
+        locked = [p for p in (folder, db, db.with_name(f"{DB_NAME}-wal"), db.with_name(f"{DB_NAME}-shm"),
+                              folder / "models", folder / "cache") if p.exists() and not os.access(p, os.W_OK)]
+        if locked:
+            raise ProjectError(
+                f"The project '{folder.name}' is read-only: this user may not write to {locked[0]}. "
+                "Pointillist saves every label the moment you click, so it opens only projects it can "
+                "write to. Copy the project folder to a place where you may write (or ask for write "
+                "permission), then open it again. Nothing was changed.")
         conn = cls._connect(db, read_version_first=True)
         try:
             version = schema_version(conn)
+            if version == 0:
+                raise ProjectError(
+                    f"'{folder.name}' holds no Pointillist project: its {DB_NAME} is empty or was not "
+                    "written by Pointillist. Restore it from a backup, or delete it and create the project "
+                    "again. Nothing was changed.")
             if version > SCHEMA_VERSION:
                 raise ProjectError(
                     f"The project '{folder.name}' was saved by a newer version of Pointillist "
@@ -167,13 +194,16 @@ class Project:
         except BaseException:
             conn.close()
             raise
-        return cls(folder, conn)
+        project = cls(folder, conn)
+        for sub in (project.models_dir, project.cache_dir):  # what a crash mid-write left behind
+            remove_stale_temporaries(sub)
+        return project
 
     @staticmethod
     def _connect(db: Path, read_version_first: bool = False) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(db, isolation_level=None, timeout=10.0)
-            if read_version_first and schema_version(conn) > SCHEMA_VERSION:
+            if read_version_first and not 0 < schema_version(conn) <= SCHEMA_VERSION:
                 # Do not switch the journal mode of a database we are going to refuse.
                 return conn
             conn.execute("PRAGMA journal_mode=WAL")
@@ -261,27 +291,48 @@ class Project:
                 (str(path), path.name, int(width), int(height), int(levels), checksum, time.time()))
         return cur.lastrowid
 
+    def add_video_frame(self, video: str | os.PathLike, frame: int, width: int, height: int) -> int:
+        """Reference frame ``frame`` of a video as an image; adding it twice returns its id."""
+        video = Path(video).resolve()
+        locator = f"{video}#frame={int(frame)}"
+        existing = self._conn.execute("SELECT id FROM images WHERE path = ?", (locator,)).fetchone()
+        if existing:
+            return existing[0]
+        checksum = file_checksum(video)
+        with self._transaction():
+            cur = self._conn.execute(
+                "INSERT INTO images(path, name, width, height, levels, checksum, added_at, video, frame) "
+                "VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)",
+                (locator, f"{video.name} #{int(frame)}", int(width), int(height), checksum, time.time(),
+                 str(video), int(frame)))
+        return cur.lastrowid
+
+    _IMAGE_COLUMNS = "id, path, name, width, height, levels, checksum, video, frame"
+
+    @staticmethod
+    def _image_info(r) -> ImageInfo:
+        return ImageInfo(r[0], Path(r[1]), *r[2:7], Path(r[7]) if r[7] else None, r[8])
+
     def images(self) -> list[ImageInfo]:
-        rows = self._conn.execute(
-            "SELECT id, path, name, width, height, levels, checksum FROM images ORDER BY id").fetchall()
-        return [ImageInfo(r[0], Path(r[1]), *r[2:]) for r in rows]
+        rows = self._conn.execute(f"SELECT {self._IMAGE_COLUMNS} FROM images ORDER BY id").fetchall()
+        return [self._image_info(r) for r in rows]
 
     def image(self, image_id: int) -> ImageInfo:
-        row = self._conn.execute("SELECT id, path, name, width, height, levels, checksum FROM images "
-                                 "WHERE id = ?", (image_id,)).fetchone()
+        row = self._conn.execute(f"SELECT {self._IMAGE_COLUMNS} FROM images WHERE id = ?", (image_id,)).fetchone()
         if row is None:
             raise ProjectError(f"No image with id {image_id} in this project.")
-        return ImageInfo(row[0], Path(row[1]), *row[2:])
+        return self._image_info(row)
 
     def image_problem(self, image: ImageInfo) -> str | None:
         """Why an image file cannot be used as it was added, or None when it is fine."""
-        if not image.path.exists():
-            return f"The file '{image.path}' was moved or deleted."
+        source = image.source
+        if not source.exists():
+            return f"The file '{source}' was moved or deleted."
         try:
-            if file_checksum(image.path) != image.checksum:
-                return f"The file '{image.path}' changed since it was added to the project."
+            if file_checksum(source) != image.checksum:
+                return f"The file '{source}' changed since it was added to the project."
         except OSError as e:
-            return f"The file '{image.path}' cannot be read: {e.strerror or e}."
+            return f"The file '{source}' cannot be read: {e.strerror or e}."
         return None
 
     # ----- labels ----------------------------------------------------------------------------
@@ -372,12 +423,26 @@ class Project:
                 ids.append(cur.lastrowid)
         return ids
 
+    def add_keypoint_queries(self, image_id: int, entries: list[tuple[int, float, float, float | None]],
+                             strategy: str, model_version: int | None = None) -> list[int]:
+        """Ask about keypoints: ``entries`` are ``(keypoint index, proposed x, y, score)``."""
+        keypoint_ids = self._keypoint_ids()
+        now = time.time()
+        with self._transaction():
+            return [self._conn.execute(
+                "INSERT INTO queries(image_id, x, y, strategy, score, model_version, created_at, keypoint_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (image_id, float(x), float(y), strategy,
+                                                    None if score is None else float(score), model_version, now,
+                                                    keypoint_ids[keypoint])).lastrowid
+                for keypoint, x, y, score in entries]
+
     def queries(self, image_id: int | None = None, status: str | None = "open") -> list[Query]:
         rows = self._conn.execute(
-            "SELECT id, image_id, x, y, strategy, score, model_version, status FROM queries "
+            "SELECT id, image_id, x, y, strategy, score, model_version, status, keypoint_id FROM queries "
             "WHERE (? IS NULL OR image_id = ?) AND (? IS NULL OR status = ?) ORDER BY id",
             (image_id, image_id, status, status)).fetchall()
-        return [Query(*r) for r in rows]
+        position = {kid: i for i, kid in enumerate(self._keypoint_ids())} if any(r[8] for r in rows) else {}
+        return [Query(*r[:8], position.get(r[8])) for r in rows]
 
     def set_query_status(self, query_id: int, status: str) -> None:
         if status not in QUERY_STATUSES:
@@ -395,6 +460,19 @@ class Project:
         """(N, 2) ``yx`` of every query ever made on the image, open or closed."""
         rows = self._conn.execute("SELECT y, x FROM queries WHERE image_id = ?", (image_id,)).fetchall()
         return np.array(rows, np.float64).reshape(-1, 2)
+
+    # ----- seen slide regions ----------------------------------------------------------------
+    def add_seen_region(self, image_id: int, x: float, y: float, w: float, h: float) -> None:
+        """Record that the expert looked closely at a level-0 rectangle of a slide."""
+        with self._transaction():
+            self._conn.execute("INSERT INTO seen_regions(image_id, x, y, w, h, at) VALUES (?, ?, ?, ?, ?, ?)",
+                               (image_id, float(x), float(y), float(w), float(h), time.time()))
+
+    def seen_regions(self, image_id: int) -> np.ndarray:
+        """(N, 4) ``x, y, w, h`` level-0 rectangles of a slide the expert has looked at."""
+        rows = self._conn.execute("SELECT x, y, w, h FROM seen_regions WHERE image_id = ? ORDER BY id",
+                                  (image_id,)).fetchall()
+        return np.array(rows, np.float64).reshape(-1, 4)
 
     # ----- model versions --------------------------------------------------------------------
     def add_model_version(self, learner: str, label_count: int, path: str | None = None,
@@ -415,6 +493,10 @@ class Project:
             "published FROM model_versions ORDER BY version").fetchall()
         return [ModelVersion(*r[:7], bool(r[7])) for r in rows]
 
+    def next_model_version(self) -> int:
+        """The version ``add_model_version`` will give next (so that its file can be named first)."""
+        return self._conn.execute("SELECT COALESCE(MAX(version) + 1, 1) FROM model_versions").fetchone()[0]
+
     def latest_published_model(self) -> ModelVersion | None:
         published = [m for m in self.model_versions() if m.published]
         return published[-1] if published else None
@@ -434,6 +516,7 @@ class Project:
             self._conn.execute("DELETE FROM skeleton_edges")
             self._conn.execute("DELETE FROM skeleton_symmetry")
             for name in dropped:
+                self._conn.execute("DELETE FROM queries WHERE keypoint_id = ?", (existing[name],))
                 self._conn.execute("DELETE FROM skeleton_keypoints WHERE id = ?", (existing[name],))
             ids = []
             for position, name in enumerate(skeleton.names):
@@ -570,18 +653,27 @@ class _Transaction:
                 self._conn.execute("COMMIT")
                 return False
             except sqlite3.OperationalError as e:
-                self._conn.execute("ROLLBACK")
+                self._rollback()
                 raise ProjectError(_write_problem(e)) from e
-        self._conn.execute("ROLLBACK")
+        self._rollback()
+        if isinstance(exc, sqlite3.OperationalError):  # e.g. the disk filled up during an INSERT
+            raise ProjectError(_write_problem(exc)) from exc
         return False
+
+    def _rollback(self) -> None:
+        # SQLite may have rolled back already (it does on a full disk); ROLLBACK would then fail.
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
 
 
 def _write_problem(e: sqlite3.OperationalError) -> str:
     text = str(e)
     if "readonly" in text:
-        return "The project is read-only: nothing can be saved. Copy it to a folder you can write to."
-    if "disk is full" in text or "full" in text:
-        return "The disk is full: the last change was not saved. Free some space and try again."
+        return ("The project is read-only, so the last change was not saved. Copy the project folder to a "
+                "place where you may write, then open it again.")
+    if "full" in text:
+        return ("The disk is full, so the last change was not saved; everything saved before it is "
+                "safe. Free some space on the disk and try again.")
     if "locked" in text:
         return "The project is busy in another program; the last change was not saved. Try again."
     return f"The project database could not be written: {text}."

@@ -12,10 +12,44 @@ from typing import Callable
 
 from PySide6.QtGui import QUndoCommand
 
+from desktop.engine.errors import ProjectError
 from desktop.engine.store import Project
 
 
-class AddLabel(QUndoCommand):
+class StoreCommand(QUndoCommand):
+    """An undoable edit whose do (``apply``) and undo (``revert``) write to the project.
+
+    When the store refuses a write (a full disk, a folder that became read-only) the command
+    makes itself obsolete, so Qt drops it from the undo stack instead of listing an edit that
+    is not on disk, and hands the plain message to ``failed`` (set by the session before it
+    pushes). An exception must not escape: Qt calls ``redo``/``undo`` from C++, which cannot
+    carry it back to the click that caused it.
+    """
+
+    failed: Callable[[str], None] | None = None
+
+    def redo(self) -> None:
+        self._guarded(self.apply)
+
+    def undo(self) -> None:
+        self._guarded(self.revert)
+
+    def _guarded(self, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except ProjectError as e:
+            self.setObsolete(True)
+            if self.failed is not None:
+                self.failed(str(e))
+
+    def apply(self) -> None:
+        raise NotImplementedError
+
+    def revert(self) -> None:
+        raise NotImplementedError
+
+
+class AddLabel(StoreCommand):
     """Add a point of one class; when it answers a query, the query is closed with it."""
 
     def __init__(self, project: Project, image_id: int, x: float, y: float, class_id: int,
@@ -27,7 +61,7 @@ class AddLabel(QUndoCommand):
         self.after = after
         self.label_id: int | None = None
 
-    def redo(self) -> None:
+    def apply(self) -> None:
         if self.label_id is None:
             self.label_id = self.project.add_label(self.image_id, self.x, self.y, self.class_id,
                                                    query_id=self.query_id, seconds=self.seconds)
@@ -37,29 +71,29 @@ class AddLabel(QUndoCommand):
                 self.project.set_query_status(self.query_id, "answered")
         self.after(self)
 
-    def undo(self) -> None:
+    def revert(self) -> None:
         self.project.delete_label(self.label_id)
         if self.query_id is not None:
             self.project.set_query_status(self.query_id, "open")
         self.after(self)
 
 
-class DeleteLabel(QUndoCommand):
+class DeleteLabel(StoreCommand):
     def __init__(self, project: Project, image_id: int, label_id: int, after: Callable[["DeleteLabel"], None]):
         super().__init__("delete label")
         self.project, self.image_id, self.label_id, self.after = project, image_id, label_id, after
         self.query_id = None
 
-    def redo(self) -> None:
+    def apply(self) -> None:
         self.project.delete_label(self.label_id)
         self.after(self)
 
-    def undo(self) -> None:
+    def revert(self) -> None:
         self.project.restore_label(self.label_id)
         self.after(self)
 
 
-class CloseQuery(QUndoCommand):
+class CloseQuery(StoreCommand):
     """Mark a query ``unsure`` (never asked again) or ``skipped``; undo reopens it."""
 
     def __init__(self, project: Project, image_id: int, query_id: int, status: str,
@@ -68,10 +102,10 @@ class CloseQuery(QUndoCommand):
         self.project, self.image_id, self.query_id, self.status = project, image_id, query_id, status
         self.after = after
 
-    def redo(self) -> None:
+    def apply(self) -> None:
         self.project.set_query_status(self.query_id, self.status)
         self.after(self)
 
-    def undo(self) -> None:
+    def revert(self) -> None:
         self.project.set_query_status(self.query_id, "open")
         self.after(self)

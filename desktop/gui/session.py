@@ -29,6 +29,7 @@ class LabellingSession(QObject):
     modeChanged = Signal(str)
     activeClassChanged = Signal(object)  # ClassInfo
     imageNeeded = Signal(int)  # an undo or redo touches another image: show it (calls set_image)
+    storeFailed = Signal(str)  # an edit the project refused (disk full...), in words for the user
 
     def __init__(self, project: Project, batch: int = 8, clock: Callable[[], float] = time.monotonic,
                  parent: QObject | None = None):
@@ -91,14 +92,14 @@ class LabellingSession(QObject):
             return None
         command = AddLabel(self.project, self.image_id, q.x, q.y, info.id, self._after, query_id=q.query_id,
                            seconds=self.clock() - self.shown_at, text=f"answer {info.name}")
-        self.undo_stack.push(command)
+        self._push(command)
         self.answered_here += 1
         self._check_done()
         return command.label_id
 
     def mark_current(self, status: str = "unsure") -> None:
         if self.current is not None:
-            self.undo_stack.push(CloseQuery(self.project, self.image_id, self.current.query_id, status, self._after))
+            self._push(CloseQuery(self.project, self.image_id, self.current.query_id, status, self._after))
             self.answered_here += 1
             self._check_done()
 
@@ -106,7 +107,7 @@ class LabellingSession(QObject):
         if self.image_id is None or self.active_class is None:
             return None
         command = AddLabel(self.project, self.image_id, x, y, self.active_class.id, self._after)
-        self.undo_stack.push(command)
+        self._push(command)
         return command.label_id
 
     def delete_nearest(self, x: float, y: float, within: float = 20.0) -> int | None:
@@ -118,8 +119,13 @@ class LabellingSession(QObject):
         nearest = int(d2.argmin())
         if d2[nearest] > within ** 2:
             return None
-        self.undo_stack.push(DeleteLabel(self.project, self.image_id, labels[nearest].id, self._after))
+        self._push(DeleteLabel(self.project, self.image_id, labels[nearest].id, self._after))
         return labels[nearest].id
+
+    def _push(self, command) -> None:
+        """Do an edit as an undo step; a write the project refuses is reported, not stacked."""
+        command.failed = self.storeFailed.emit
+        self.undo_stack.push(command)
 
     # ----- keeping in step with the database -------------------------------------------------
     def _after(self, command) -> None:

@@ -1,6 +1,8 @@
 """Small real pictures for engine tests, written to disk like a user's files."""
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -29,3 +31,17 @@ def clicks_from_mask(mask: np.ndarray, per_class: int, seed: int = 0) -> list[tu
         for i in rng.choice(len(ys), min(per_class, len(ys)), replace=False):
             clicks.append((float(xs[i]), float(ys[i]), int(c)))
     return clicks
+
+
+def black_png(path: Path, width: int, height: int) -> Path:
+    """A valid 1-bit black PNG of any size, built by hand and compressed a row at a time, so that
+    even 30,000 x 30,000 pixels take well under a megabyte on disk and in memory here."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1 bit, grey
+    stream = zlib.compressobj(9)
+    row = bytes(1 + (width + 7) // 8)  # filter byte 0, then the packed pixels
+    idat = b"".join(stream.compress(row) for _ in range(height)) + stream.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat)
+                     + chunk(b"IEND", b""))
+    return path

@@ -2,7 +2,6 @@
 import os
 import pickle
 import struct
-import zlib
 from pathlib import Path
 
 import cv2
@@ -15,6 +14,8 @@ from desktop.engine import imageio
 from desktop.engine.errors import ImageReadError, PointillistError
 from desktop.engine.imageio import image_size, list_images, read_image, read_mask
 
+from .helpers import black_png
+
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
@@ -22,16 +23,6 @@ def _gradient(shape, dtype=np.uint8, top=255):
     """Distinct values everywhere, so that any mix-up of axes or channels shows."""
     values = np.linspace(0, top, int(np.prod(shape)))
     return values.reshape(shape).astype(dtype)
-
-
-def _png(path, width, height, bit_depth=8, colour_type=0, idat=b""):
-    """A PNG built by hand: lets the header claim any size."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-                     + chunk(b"IDAT", zlib.compress(idat)) + chunk(b"IEND", b""))
-    return path
 
 
 def _check_rgb8(image, height, width):
@@ -165,8 +156,12 @@ def test_content_decides_the_decoder_not_the_suffix(tmp_path):
     rgb = _gradient((20, 30, 3))
     Image.fromarray(rgb).save(tmp_path / "really_a_png.tif", format="PNG")
     tifffile.imwrite(tmp_path / "really_a_tiff.png", rgb)
+    Image.fromarray(rgb).save(tmp_path / "photo.jpg", format="JPEG")
+    (tmp_path / "really_a_jpeg.png").write_bytes((tmp_path / "photo.jpg").read_bytes())
     np.testing.assert_array_equal(read_image(tmp_path / "really_a_png.tif"), rgb)
     np.testing.assert_array_equal(read_image(tmp_path / "really_a_tiff.png"), rgb)
+    np.testing.assert_array_equal(read_image(tmp_path / "really_a_jpeg.png"), read_image(tmp_path / "photo.jpg"))
+    assert image_size(tmp_path / "really_a_jpeg.png") == (30, 20)
 
 
 # --- orientation --------------------------------------------------------------------------------
@@ -327,10 +322,22 @@ def test_unreadable_file(tmp_path):
 
 
 @pytest.mark.parametrize("read", [read_image, read_mask, image_size])
-def test_huge_png_header_is_refused_without_decoding(tmp_path, read):
-    path = _png(tmp_path / "huge.png", 30000, 30000)
-    with pytest.raises(ImageReadError, match="huge.png': image too large"):
+def test_huge_png_is_refused_from_its_header_before_decoding(tmp_path, monkeypatch, read):
+    """30,000 x 30,000 (900 megapixels, 3.6 GB once decoded) in a valid PNG of a few hundred kB."""
+    small = black_png(tmp_path / "small.png", 70, 30)
+    assert read_image(small).shape == (30, 70, 3) and not read_image(small).any()
+    path = black_png(tmp_path / "huge.png", 30000, 30000)
+    assert path.stat().st_size < 1_000_000
+
+    def no_decoding(*args):
+        raise AssertionError("the pixels were decoded")
+
+    monkeypatch.setattr(Image.Image, "load", no_decoding)
+    with pytest.raises(ImageReadError) as caught:
         read(path)
+    assert str(caught.value) == (
+        "Cannot read image 'huge.png': too large to open as a plain image (30000 x 30000 = 900 megapixels; "
+        "the limit is 150). Convert it to a pyramidal TIFF or OME-TIFF to open it as a slide")
 
 
 def test_size_limit_is_checked_before_decoding(tmp_path, monkeypatch):
@@ -338,8 +345,8 @@ def test_size_limit_is_checked_before_decoding(tmp_path, monkeypatch):
     _make_png(tmp_path / "big.png")
     tifffile.imwrite(tmp_path / "big.tif", np.zeros((64, 64), np.uint8))
     for path in (tmp_path / "big.png", tmp_path / "big.tif"):
-        with pytest.raises(ImageReadError, match=r"image too large: 64 x 64 pixels .* the limit is "
-                                                 r"0.001 megapixels"):
+        with pytest.raises(ImageReadError, match=r"too large to open as a plain image \(64 x 64 = "
+                                                 r"0.0041 megapixels; the limit is 0.001\)"):
             read_image(path)
 
 

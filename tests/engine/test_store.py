@@ -92,18 +92,58 @@ def test_migration_from_version_1_keeps_labels(tmp_path, image_file):
         assert "keypoint_id" in columns and "visibility" in columns
 
 
-def test_newer_schema_is_refused_and_left_untouched(tmp_path):
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+@pytest.mark.parametrize("kind", ["bare database", "project in WAL mode"])
+def test_newer_schema_is_refused_and_left_untouched(tmp_path, kind):
     folder = tmp_path / "future"
-    folder.mkdir()
     db = folder / "project.sqlite"
+    if kind == "bare database":
+        folder.mkdir()
+    else:
+        Project.create(folder, classes=CLASSES).close()
     conn = sqlite3.connect(db)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
-    before = db.read_bytes()
-    with pytest.raises(ProjectError, match="newer version of Pointillist"):
+    before = _files(folder)
+    with pytest.raises(ProjectError) as caught:
         Project.open(folder)
-    assert db.read_bytes() == before
-    assert not (folder / "project.sqlite-wal").exists()
+    assert str(caught.value) == (
+        f"The project 'future' was saved by a newer version of Pointillist (schema {SCHEMA_VERSION + 1}; "
+        f"this version reads up to {SCHEMA_VERSION}). Please update Pointillist to open it. "
+        "The project was not changed.")
+    assert _files(folder) == before  # byte for byte, and no -wal or -shm left behind
+
+
+def test_empty_database_is_refused_and_left_untouched(tmp_path):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "project.sqlite").touch()
+    with pytest.raises(ProjectError, match="'p' holds no Pointillist project: its project.sqlite is empty"):
+        Project.open(folder)
+    assert _files(folder) == {"project.sqlite": b""}
+
+
+def test_a_full_disk_refuses_the_label_and_keeps_the_others(tmp_path, image_file):
+    with Project.create(tmp_path / "p", classes=CLASSES) as p:
+        image_id = p.add_image(image_file, 10, 10)
+        class_id = p.classes()[0].id
+        # The database may not grow: SQLite then fails as on a full disk, 'database or disk is full'.
+        p._conn.execute(f"PRAGMA max_page_count = {p._conn.execute('PRAGMA page_count').fetchone()[0]}")
+        stored = []
+        with pytest.raises(ProjectError) as caught:
+            for i in range(100_000):
+                stored.append(p.add_label(image_id, i % 10, i // 10 % 10, class_id))
+        assert "database or disk is full" in str(caught.value.__cause__)
+        assert str(caught.value) == ("The disk is full, so the last change was not saved; everything saved "
+                                     "before it is safe. Free some space on the disk and try again.")
+        assert stored and [lab.id for lab in p.labels()] == stored
+        p._conn.execute("PRAGMA max_page_count = 1073741823")  # space freed: labelling goes on
+        stored.append(p.add_label(image_id, 1, 1, class_id))
+    with Project.open(tmp_path / "p") as p:
+        assert [lab.id for lab in p.labels()] == stored and p.integrity_ok()
 
 
 def test_not_a_project_and_duplicate_class(tmp_path):

@@ -122,3 +122,28 @@ def test_the_current_query_is_centred_as_far_as_the_image_reaches(window):
     rect = viewer.view.viewRect()
     assert rect.right() == pytest.approx(160) and rect.top() == pytest.approx(0)
     assert rect.width() / 2 == pytest.approx(half)
+
+
+def test_a_click_the_full_disk_refuses_is_reported_and_not_stacked(window, blob_project):
+    from desktop.engine.errors import ProjectError
+
+    ws = window.workspace
+    messages = []
+    ws.message.connect(messages.append)
+    QTest.keyClick(ws.viewer, "2")
+    click(ws.viewer, 50, 70)
+    conn = ws.project._conn
+    conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
+    image_id = ws.image_id
+    blob = ws.session.active_class.id
+    with pytest.raises(ProjectError):  # fill what room is left, as a full disk would
+        for i in range(100_000):
+            ws.project.add_label(image_id, 1 + i % 100, 1, blob)
+    before = len(ws.project.labels())
+    steps = ws.session.undo_stack.count()
+    click(ws.viewer, 60, 80)  # refused: said in words, no undo step for a label that is not on disk
+    assert messages and "disk is full" in messages[-1]
+    assert ws.session.undo_stack.count() == steps and len(ws.project.labels()) == before
+    conn.execute("PRAGMA max_page_count = 1073741823")  # space freed: labelling goes on
+    click(ws.viewer, 60, 80)
+    assert ws.session.undo_stack.count() == steps + 1 and len(ws.project.labels()) == before + 1

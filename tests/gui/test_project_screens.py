@@ -1,4 +1,6 @@
 """Start screen, recent projects, the New-project dialog and projects with missing images."""
+import os
+
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QDialogButtonBox
@@ -45,6 +47,21 @@ def test_new_project_dialog_counts_images_and_names_the_unreadable(qtbot, blob_p
     with Project.open(dialog.created) as project:
         assert [c.name for c in project.classes()] == ["background", "foreground", "membrane"]
         assert sorted(i.name for i in project.images()) == ["picture0.png", "picture1.png"]
+
+
+def test_a_project_that_cannot_be_opened_is_explained_and_left_closed(show, blob_project, monkeypatch):
+    import desktop.gui.app
+
+    warnings = []
+    monkeypatch.setattr(desktop.gui.app.QMessageBox, "warning", lambda parent, title, text: warnings.append(text))
+    win = show(MainWindow(start_engine=False))
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # read-only, as root too
+    assert not win.open_project(blob_project)
+    assert len(warnings) == 1 and warnings[0].startswith("The project 'project' is read-only: this user may not ")
+    assert win.workspace is None and win.stack.currentWidget() is win.start_screen
+    monkeypatch.undo()
+    assert win.open_project(blob_project)
+    win.close()
 
 
 def test_a_missing_image_is_listed_with_its_reason(show, blob_project):

@@ -19,7 +19,8 @@ from models.encoder import normalize
 from models.segmenter import SegmentationNet
 
 from ..features import FEATURE_STRIDE, pad_to_multiple
-from .base import FitReport, ImageRef, LoadedImages, PointLabels, fine_tune_optimizer
+from .base import (FitReport, ImageRef, LoadedImages, PointLabels, ShrinksOnOutOfMemory, autocast,
+                   fine_tune_optimizer)
 
 
 def sample_logits(logits: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
@@ -32,7 +33,7 @@ def sample_logits(logits: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
                          align_corners=False)[0, :, :, 0].T
 
 
-class DeepLearner:
+class DeepLearner(ShrinksOnOutOfMemory):
     name = "deep"
 
     def __init__(self, num_classes: int, device: torch.device | str = "cpu", seed: int = 0,
@@ -92,32 +93,34 @@ class DeepLearner:
             return FitReport(float("nan"), 0, 0.0)
         weights = np.array([len(lab.yx) for lab in labels], np.float64)
         self._train_mode()
-        loss_value = float("nan")
-        for _ in range(steps):
-            chosen = self._rng.choice(len(labels), self.batch, p=weights / weights.sum())
-            crops = [self._crop(labels[i]) for i in chosen]
-            x = torch.cat([normalize(c[0]) for c in crops]).to(self.device)
-            x = x * float(self._rng.uniform(0.8, 1.2)) + float(self._rng.uniform(-0.2, 0.2))
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-                logits = self.net(x).float()
-            picked = [sample_logits(logits[i], torch.as_tensor(c[1], dtype=torch.float32, device=self.device))
-                      for i, c in enumerate(crops)]
-            target = torch.as_tensor(np.concatenate([c[2] for c in crops]), device=self.device)
-            loss = F.cross_entropy(torch.cat(picked), target)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            loss_value = loss.item()
+        loss_value = self._run_steps(steps, lambda: self._step(labels, weights / weights.sum()))
         self.net.eval()
         self._trained = True
-        return FitReport(loss_value, steps, time.perf_counter() - start)
+        return FitReport(loss_value, steps, time.perf_counter() - start, self.note)
+
+    def _step(self, labels: list[PointLabels], p: np.ndarray) -> float:
+        """One optimizer step on ``self.batch`` crops, images drawn with probabilities ``p``."""
+        chosen = self._rng.choice(len(labels), self.batch, p=p)
+        crops = [self._crop(labels[i]) for i in chosen]
+        x = torch.cat([normalize(c[0]) for c in crops]).to(self.device)
+        x = x * float(self._rng.uniform(0.8, 1.2)) + float(self._rng.uniform(-0.2, 0.2))
+        with autocast(self.device):
+            logits = self.net(x).float()
+        picked = [sample_logits(logits[i], torch.as_tensor(c[1], dtype=torch.float32, device=self.device))
+                  for i, c in enumerate(crops)]
+        target = torch.as_tensor(np.concatenate([c[2] for c in crops]), device=self.device)
+        loss = F.cross_entropy(torch.cat(picked), target)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
 
     @torch.inference_mode()
     def _features(self, image: ImageRef) -> tuple[torch.Tensor, tuple[int, int]]:
         pixels = image.load()
         x = pad_to_multiple(normalize(pixels)).to(self.device)
         self.net.eval()
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+        with autocast(self.device):
             return self.net.features(x), pixels.shape[:2]
 
     def _probs(self, features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -136,6 +139,13 @@ class DeepLearner:
         iy = np.clip(np.round(yx[:, 0]).astype(np.int64), 0, probs.shape[1] - 1)
         ix = np.clip(np.round(yx[:, 1]).astype(np.int64), 0, probs.shape[2] - 1)
         return probs[:, iy, ix].T
+
+    @torch.inference_mode()
+    def embed_points(self, image: ImageRef, yx: np.ndarray) -> np.ndarray:
+        """Decoder features (N, width) at pixels ``yx``, sampled bilinearly on the stride-4 map."""
+        features, _ = self._features(image)
+        points = torch.as_tensor(np.asarray(yx, np.float32).reshape(-1, 2), device=features.device)
+        return sample_logits(features[0].float(), points).cpu().numpy()
 
     @torch.inference_mode()
     def predict_mc(self, image: ImageRef, samples: int = 8) -> np.ndarray:

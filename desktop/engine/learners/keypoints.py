@@ -26,7 +26,7 @@ from models.keypoint_head import (STRIDE, FastHeatmapHead, KeypointNet, cells_to
 
 from ..features import FeatureCache, pad_to_multiple
 from ..skeleton import Skeleton
-from .base import FitReport, ImageRef, LoadedImages, fine_tune_optimizer
+from .base import FitReport, ImageRef, LoadedImages, ShrinksOnOutOfMemory, autocast, fine_tune_optimizer
 
 SIGMA_CELLS = 1.5  # target Gaussian width on the stride-4 grid (6 image pixels)
 _PROJECTION_SAMPLES = 2048  # feature vectors per image for the projection, from at most 32 images
@@ -142,7 +142,7 @@ class FastKeypointLearner:
         self._projected.clear()
 
 
-class DeepKeypointLearner:
+class DeepKeypointLearner(ShrinksOnOutOfMemory):
     name = "deep"
 
     def __init__(self, skeleton: Skeleton, device: torch.device | str = "cpu", seed: int = 0, batch: int = 4,
@@ -193,29 +193,31 @@ class DeepKeypointLearner:
         if not labels:
             return FitReport(float("nan"), 0, 0.0)
         self._train_mode()
-        loss_value = float("nan")
-        for _ in range(steps):
-            chosen = self._rng.choice(len(labels), min(self.batch, len(labels)), replace=False)
-            pairs = [self.augment(self._pixels(labels[i].image), labels[i].xy) for i in chosen]
-            x = _batch([normalize(p) for p, _ in pairs]).to(self.device)
-            cells = pixels_to_cells(torch.as_tensor(np.stack([xy for _, xy in pairs]), dtype=torch.float32))
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-                heatmaps = self.net(x).float()
-            loss = heatmap_loss(heatmaps, cells.to(self.device), SIGMA_CELLS)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            loss_value = loss.item()
+        loss_value = self._run_steps(steps, lambda: self._step(labels))
         self.net.eval()
         self._trained = True
-        return FitReport(loss_value, steps, time.perf_counter() - start)
+        return FitReport(loss_value, steps, time.perf_counter() - start, self.note)
+
+    def _step(self, labels: list[KeypointLabels]) -> float:
+        """One optimizer step on up to ``self.batch`` augmented images."""
+        chosen = self._rng.choice(len(labels), min(self.batch, len(labels)), replace=False)
+        pairs = [self.augment(self._pixels(labels[i].image), labels[i].xy) for i in chosen]
+        x = _batch([normalize(p) for p, _ in pairs]).to(self.device)
+        cells = pixels_to_cells(torch.as_tensor(np.stack([xy for _, xy in pairs]), dtype=torch.float32))
+        with autocast(self.device):
+            heatmaps = self.net(x).float()
+        loss = heatmap_loss(heatmaps, cells.to(self.device), SIGMA_CELLS)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
 
     @torch.inference_mode()
     def predict_heatmaps(self, image: ImageRef) -> np.ndarray:
         pixels = image.load()
         self.net.eval()
         x = pad_to_multiple(normalize(pixels)).to(self.device)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+        with autocast(self.device):
             heatmaps = self.net(x).float()[0]
         h, w = grid_size(*pixels.shape[:2])
         return spatial_softmax(heatmaps[:, :h, :w]).cpu().numpy()
