@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -331,3 +332,25 @@ def read_table(path: str | Path) -> KeypointTable:
     if path.suffix.lower() not in readers:
         raise FormatError(path, None, "keypoint labels are read from .csv (DeepLabCut) or .json (COCO) files")
     return readers[path.suffix.lower()](path)
+
+
+def write_table(table: KeypointTable, path: str | Path) -> None:
+    """By suffix, as ``read_table``: ``.csv`` is DeepLabCut, ``.json`` is COCO."""
+    path = Path(path)
+    writers = {".csv": write_dlc_csv, ".json": write_coco}
+    if path.suffix.lower() not in writers:
+        raise FormatError(path, None, "keypoint labels are written to .csv (DeepLabCut) or .json (COCO) files")
+    writers[path.suffix.lower()](table, path)
+
+
+def export_project(project: Project, path: str | Path) -> KeypointTable:
+    """Write a project's keypoint labels to ``path`` (see ``write_table``). Image paths are relative
+    to the file's folder when every image lies under it, as DeepLabCut keeps them; else to the
+    images' common folder. A video frame is named by its locator, ``video#frame=N``."""
+    path = Path(path)
+    sources = [info.path for info in project.images()]
+    inside = all(p.is_relative_to(path.parent.resolve()) for p in sources)
+    root = path.parent.resolve() if inside or not sources else Path(os.path.commonpath([p.parent for p in sources]))
+    table = project_table(project, images_root=root)
+    write_table(table, path)
+    return table

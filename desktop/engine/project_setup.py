@@ -5,8 +5,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ImageReadError, PointillistError, ProjectError
-from .imageio import IMAGE_SUFFIXES, list_images, read_image
+from .imageio import list_images, read_image
+from .slides import SLIDE_SUFFIXES, is_slide_file, open_image_source
+from .skeleton import Skeleton
 from .store import Project
+
+THUMBNAIL_CHECK = 256  # a slide is checked by decoding a thumbnail this large, not read whole
 
 # Colour-blind-friendly, well separated on grey tissue and on fluorescence (Okabe-Ito first).
 PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000000",
@@ -15,9 +19,10 @@ PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f
 
 @dataclass
 class ImageScan:
-    """What was found: readable images with their size, and the rest with the reason."""
+    """What was found: readable images with their level-0 size and level count, and the rest
+    with the reason."""
 
-    readable: list[tuple[Path, int, int]] = field(default_factory=list)
+    readable: list[tuple[Path, int, int, int]] = field(default_factory=list)
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
 
 
@@ -34,8 +39,9 @@ def default_classes(names: list[str]) -> list[tuple[str, str, str | None]]:
 
 
 def scan_images(sources: list[Path]) -> ImageScan:
-    """Expand folders (not recursively) and decode each file once, so that a file whose header
-    is fine but whose pixels are not (unknown compression, truncated data) is caught now."""
+    """Expand folders (not recursively) and decode each file once (a slide: its thumbnail), so
+    that a file whose header is fine but whose pixels are not (unknown compression, truncated
+    data) is caught now."""
     scan = ImageScan()
     files: list[Path] = []
     for source in sources:
@@ -43,29 +49,47 @@ def scan_images(sources: list[Path]) -> ImageScan:
         if source.is_dir():
             try:
                 files.extend(list_images(source))
+                files.extend(sorted(p for p in source.iterdir() if p.suffix.lower() in SLIDE_SUFFIXES
+                                    and not p.name.startswith(".") and p.is_file()))
             except PointillistError as e:
                 scan.unreadable.append((source, str(e)))
         else:
             files.append(source)
     for path in files:
         try:
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
-                raise ImageReadError(path, f"unsupported image format '{path.suffix or path.name}'")
-            height, width = read_image(path).shape[:2]
-            scan.readable.append((path, width, height))
+            scan.readable.append((path, *probe_image(path)))
         except ImageReadError as e:
             scan.unreadable.append((path, e.reason))
     return scan
 
 
+def probe_image(path: Path) -> tuple[int, int, int]:
+    """``(width, height, levels)`` of a readable image; raises ImageReadError naming the file.
+
+    A slide (anything :func:`slides.is_slide_file` accepts: a pyramid, a tiled or very large
+    TIFF, an OpenSlide format) is never read whole: its thumbnail is decoded instead.
+    """
+    if is_slide_file(path):
+        with open_image_source(path) as source:
+            source.thumbnail(THUMBNAIL_CHECK)
+            return (*source.dimensions[0], source.levels)
+    height, width = read_image(path).shape[:2]
+    return width, height, 1
+
+
 def create_project(folder: Path, sources: list[Path], classes: list[tuple[str, str, str | None]],
-                   task: str = "segmentation") -> tuple[Project, ImageScan]:
-    """Create the project and reference every readable image; unreadable ones are reported."""
+                   task: str = "segmentation", skeleton: Skeleton | None = None) -> tuple[Project, ImageScan]:
+    """Create the project and reference every readable image; unreadable ones are reported.
+    A keypoint project needs ``skeleton`` (at least one keypoint) instead of classes."""
+    if task == "keypoints" and (skeleton is None or not len(skeleton)):
+        raise ProjectError("A keypoint project needs at least one keypoint.")
     scan = scan_images(sources)
     if not scan.readable:
         reasons = "; ".join(f"{p.name}: {r}" for p, r in scan.unreadable[:5])
         raise ProjectError("No readable images were found" + (f" ({reasons})." if reasons else "."))
     project = Project.create(folder, task=task, classes=classes)
-    for path, width, height in scan.readable:
-        project.add_image(path, width, height)
+    if skeleton is not None:
+        project.set_skeleton(skeleton)
+    for path, width, height, levels in scan.readable:
+        project.add_image(path, width, height, levels)
     return project, scan

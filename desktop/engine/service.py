@@ -25,7 +25,8 @@ from typing import Callable
 import numpy as np
 
 from .errors import PointillistError
-from . import selection, uncertainty
+from . import keypoint_service, selection, slide_service, uncertainty
+from .keypoint_service import AddVideo
 from .store import Project
 
 # ----- messages in ----------------------------------------------------------------------------
@@ -178,6 +179,7 @@ class EngineService(threading.Thread):
         self._current: Predict | None = None  # the image the user looks at, and its generation
         self._ranked_version: int | None = None
         self._changed_at = 0.0  # when the labels last changed
+        self._slides = slide_service.SlideServing(self)  # tile predictions, N and export on slides
 
     # ----- called from any thread ---------------------------------------------------------------
     def send(self, message) -> None:
@@ -213,7 +215,10 @@ class EngineService(threading.Thread):
     def _build_engine(self) -> None:
         import torch
 
-        from .engine import SegmentationEngine
+        if self._keypoints:  # the same loop drives the keypoint engine (see keypoint_service)
+            from .keypoint_engine import KeypointEngine as SegmentationEngine
+        else:
+            from .engine import SegmentationEngine
 
         torch.set_num_threads(self.torch_threads)
         self._emit(Progress(f"Starting the {self.learner} learner", None))
@@ -225,21 +230,24 @@ class EngineService(threading.Thread):
             self.device = "cpu"
             self._engine = SegmentationEngine(self._project, learner=self.learner, device="cpu", seed=self.seed)
         self._trained_revision = -1
-        try:
-            if self._engine.load_latest_weights():
-                latest = self._project.latest_published_model()
-                seen = latest.label_count + latest.validation_count
-                if seen == self._project.label_count():  # else labels changed after it: train again
-                    self._trained_revision = self._project.label_revision()
-                self._emit(ModelPublished(latest.version, float("nan"), latest.validation_accuracy, seen,
-                                          self.learner, self._trained_revision))
-        except PointillistError as e:
-            self._emit(Failed(str(e)))
+        loaded = self._engine.load_latest_weights()
+        self._report_problems()
+        if loaded:
+            seen = loaded.label_count + loaded.validation_count
+            if seen == self._project.label_count():  # else labels changed after it: train again
+                self._trained_revision = self._project.label_revision()
+            self._emit(ModelPublished(loaded.version, float("nan"), loaded.validation_accuracy, seen,
+                                      self.learner, self._trained_revision))
         self._emit(Progress("Ready", 1.0))
+
+    def _report_problems(self) -> None:
+        """Pass on what the engine put up with (``SegmentationEngine.problems``)."""
+        while self._engine.problems:
+            self._emit(Failed(self._engine.problems.pop(0)))
 
     def _step(self) -> bool:
         """One turn of the loop; False when it is time to stop."""
-        idle = self.paused or not self._wants_training()
+        idle = (self.paused or not self._wants_training()) and not self._slides.busy
         predict, propose = None, {}
         for message in self._drain(wait=0.05 if idle else 0.0):
             if isinstance(message, Stop):
@@ -255,8 +263,12 @@ class EngineService(threading.Thread):
             elif isinstance(message, SetLearner):
                 self.learner, self.device = message.name, message.device
                 self._guarded(self._build_engine)
+            elif isinstance(message, AddVideo):
+                self._guarded(keypoint_service.add_video, self, message)
             elif isinstance(message, Export):
                 self._guarded(self._export, message)
+            elif isinstance(message, slide_service.MESSAGES):
+                self._slides.receive(message)
             # LabelsChanged needs nothing: the revision check below sees the change
         if self._project.label_revision() != self._trained_revision:
             self._rounds_left = ROUNDS_AFTER_CHANGE.get(self.learner, 1)
@@ -266,11 +278,17 @@ class EngineService(threading.Thread):
             self._guarded(self._predict, predict)
         for request in propose.values():
             self._guarded(self._propose, request)
+        self._guarded(self._slides.serve)
         if not self.paused and self._wants_training():
             self._guarded(self._train_slice)
         elif not self.paused and predict is None and not propose and self.inbox.empty():
+            self._guarded(self._slides.scan)
             self._guarded(self._rank_images)
         return True
+
+    @property
+    def _keypoints(self) -> bool:
+        return self._project.task == "keypoints"
 
     def _drain(self, wait: float) -> list:
         """Every waiting message, after waiting up to ``wait`` seconds for the first."""
@@ -300,18 +318,23 @@ class EngineService(threading.Thread):
         self._rounds_left -= 1
         report = self._engine.train(STEPS.get(self.learner, 150))
         self._trained_revision = revision
+        self._report_problems()
         if report.published:
             self._emit(ModelPublished(report.version, report.loss, report.validation_accuracy,
                                       report.train_labels + report.validation_labels, self.learner, revision,
                                       report.seconds))
+            self._slides.model_changed()
             if self._current is not None:
                 probs = self._predict(self._current)
                 self._propose(ProposeQueries(self._current.image_id, self.queries_per_image, self.strategy,
                                              replace_open=True), probs)
-        self._emit(Progress(f"Model version {self._engine.version}", 1.0))
+        note = f". {report.note}" if report.note else ""  # e.g. the GPU ran out of memory
+        self._emit(Progress(f"Model version {self._engine.version}{note}", 1.0))
 
     def _predict(self, request: Predict) -> np.ndarray | None:
         """Send the prediction of one image; returns its class probabilities for reuse."""
+        if self._keypoints:
+            return keypoint_service.predict(self, request)
         if not self._engine.learner.trained:
             return None
         start = time.perf_counter()
@@ -324,6 +347,8 @@ class EngineService(threading.Thread):
 
     def _propose(self, request: ProposeQueries, probs: np.ndarray | None = None) -> None:
         """Make queries for an image unless it still has open ones, then send its open queries."""
+        if self._keypoints:
+            return keypoint_service.propose(self, request, probs)
         image_id = request.image_id
         if request.replace_open:
             self._project.close_open_queries(image_id)
@@ -385,10 +410,11 @@ class EngineService(threading.Thread):
         for info in self._project.images():
             if not self.inbox.empty():
                 return  # the user wants something: rank later
-            if self._project.image_problem(info) is None:
-                ranking[info.id] = selection.image_uncertainty(self._engine.scores(info.id, self.strategy))
+            if self._project.image_problem(info) is None and not self._slides.owns(info.id):
+                ranking[info.id] = (keypoint_service.image_uncertainty(self, info.id) if self._keypoints else
+                                    selection.image_uncertainty(self._engine.scores(info.id, self.strategy)))
         self._ranked_version = version
-        self._emit(ImageRanking(version, ranking))
+        self._emit(ImageRanking(version, {**ranking, **self._slides.ranking()}))
 
 
 def _describe(e: Exception) -> str:

@@ -71,3 +71,19 @@ class Skeleton:
         for a, b in self.symmetry:
             perm[a], perm[b] = b, a
         return perm
+
+
+def parse_skeleton(keypoints: str, edges: str | None = None, symmetric: str | None = None) -> Skeleton:
+    """A skeleton from command-line text: keypoints ``"a,b,c"``, edges ``"a-b,b-c"`` and
+    symmetric pairs ``"a:c"`` (a pair takes ``:`` or, when it has no ``:``, ``-``)."""
+    def pairs(text):
+        out = []
+        for item in (text or "").split(","):
+            if item.strip():
+                a, sep, b = item.partition(":" if ":" in item else "-")
+                if not sep or not a.strip() or not b.strip():
+                    raise SkeletonError(f"'{item}' is not a pair of keypoints: write a-b or a:b.")
+                out.append((a.strip(), b.strip()))
+        return out
+
+    return Skeleton.from_names([n for n in keypoints.split(",") if n.strip()], pairs(edges), pairs(symmetric))

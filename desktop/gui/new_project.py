@@ -1,18 +1,23 @@
-"""The New-project dialog: choose images (a folder or files), define the classes (name, colour,
-key), see how many images were found and which cannot be read and why, then create."""
+"""The New-project dialog: choose images (a folder or files), choose the task, define the classes
+(name, colour, key) or, for keypoints, the skeleton, see how many images were found and which
+cannot be read and why, then create."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QColorDialog, QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QLabel,
-                               QLineEdit, QListWidget, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
+from PySide6.QtWidgets import (QColorDialog, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout,
+                               QLabel, QLineEdit, QListWidget, QPushButton, QStackedWidget, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
 
 from desktop.engine.errors import PointillistError
 from desktop.engine.project_setup import PALETTE, ImageScan, create_project, default_classes, scan_images
 
+from .skeleton_editor import SkeletonEditor
+
 DEFAULT_CLASSES = ["background", "foreground"]
+TASKS = {"segmentation": "Segmentation: a class for every pixel", "keypoints": "Keypoints: a skeleton per image"}
 
 
 class NewProjectDialog(QDialog):
@@ -34,6 +39,19 @@ class NewProjectDialog(QDialog):
         add, remove = QPushButton("Add class"), QPushButton("Remove class")
         add.clicked.connect(lambda: self.add_class(f"class {self.classes.rowCount() + 1}"))
         remove.clicked.connect(lambda: self.classes.removeRow(max(0, self.classes.currentRow())))
+        self.task = QComboBox()
+        for task, text in TASKS.items():
+            self.task.addItem(text, task)
+        self.skeleton_editor = SkeletonEditor()
+        self.task_pages = QStackedWidget()
+        class_page = QWidget()
+        class_layout = QVBoxLayout(class_page)
+        class_layout.setContentsMargins(0, 0, 0, 0)
+        class_layout.addWidget(QLabel("Classes (double-click a colour to change it):"))
+        class_layout.addWidget(self.classes)
+        self.task_pages.addWidget(class_page)
+        self.task_pages.addWidget(self.skeleton_editor)
+        self.task.currentIndexChanged.connect(self.task_pages.setCurrentIndex)
         self.target = QLineEdit()
         self.target.setPlaceholderText("folder for the new project")
         browse = QPushButton("Browse...")
@@ -52,6 +70,7 @@ class NewProjectDialog(QDialog):
         class_buttons = QHBoxLayout()
         class_buttons.addWidget(add)
         class_buttons.addWidget(remove)
+        class_layout.addLayout(class_buttons)
         target = QHBoxLayout()
         target.addWidget(self.target)
         target.addWidget(browse)
@@ -60,9 +79,8 @@ class NewProjectDialog(QDialog):
         layout.addWidget(self.found)
         layout.addWidget(QLabel("Unreadable (not added):"))
         layout.addWidget(self.unreadable)
-        layout.addWidget(QLabel("Classes (double-click a colour to change it):"))
-        layout.addWidget(self.classes)
-        layout.addLayout(class_buttons)
+        layout.addWidget(self.task)
+        layout.addWidget(self.task_pages)
         layout.addLayout(target)
         layout.addWidget(self.error)
         layout.addWidget(buttons)
@@ -70,7 +88,7 @@ class NewProjectDialog(QDialog):
         self.files_button.clicked.connect(self._choose_files)
         for name, colour, key in default_classes(DEFAULT_CLASSES):
             self.add_class(name, colour, key)
-        self.resize(560, 620)
+        self.resize(560, 700)
 
     # ----- gather ------------------------------------------------------------------------------
     def set_sources(self, sources: list[Path]) -> None:
@@ -109,7 +127,11 @@ class NewProjectDialog(QDialog):
         try:
             if not self.target.text().strip():
                 raise PointillistError("Choose a folder for the new project.")
-            project, _ = create_project(Path(self.target.text()), self.sources, self.class_rows())
+            if self.task.currentData() == "keypoints":
+                project, _ = create_project(Path(self.target.text()), self.sources, [], "keypoints",
+                                            self.skeleton_editor.skeleton())
+            else:
+                project, _ = create_project(Path(self.target.text()), self.sources, self.class_rows())
         except PointillistError as e:
             self.error.setText(str(e))
             return

@@ -1,4 +1,5 @@
 """The engine thread, driven by messages, with a real project and the real fast learner."""
+import dataclasses
 import threading
 import time
 
@@ -6,9 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from desktop.engine.engine import SegmentationEngine
 from desktop.engine.service import (EngineService, Export, Exported, Failed, ImageRanking, LabelsChanged,
-                                    ModelPublished, Pause, Predict, Prediction, ProposeQueries, Queries, Resume,
-                                    SetLearner, Stopped)
+                                    ModelPublished, Pause, Predict, Prediction, Progress, ProposeQueries, Queries,
+                                    Resume, SetLearner, Stopped)
 from desktop.engine.store import Project
 
 SIZE = 128
@@ -212,3 +214,40 @@ def test_labels_added_while_closed_are_trained_on_when_reopened(tmp_path, servic
     second.start()
     newer = events.wait_for(lambda e: isinstance(e, ModelPublished) and e.version > version)
     assert newer.label_count == 10
+
+
+def test_a_damaged_model_file_is_reported_and_the_one_before_restored(tmp_path, service_factory):
+    project = blob_project(tmp_path / "data", images=1)
+    image_id = project.images()[0].id
+    label_blob(project, image_id)
+    first, events = service_factory(project.folder)
+    first.start()
+    version = events.wait_for(lambda e: isinstance(e, ModelPublished)).version
+    project.add_label(image_id, 60, 60, project.classes()[1].id)
+    first.send(LabelsChanged())
+    events.wait_for(lambda e: isinstance(e, ModelPublished) and e.version > version)
+    first.stop()
+    *_, before, newest = [m for m in project.model_versions() if m.published]
+    (project.models_dir / newest.path).write_bytes(b"half a file")
+
+    second, events = service_factory(project.folder)
+    second.start()
+    failed = events.wait_for(lambda e: isinstance(e, Failed))
+    assert failed.message == (f"A saved model cannot be used: '{newest.path}' is damaged or incomplete. Using the "
+                              f"saved version {before.version} instead; your labels are safe.")
+    events.wait_for(lambda e: isinstance(e, ModelPublished))
+    assert events.of(ModelPublished)[0].version == before.version
+    events.wait_for(lambda e: isinstance(e, ModelPublished) and e.version > newest.version)  # and trains on
+
+
+def test_what_the_learner_gave_up_is_shown_with_the_model_version(tmp_path, service_factory, monkeypatch):
+    note = "The GPU ran out of memory: training goes on with 2 pictures at a time."
+    train = SegmentationEngine.train
+    monkeypatch.setattr(SegmentationEngine, "train", lambda self, steps: dataclasses.replace(train(self, steps),
+                                                                                             note=note))
+    project = blob_project(tmp_path / "data", images=1)
+    label_blob(project, project.images()[0].id)
+    service, events = service_factory(project.folder)
+    service.start()
+    version = events.wait_for(lambda e: isinstance(e, ModelPublished)).version
+    events.wait_for(lambda e: isinstance(e, Progress) and e.text == f"Model version {version}. {note}")

@@ -1,0 +1,116 @@
+"""Keypoints drawn on the viewer: labels, the model's proposals coloured by confidence, the
+skeleton's bones between them, and dragging any of them.
+
+Labelled keypoints are filled dots in their keypoint's colour (a ring of it when occluded;
+absent ones are not drawn). Proposals are rings from red (unsure) through yellow to green
+(sure). Bones join each keypoint's label, or its proposal when it has none. Coordinates follow
+``viewer.py``: image position ``(x, y)`` is drawn at ``(x + 0.5, y + 0.5)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QColor
+
+from desktop.engine.project_setup import PALETTE
+from desktop.engine.skeleton import Skeleton
+
+from .viewer import ImageViewer
+
+
+def confidence_colour(confidence: float) -> QColor:
+    """Red at 0, yellow at 0.5, green at 1."""
+    return QColor.fromHsvF(float(np.clip(confidence, 0.0, 1.0)) / 3.0, 0.9, 1.0)
+
+
+class DraggableScatter(pg.ScatterPlotItem):
+    """Spots that can be dragged with the left button; each spot's ``data`` is its keypoint.
+
+    A drag that starts off every spot is left to the view (it pans), as is any other button.
+    """
+
+    dragged = Signal(int, float, float)  # keypoint, x, y in image pixels (on release)
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self._dragging: int | None = None  # the keypoint being dragged
+        self._index = 0  # its spot
+
+    def mouseDragEvent(self, event) -> None:
+        if event.button() != Qt.LeftButton:
+            event.ignore()
+            return
+        if event.isStart():
+            hits = self.pointsAt(event.buttonDownPos())
+            if len(hits) == 0:
+                event.ignore()
+                return
+            self._index = hits[0].index()
+            self._dragging = int(hits[0].data())
+        elif self._dragging is None:
+            event.ignore()
+            return
+        event.accept()
+        pos = event.pos()
+        self.data["x"][self._index], self.data["y"][self._index] = pos.x(), pos.y()  # follow the mouse
+        self.invalidate()
+        if event.isFinish():
+            keypoint, self._dragging = self._dragging, None
+            self.dragged.emit(keypoint, pos.x() - 0.5, pos.y() - 0.5)
+
+
+class KeypointOverlay(QObject):
+    dragged = Signal(int, float, float)  # keypoint, x, y: a label or proposal was moved there
+
+    LAYERS = {"prediction": ("proposals",), "labels": ("labels", "bones")}
+
+    def __init__(self, viewer: ImageViewer, skeleton: Skeleton, parent: QObject | None = None):
+        super().__init__(parent)
+        self.viewer, self.skeleton = viewer, skeleton
+        self.colours = self.palette(len(skeleton))
+        self.items = {
+            "bones": pg.PlotDataItem(connect="pairs", pen=pg.mkPen((255, 255, 255, 170), width=1.5)),
+            "proposals": DraggableScatter(size=16, pxMode=True, brush=None, hoverable=False),
+            "labels": DraggableScatter(size=11, pxMode=True),
+        }
+        base = max(item.zValue() for item in viewer.items.values()) + 1
+        for z, item in enumerate(self.items.values()):
+            item.setZValue(base + z)
+            viewer.view.addItem(item)
+        for name in ("proposals", "labels"):
+            self.items[name].dragged.connect(self.dragged)
+
+    @staticmethod
+    def palette(n: int) -> list[QColor]:
+        """The colour of each keypoint (the class palette, repeated)."""
+        return [QColor(PALETTE[i % len(PALETTE)]) for i in range(n)]
+
+    def clear(self) -> None:
+        for item in self.items.values():
+            item.clear()
+
+    def show(self, xy: np.ndarray, visibility: np.ndarray, proposals: dict[int, tuple[float, float, float]]) -> None:
+        """Draw the labels ``xy`` (K, 2) with ``visibility`` (K,) and ``{keypoint: (x, y, confidence)}``."""
+        placed = [k for k in range(len(visibility)) if visibility[k] in ("visible", "occluded")]
+        self.items["labels"].setData(
+            x=[xy[k, 0] + 0.5 for k in placed], y=[xy[k, 1] + 0.5 for k in placed], data=placed,
+            brush=[None if visibility[k] == "occluded" else pg.mkBrush(self.colours[k]) for k in placed],
+            pen=[pg.mkPen(self.colours[k], width=2.5) if visibility[k] == "occluded" else pg.mkPen("w", width=1.2)
+                 for k in placed])
+        keys = sorted(proposals)
+        self.items["proposals"].setData(
+            x=[proposals[k][0] + 0.5 for k in keys], y=[proposals[k][1] + 0.5 for k in keys], data=keys,
+            pen=[pg.mkPen(confidence_colour(proposals[k][2]), width=2.5) for k in keys], brush=None)
+        where = {k: (xy[k, 0], xy[k, 1]) for k in placed}
+        where.update({k: proposals[k][:2] for k in keys})
+        bones = [where[k] for a, b in self.skeleton.edges if a in where and b in where for k in (a, b)]
+        points = np.array(bones, np.float64).reshape(-1, 2) + 0.5
+        self.items["bones"].setData(x=points[:, 0], y=points[:, 1])
+
+    def set_layer_visible(self, layer: str, visible: bool) -> None:
+        for name in self.LAYERS.get(layer, ()):
+            self.items[name].setVisible(visible)
+
+    def set_proposal_opacity(self, opacity: float) -> None:
+        self.items["proposals"].setOpacity(max(0.15, opacity))

@@ -1,0 +1,125 @@
+"""The workspace of a keypoint project: the segmentation workspace with a keypoint session,
+panel and overlay in place of the class ones. The image list, training panel, engine bridge,
+layers, undo and the move to the next most uncertain image are shared.
+
+Keys (besides the shared ones): Enter accepts the asked keypoint's proposal, Shift+Enter every
+remaining proposal of the image, V marks the asked keypoint occluded, A absent.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+
+from desktop.engine.keypoint_formats import export_project
+from desktop.engine.store import Project
+
+from .keypoint_overlay import KeypointOverlay
+from .keypoint_panel import KeypointPanel
+from .keypoint_session import KeypointSession
+from .workspace import ProjectWorkspace
+
+ENTER_KEYS = (Qt.Key_Return, Qt.Key_Enter)
+
+
+def workspace_for(folder: Path) -> type[ProjectWorkspace]:
+    """The workspace class for the project's task (raises ProjectError as opening does)."""
+    with Project.open(folder) as project:
+        return KeypointWorkspace if project.task == "keypoints" else ProjectWorkspace
+
+
+class KeypointWorkspace(ProjectWorkspace):
+    # ----- the task's parts ------------------------------------------------------------------
+    def _make_session(self) -> KeypointSession:
+        return KeypointSession(self.project, parent=self)
+
+    def _make_label_panel(self) -> KeypointPanel:
+        return KeypointPanel(self.project.skeleton())
+
+    def _show_session_state(self) -> None:
+        self.label_panel.show_mode(self.session.mode)
+        self.label_panel.show_mean_seconds(self.project.mean_answer_seconds())
+
+    def _connect_label_panel(self) -> None:
+        s = self.session
+        self.overlay = KeypointOverlay(self.viewer, s.skeleton, parent=self)
+        self.overlay.dragged.connect(s.drag)
+        s.proposalsChanged.connect(self._draw_labels)
+        s.activeChanged.connect(self.label_panel.show_active)
+        self.label_panel.keypointChosen.connect(s.set_active)
+        self.label_panel.opacityChanged.connect(self.overlay.set_proposal_opacity)
+
+    def _connect(self) -> None:
+        super()._connect()
+        self.bridge.videoAdded.connect(self._video_added)
+
+    # ----- project-level actions -------------------------------------------------------------
+    def add_video(self, path: Path, frames: int, sampling: str = "uniform") -> None:
+        """Sample frames of a video into the project (on the engine thread: k-means needs the
+        encoder); the image list updates when they are in."""
+        self.message.emit(f"Adding {frames} frames of {Path(path).name}...")
+        self.bridge.add_video(path, frames, sampling)
+
+    def _video_added(self, event) -> None:
+        self.image_list.fill(self.project, self.problems)
+        self.message.emit(f"Added {len(event.image_ids)} frames of {event.path.name}.")
+        if self.image_id is None and event.image_ids:
+            self.open_image(event.image_ids[0])
+
+    def export_keypoints(self, path: Path) -> str:
+        """Write every keypoint label to a DeepLabCut CSV or COCO JSON file; returns what was done."""
+        table = export_project(self.project, path)
+        text = f"Exported the keypoints of {len(table.images)} images to {path}."
+        self.message.emit(text)
+        return text
+
+    # ----- input -----------------------------------------------------------------------------
+    def _clicked(self, x: float, y: float, button) -> None:
+        if button == Qt.LeftButton:
+            self.session.click(x, y)
+
+    def _task_key(self, event) -> bool:
+        if event.key() in ENTER_KEYS:
+            if event.modifiers() & Qt.ShiftModifier:
+                self.session.accept_all()
+            else:
+                self.session.accept()
+            return True
+        key = event.text().upper()
+        if key == "V":
+            self.session.mark("occluded")
+        elif key == "A":
+            self.session.mark("absent")
+        else:
+            return False
+        return True
+
+    # ----- drawing ---------------------------------------------------------------------------
+    def _draw_labels(self) -> None:
+        xy, visibility = self.session.labels()
+        proposals = self.session.proposals()
+        self.overlay.show(xy, visibility, proposals)
+        self.label_panel.show_state(visibility, proposals)
+
+    def _query_changed(self, query) -> None:
+        if query is None or query.confidence is None:  # nothing proposed: nowhere to point
+            self.viewer.set_current_query(None, None)
+        else:
+            self.viewer.set_current_query(query.x, query.y, centre=self.session.mode == "query")
+        _, visibility = self.session.labels()
+        self.label_panel.show_query(query, int((visibility == "").sum()))
+        self._draw_labels()
+        self.image_list.refresh_counts(self.project, self.image_id)
+
+    def _paint_prediction(self) -> None:
+        event, self._pending_prediction = self._pending_prediction, None
+        if event is not None and event.image_id == self.image_id:
+            self.session.set_prediction(event.image_id, event.xy, event.confidence)
+            self.viewer.overlay_version = event.version
+            self.viewer.overlayShown.emit(event.version)
+            self._painted_at = time.monotonic()
+
+    def _show_layer(self, name: str, visible: bool) -> None:
+        super()._show_layer(name, visible)
+        self.overlay.set_layer_visible(name, visible)

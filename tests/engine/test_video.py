@@ -1,0 +1,58 @@
+"""Video frames as project images: sampled evenly or spread out in feature space."""
+import cv2
+import numpy as np
+import pytest
+
+from desktop.engine.errors import ImageReadError
+from desktop.engine.skeleton import Skeleton
+from desktop.engine.store import Project
+from desktop.engine.video import add_video, kmeans_frames, read_pixels, uniform_frames, video_info
+
+
+def write_video(path, colours, size=(64, 48)):
+    """An MJPG AVI (writes headless everywhere): one frame per colour, with a frame number drawn
+    in, so frames can be told apart."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, size)
+    for i, colour in enumerate(colours):
+        frame = np.zeros((size[1], size[0], 3), np.uint8)
+        frame[:] = colour[::-1]  # BGR
+        cv2.rectangle(frame, (2 + 2 * i, 2), (6 + 2 * i, 8), (255, 255, 255), -1)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_frames_are_images_that_refer_to_video_and_frame(tmp_path):
+    video = write_video(tmp_path / "clip.avi", [(10 * i, 100, 200) for i in range(20)])
+    assert video_info(video).frames == 20 and uniform_frames(20, 4) == [2, 7, 12, 17]
+    with Project.create(tmp_path / "p", task="keypoints") as project:
+        project.set_skeleton(Skeleton(("nose",)))
+        ids = add_video(project, video, 4)
+        infos = [project.image(i) for i in ids]
+        assert [(i.video, i.frame) for i in infos] == [(video.resolve(), f) for f in (2, 7, 12, 17)]
+        assert add_video(project, video, 4) == ids  # adding again adds nothing
+        pixels = read_pixels(infos[1])
+        assert pixels.shape == (48, 64, 3) and abs(int(pixels[30, 30, 0]) - 70) < 8  # frame 7's red
+        assert project.image_problem(infos[0]) is None
+        project.set_keypoint_labels([(ids[1], 0, 5.0, 6.0, "visible")])  # a label on (video, frame 7)
+    video.unlink()
+    with Project.open(tmp_path / "p") as project:
+        assert "moved or deleted" in project.image_problem(project.images()[0])
+
+
+def test_kmeans_takes_one_frame_of_each_scene(tmp_path):
+    scenes = [(240, 20, 20)] * 10 + [(20, 240, 20)] * 10 + [(20, 20, 240)] * 10
+    video = write_video(tmp_path / "scenes.avi", scenes)
+    chosen = kmeans_frames(video, 3, candidates=30)
+    assert sorted(i // 10 for i in chosen) == [0, 1, 2]
+
+
+def test_bad_videos_are_refused_with_the_reason(tmp_path):
+    broken = tmp_path / "broken.avi"
+    broken.write_bytes(b"RIFF but not really a video")
+    with Project.create(tmp_path / "p", task="keypoints") as project:
+        with pytest.raises(ImageReadError, match="cannot decode"):
+            add_video(project, broken, 3)
+        with pytest.raises(ImageReadError, match="videos are read from"):
+            add_video(project, tmp_path / "notes.txt", 3)
+        assert project.images() == []

@@ -1,0 +1,245 @@
+"""Keypoint labelling through real mouse and key events on the real window (engine thread off:
+what the engine would send is handed to the workspace as the bridge would)."""
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QDialogButtonBox, QFileDialog, QInputDialog
+
+from desktop.engine.keypoint_formats import import_table, read_table
+from desktop.engine.keypoint_service import KeypointPrediction
+from desktop.engine.skeleton import Skeleton
+from desktop.engine.store import Project
+from desktop.gui.app import MainWindow
+from desktop.gui.keypoint_workspace import KeypointWorkspace
+from desktop.gui.new_project import NewProjectDialog
+from tests.engine.test_video import write_video
+
+SIZE = 160
+SKELETON = Skeleton(("left", "right", "tail"), edges=((0, 2), (1, 2)), symmetry=((0, 1),))
+
+
+def make_keypoint_project(folder, images=2):
+    folder.mkdir(parents=True, exist_ok=True)
+    project = Project.create(folder / "project", task="keypoints")
+    project.set_skeleton(SKELETON)
+    for i in range(images):
+        pixels = np.full((SIZE, SIZE, 3), 40 + 20 * i, np.uint8)
+        Image.fromarray(pixels).save(folder / f"frame{i}.png")
+        project.add_image(folder / f"frame{i}.png", SIZE, SIZE)
+    project.close()
+    return folder / "project"
+
+
+@pytest.fixture
+def keypoint_project(tmp_path):
+    return make_keypoint_project(tmp_path / "data")
+
+
+def open_window(show, folder):
+    win = show(MainWindow(folder, start_engine=False))
+    assert isinstance(win.workspace, KeypointWorkspace)
+    return win
+
+
+def click(viewer, x, y, button=Qt.LeftButton):
+    QTest.mouseClick(viewer.viewport(), button, Qt.NoModifier, viewer.widget_point(x, y))
+
+
+def key(ws, k, modifiers=Qt.NoModifier):
+    QTest.keyClick(ws.viewer, k, modifiers)
+
+
+def stored(folder, image_id):
+    with Project.open(folder) as project:
+        return project.keypoint_arrays(image_id)
+
+
+def ask(folder, image_id, entries):
+    """Queries as the engine stores them: least certain first."""
+    with Project.open(folder) as project:
+        return project.add_keypoint_queries(image_id, entries, "confidence", 1)
+
+
+def test_query_mode_click_enter_v_a_then_the_next_image_and_undo(show, keypoint_project):
+    with Project.open(keypoint_project) as project:
+        first, second = [i.id for i in project.images()]
+    asked = ask(keypoint_project, first, [(2, 50, 60, 0.9), (0, 30, 30, 0.5), (1, 100, 100, 0.2)])
+    win = open_window(show, keypoint_project)
+    ws = win.workspace
+    assert ws.image_id == first and ws.session.current.keypoint == 2
+    assert list(ws.viewer.current_ring.data["x"]) == [50.5]
+    assert len(ws.overlay.items["proposals"].data) == 3 and len(ws.overlay.items["bones"].xData) == 4
+
+    click(ws.viewer, 55, 62)  # the tail is really here
+    xy, vis = stored(keypoint_project, first)
+    assert vis[2] == "visible" and xy[2] == pytest.approx([55, 62], abs=1)
+    assert ws.session.current.keypoint == 0 and list(ws.viewer.current_ring.data["x"]) == [30.5]
+    key(ws, Qt.Key_Return)  # accept the proposal
+    assert stored(keypoint_project, first)[0][0] == pytest.approx([30, 30])
+    key(ws, Qt.Key_Z, Qt.ControlModifier)  # undo: 'left' is asked again
+    assert stored(keypoint_project, first)[1][0] == "" and ws.session.current.keypoint == 0
+    key(ws, "v")  # occluded, at the proposal
+    xy, vis = stored(keypoint_project, first)
+    assert vis[0] == "occluded" and xy[0] == pytest.approx([30, 30])
+    assert ws.session.current.keypoint == 1
+    key(ws, "a")  # absent: the image is done, the next one opens
+    assert list(stored(keypoint_project, first)[1]) == ["occluded", "absent", "visible"]
+    assert ws.image_id == second
+    with Project.open(keypoint_project) as project:
+        assert {q.id: q.status for q in project.queries(first, status=None)} == dict.fromkeys(asked, "answered")
+        labels = project.keypoint_labels(first)
+        assert [lab.query_id for lab in labels] == asked[1:] + asked[:1]
+        assert all(lab.seconds is not None for lab in labels)
+
+    key(ws, Qt.Key_Z, Qt.ControlModifier)  # undo 'absent': back to the first image, asked again
+    assert ws.image_id == first and ws.session.current.keypoint == 1
+    assert stored(keypoint_project, first)[1][1] == ""
+    key(ws, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)  # redo
+    assert stored(keypoint_project, first)[1][1] == "absent"
+    win.close()
+
+
+def drag(viewer, start, end):
+    """Press, move in steps (pyqtgraph starts a drag after a few pixels, and drops moves that
+    come faster than its mouse rate limit) and release."""
+    a, b = viewer.widget_point(*start), viewer.widget_point(*end)
+    QTest.mousePress(viewer.viewport(), Qt.LeftButton, Qt.NoModifier, a)
+    for t in np.linspace(0.1, 1.0, 8):
+        QTest.qWait(15)
+        QTest.mouseMove(viewer.viewport(), QPoint(round(a.x() + t * (b.x() - a.x())),
+                                                  round(a.y() + t * (b.y() - a.y()))))
+    QTest.mouseRelease(viewer.viewport(), Qt.LeftButton, Qt.NoModifier, b)
+
+
+def test_labels_and_proposals_can_be_dragged_and_shift_enter_accepts_the_rest(show, keypoint_project):
+    with Project.open(keypoint_project) as project:
+        image_id = project.images()[0].id
+        project.set_keypoint_label(image_id, 0, 40.0, 40.0, "occluded")
+    win = open_window(show, keypoint_project)
+    ws = win.workspace
+    view = ws.viewer.view.viewRect()
+    drag(ws.viewer, (40, 40), (70, 90))  # a label: moved, still occluded
+    xy, vis = stored(keypoint_project, image_id)
+    assert vis[0] == "occluded" and xy[0] == pytest.approx([70, 90], abs=1.5)
+    assert ws.viewer.view.viewRect() == view  # the drag moved the keypoint, not the view
+
+    ws._prediction(KeypointPrediction(image_id, ws.bridge.generation, 1, np.array([[5., 5.], [120., 20.], [80., 140.]]),
+                                      np.array([0.9, 0.2, 0.7]), np.array([0.1, 0.8, 0.3])))
+    ws._paint_timer.stop()
+    ws._paint_prediction()
+    QTest.qWait(50)  # painted, as a user would see it before dragging
+    assert sorted(ws.overlay.items["proposals"].data["data"]) == [1, 2]  # the labelled one has no proposal
+    drag(ws.viewer, (120, 20), (110, 30))  # a proposal: dragging it labels it where it is dropped
+    xy, vis = stored(keypoint_project, image_id)
+    assert vis[1] == "visible" and xy[1] == pytest.approx([110, 30], abs=1.5)
+
+    key(ws, Qt.Key_Return, Qt.ShiftModifier)  # accept the remaining proposal(s)
+    xy, vis = stored(keypoint_project, image_id)
+    assert list(vis) == ["occluded", "visible", "visible"] and xy[2] == pytest.approx([80, 140])
+    key(ws, Qt.Key_Z, Qt.ControlModifier)
+    key(ws, Qt.Key_Z, Qt.ControlModifier)
+    key(ws, Qt.Key_Z, Qt.ControlModifier)  # the first drag undone: back where it was
+    xy, vis = stored(keypoint_project, image_id)
+    assert list(vis) == ["occluded", "", ""] and xy[0] == pytest.approx([40, 40])
+    win.close()
+
+
+def test_free_mode_places_keypoints_in_order_and_layers_hide(show, keypoint_project):
+    win = open_window(show, keypoint_project)
+    ws = win.workspace
+    image_id = ws.image_id
+    key(ws, "m")
+    assert ws.session.mode == "free" and ws.session.active == 0
+    click(ws.viewer, 20, 25)
+    click(ws.viewer, 100, 25)
+    xy, vis = stored(keypoint_project, image_id)
+    assert list(vis) == ["visible", "visible", ""] and xy[1] == pytest.approx([100, 25], abs=1)
+    assert ws.session.active == 2 and ws.label_panel.keypoint_list.currentRow() == 2
+    ws.label_panel.keypoint_list.setCurrentRow(0)  # choose 'left' again and put it elsewhere
+    click(ws.viewer, 30, 35)
+    assert stored(keypoint_project, image_id)[0][0] == pytest.approx([30, 35], abs=1)
+    assert len(ws.overlay.items["labels"].data) == 2
+    key(ws, "l")
+    assert not ws.overlay.items["labels"].isVisible() and not ws.overlay.items["bones"].isVisible()
+    key(ws, "p")
+    assert not ws.overlay.items["proposals"].isVisible()
+    win.close()
+
+
+def test_new_project_dialog_builds_a_skeleton(qtbot, keypoint_project, tmp_path):
+    dialog = NewProjectDialog()
+    qtbot.addWidget(dialog)
+    dialog.set_sources([keypoint_project.parent])
+    QTest.keyClick(dialog.task, Qt.Key_Down)  # Keypoints
+    editor = dialog.skeleton_editor
+    assert dialog.task_pages.currentWidget() is editor
+    for _ in range(4):
+        QTest.mouseClick(editor.buttons["Add keypoint"], Qt.LeftButton)
+    for row, name in enumerate(["nose", "tail", "ear_l", "ear_r"]):
+        editor.rename(row, name)
+    editor.keypoints.setCurrentRow(1)
+    QTest.mouseClick(editor.buttons["Down"], Qt.LeftButton)
+    QTest.mouseClick(editor.buttons["Down"], Qt.LeftButton)  # tail goes last
+    editor.edges.first.setCurrentIndex(0)
+    editor.edges.second.setCurrentIndex(3)
+    QTest.mouseClick(editor.edges.add_button, Qt.LeftButton)  # nose - tail
+    editor.symmetry.first.setCurrentIndex(1)
+    editor.symmetry.second.setCurrentIndex(2)
+    QTest.mouseClick(editor.symmetry.add_button, Qt.LeftButton)  # ear_l <-> ear_r
+    editor.rename(0, "snout")  # edges follow a renamed keypoint
+    assert editor.edges.list.item(0).text() == "snout - tail"
+    dialog.target.setText(str(tmp_path / "new"))
+    QTest.mouseClick(dialog.buttons.button(QDialogButtonBox.Ok), Qt.LeftButton)
+    assert dialog.created == tmp_path / "new"
+    with Project.open(dialog.created) as project:
+        assert project.task == "keypoints" and project.classes() == []
+        assert project.skeleton() == Skeleton(("snout", "ear_l", "ear_r", "tail"), ((0, 3),), ((1, 2),))
+
+
+def test_file_menu_exports_dlc_csv_and_coco_that_import_back(show, keypoint_project, monkeypatch, tmp_path):
+    with Project.open(keypoint_project) as project:
+        first, second = [i.id for i in project.images()]
+        project.set_keypoint_labels([(first, 0, 10.25, 20.5, "visible"), (first, 2, 30.0, 40.0, "occluded"),
+                                     (second, 1, 0.0, 0.0, "absent")])
+    win = open_window(show, keypoint_project)
+    assert win.export_dlc_action.isEnabled() and not win.export_masks_action.isEnabled()
+    assert not win.export_model_action.isEnabled()
+    for suffix, action in (("csv", win.export_dlc_action), ("json", win.export_coco_action)):
+        out = keypoint_project.parent / f"labels.{suffix}"
+        monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, out=out, **k: (str(out), ""))
+        action.trigger()
+        table = read_table(out)
+        assert table.images == ["frame0.png", "frame1.png"] and table.skeleton.names == SKELETON.names
+        assert table.xy[0, 0] == pytest.approx([10.25, 20.5])
+    assert list(table.visibility[0]) == ["visible", "", "occluded"] and table.visibility[1, 1] == "absent"
+    assert table.skeleton == SKELETON  # COCO keeps edges and symmetric pairs
+    lines = (keypoint_project.parent / "labels.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in lines[:3]] == ["scorer", "bodyparts", "coords"]
+    again = Project.create(tmp_path / "again", task="keypoints")
+    import_table(again, read_table(keypoint_project.parent / "labels.csv"), keypoint_project.parent, "labels.csv")
+    assert again.keypoint_arrays(again.images()[0].id)[0][0] == pytest.approx([10.25, 20.5])
+    again.close()
+    win.close()
+
+
+def test_file_menu_adds_frames_of_a_video(qtbot, show, keypoint_project, monkeypatch):
+    video = write_video(keypoint_project.parent / "clip.avi", [(200, 40 + 10 * i, 40) for i in range(12)])
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(video), ""))
+    monkeypatch.setattr(QInputDialog, "getInt", lambda *a, **k: (3, True))
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *a, **k: ("evenly", True))
+    win = show(MainWindow(keypoint_project, torch_threads=1))
+    ws = win.workspace
+    win.add_video_action.trigger()
+    qtbot.waitUntil(lambda: ws.image_list.rowCount() == 5, timeout=120_000)  # the engine thread adds them
+    with Project.open(keypoint_project) as project:
+        frames = [i for i in project.images() if i.video is not None]
+    assert [f.frame for f in frames] == [2, 6, 10]
+    ws.image_list.cellClicked.emit(ws.image_list.row_of(frames[1].id), 0)  # open a frame and label it
+    assert ws.image_id == frames[1].id and ws.viewer.image_shape == (48, 64)
+    key(ws, "m")
+    click(ws.viewer, 20, 30)
+    assert stored(keypoint_project, frames[1].id)[1][0] == "visible"
+    win.close()
+
