@@ -14,3 +14,12 @@ def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+@pytest.fixture
+def slides(shared_data):
+    """The slide-reader fixtures in ``../shared/data/wsi_test_slides`` (engine and GUI tests)."""
+    folder = shared_data / "wsi_test_slides"
+    if not folder.is_dir():
+        pytest.skip("../shared/data/wsi_test_slides is not present")
+    return folder

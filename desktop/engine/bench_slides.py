@@ -4,7 +4,8 @@ Figures (JSON): ``open_ms`` (open_image_source), ``first_view_ms`` (every tile o
 1920 x 1080 view, the whole slide fitted at the level a viewer would pick, read and decoded on
 ``READ_THREADS`` worker threads), ``tiles_per_s`` (random 256 x 256 regions at level 0, one
 thread), ``predict_tiles_per_s`` (feature extraction + fast-learner prediction of 256 x 256
-tiles at level 0, the working resolution here, after training on synthetic point labels).
+tiles at the working resolution, read with their context as the app does, after training on
+synthetic point labels).
 
 ``--generate-ome-tiff SIZE`` first writes a SIZE x SIZE pyramidal OME-TIFF
 (:mod:`desktop.engine.synthetic_slide`) to a temporary folder and measures that.
@@ -22,9 +23,11 @@ import numpy as np
 from .features import FeatureCache, FeatureExtractor
 from .learners.base import ImageRef, PointLabels
 from .learners.fast import FastLearner
+from .slide_grid import SlideGrid, working_resolution
+from .slide_learning import tile_probabilities
 from .slides import ImageSource, open_image_source
 from .synthetic_slide import MAX_SIZE, generate_ome_tiff
-from .tiles import TILE_SIZE, TileGrid, TissueMask, level_for_view
+from .tiles import TILE_SIZE, TileGrid, level_for_view
 
 READ_THREADS = 4
 SCREEN = (1920, 1080)
@@ -58,8 +61,13 @@ def measure(path: Path, seed: int = 0, read_seconds: float = 3.0, predict_tiles:
                 "open_ms": round(open_ms, 1), "first_view_ms": round(first_view_ms, 1),
                 "first_view_level": view_level, "first_view_tiles": view_tiles,
                 "tiles_per_s": round(_random_reads(source, rng, read_seconds), 1),
-                "predict_tiles_per_s": round(_predict_rate(source, rng, predict_tiles), 2),
-                "working_level": 0, "read_threads": READ_THREADS}
+                **_prediction_figures(source, rng, predict_tiles), "read_threads": READ_THREADS}
+
+
+def _prediction_figures(source: ImageSource, rng: np.random.Generator, tiles: int) -> dict:
+    rate, grid = _predict_rate(source, rng, tiles)
+    return {"predict_tiles_per_s": round(rate, 2), "working_downsample": round(grid.downsample, 3),
+            "working_mpp": grid.resolution.mpp, "working_tile": grid.tile}
 
 
 def _first_view(source: ImageSource) -> tuple[int, int, float]:
@@ -88,16 +96,15 @@ def _random_reads(source: ImageSource, rng: np.random.Generator, seconds: float)
     return count / (time.perf_counter() - start)
 
 
-def _predict_rate(source: ImageSource, rng: np.random.Generator, tiles: int) -> float:
-    """Tiles per second of feature extraction + prediction, after training a fast learner on
+def _predict_rate(source: ImageSource, rng: np.random.Generator, tiles: int) -> tuple[float, SlideGrid]:
+    """Tiles per second read, featurised and predicted at the working resolution, as the app
+    does for the view (``slide_learning.tile_probabilities``), after training a fast learner on
     20 synthetic labels per training tile: darker than the tiles' Otsu threshold (stain) is
     class 1, brighter (glass or pale tissue) class 0."""
-    grid = TileGrid.for_level(source, 0)
-    tissue = TissueMask.of(source, 512)
-    cells = [(c, r) for r in range(grid.rows) for c in range(grid.columns)]
-    rich = [t for t in cells if tissue.fraction(*grid.region(*t)) > 0.5] or cells
-    picks = [rich[i] for i in rng.permutation(len(rich))]
-    read = [source.read_region(0, *grid.region(*t)) for t in picks[:4]]
+    grid = SlideGrid(0, source, working_resolution(source))
+    cells = grid.tissue_tiles() or [(c, r) for r in range(grid.grid.rows) for c in range(grid.grid.columns)]
+    picks = [cells[i] for i in rng.permutation(len(cells))]
+    read = [grid.read(*t) for t in picks[:4]]
     grey = [cv2.cvtColor(p, cv2.COLOR_RGB2GRAY) for p in read]
     threshold, _ = cv2.threshold(np.concatenate([g.ravel() for g in grey]), 0, 255,
                                  cv2.THRESH_BINARY + cv2.THRESH_OTSU)
@@ -113,10 +120,9 @@ def _predict_rate(source: ImageSource, rng: np.random.Generator, tiles: int) -> 
         labels.append(PointLabels(ImageRef(f"train{i}", lambda p=pixels: p), np.concatenate(yx),
                                   np.concatenate(classes)))
     learner.fit(labels, steps=100)
-    chosen = [picks[i % len(picks)] for i in range(4, 4 + tiles)]
-    pixels = [source.read_region(0, *grid.region(*t)) for t in chosen]
-    learner.predict_proba(ImageRef("warm-up", lambda: pixels[0]))
+    chosen = [picks[i % len(picks)] for i in range(4, 4 + tiles + 1)]
+    tile_probabilities(learner, grid, *chosen[0])  # warm-up
     start = time.perf_counter()
-    for i, p in enumerate(pixels):
-        learner.predict_proba(ImageRef(f"tile{i}", lambda p=p: p))
-    return len(pixels) / (time.perf_counter() - start)
+    for t in chosen[1:]:
+        tile_probabilities(learner, grid, *t)
+    return tiles / (time.perf_counter() - start), grid

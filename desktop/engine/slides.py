@@ -39,7 +39,7 @@ resolution often store 72 dpi, which reads as 352.8 um per pixel; such a value i
 # OME writes the micro sign (U+00B5); some writers use the Greek mu (U+03BC).
 _OME_UNITS_UM = {"\u00b5m": 1.0, "\u03bcm": 1.0, "um": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4, "m": 1e6}
 _TIFF_UNIT_UM = {2: 25400.0, 3: 10000.0}  # ResolutionUnit inch, centimetre -> um per unit
-_SLIDE_SUFFIXES = (".svs", ".ndpi", ".mrxs", ".scn", ".bif", ".vms", ".vmu", ".svslide", ".dcm")
+SLIDE_SUFFIXES = (".svs", ".ndpi", ".mrxs", ".scn", ".bif", ".vms", ".vmu", ".svslide", ".dcm")
 _TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 _WINDOW_SAMPLE = 2048  # pixels each way read to choose how other than 8-bit data is shown
 _THUMBNAIL_BLOCK = 2048  # level pixels read at a time (each way) while building a thumbnail
@@ -133,6 +133,24 @@ class ImageSource:
 def open_image_source(path: str | Path) -> ImageSource:
     """Open ``path`` with the backend that fits it (see the module docstring)."""
     path = Path(path)
+    backend, vendor = _backend(path, _head(path))
+    if backend == "tifffile":
+        return TiffSource(path)
+    if backend == "openslide":
+        return OpenSlideSource(path, vendor)
+    return PictureSource(path)
+
+
+def is_slide_file(path: str | Path) -> bool:
+    """True when :func:`open_image_source` reads ``path`` as a slide (a tile at a time), False
+    for an ordinary picture; decided from the file's header, without decoding pixels. Raises
+    ImageReadError as ``open_image_source`` does for files that cannot be opened at all."""
+    path = Path(path)
+    return _backend(path, _head(path))[0] != "picture"
+
+
+def _head(path: Path) -> bytes:
+    """The first four bytes, which tell a TIFF; ImageReadError for what is no file to read."""
     if not path.exists():
         raise ImageReadError(path, "file not found")
     if path.is_dir():
@@ -144,17 +162,22 @@ def open_image_source(path: str | Path) -> ImageSource:
         raise ImageReadError(path, f"the file could not be read ({e.strerror or e})") from e
     if not head:
         raise ImageReadError(path, "the file is empty (0 bytes)")
+    return head
+
+
+def _backend(path: Path, head: bytes) -> tuple[str, str | None]:
+    """('openslide' | 'tifffile' | 'picture', OpenSlide's vendor name) for a file's first bytes."""
     vendor = openslide.OpenSlide.detect_format(str(path))
     if head in _TIFF_MAGIC and vendor in (None, "generic-tiff"):
         kind = _tiff_kind(path)
         if kind == "ome" or (kind == "tiles" and vendor is None):
-            return TiffSource(path)
+            return "tifffile", None
     if vendor is not None:
-        return OpenSlideSource(path, vendor)
-    if path.suffix.lower() in _SLIDE_SUFFIXES:
+        return "openslide", vendor
+    if path.suffix.lower() in SLIDE_SUFFIXES:
         raise ImageReadError(path, "the slide reader (OpenSlide) does not recognise this file: it "
                                    "may be damaged or incomplete, or a format it does not know")
-    return PictureSource(path)
+    return "picture", None
 
 
 class OpenSlideSource(ImageSource):

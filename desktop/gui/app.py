@@ -10,10 +10,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QStandardPaths
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QMessageBox, QStackedWidget
+from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMainWindow, QMessageBox, QStackedWidget
 
 from desktop.engine.errors import PointillistError
 
+from .keypoint_workspace import KeypointWorkspace, workspace_for
 from .new_project import NewProjectDialog
 from .shortcuts import ShortcutsDialog
 from .start_screen import StartScreen, remember_project
@@ -57,6 +58,13 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         self.export_masks_action = file.addAction("Export &masks...", self.export_masks)
         self.export_model_action = file.addAction("Export the m&odel...", self.export_model)
+        self.export_slide_action = file.addAction("Export the &slide for QuPath (GeoJSON, OME-TIFF mask)...",
+                                                  self.export_slide)
+        self.add_video_action = file.addAction("Add a &video...", self.add_video)
+        self.export_dlc_action = file.addAction("Export keypoints as &DeepLabCut CSV...",
+                                                lambda: self.export_keypoints("csv"))
+        self.export_coco_action = file.addAction("Export keypoints as &COCO JSON...",
+                                                 lambda: self.export_keypoints("json"))
         self.close_action = file.addAction("&Close project", self.close_project)
         file.addSeparator()
         file.addAction("&Quit", QKeySequence.Quit, self.close)
@@ -71,6 +79,12 @@ class MainWindow(QMainWindow):
     def _project_actions_enabled(self, enabled: bool) -> None:
         for action in (self.export_masks_action, self.export_model_action, self.close_action):
             action.setEnabled(enabled)
+        keypoints = enabled and isinstance(self.workspace, KeypointWorkspace)
+        self.export_masks_action.setEnabled(enabled and not keypoints)
+        self.export_model_action.setEnabled(enabled and not keypoints)  # TorchScript export is segmentation's
+        self.export_slide_action.setEnabled(enabled and not keypoints)
+        for action in (self.add_video_action, self.export_dlc_action, self.export_coco_action):
+            action.setEnabled(keypoints)
         self.edit_menu.clear()
         self.view_menu.clear()
         if enabled:
@@ -87,7 +101,7 @@ class MainWindow(QMainWindow):
     def open_project(self, folder: Path) -> bool:
         self.close_project()
         try:
-            self.workspace = ProjectWorkspace(folder, learner=self.learner, **self.engine_options)
+            self.workspace = workspace_for(folder)(folder, learner=self.learner, **self.engine_options)
         except PointillistError as e:
             QMessageBox.warning(self, "Cannot open the project", str(e))
             return False
@@ -141,10 +155,44 @@ class MainWindow(QMainWindow):
         if folder and self.workspace:
             self.workspace.bridge.export(masks_dir=Path(folder))
 
+    def export_slide(self, folder: Path | None = None) -> None:
+        """The slide on screen: its labels and predicted regions, and its predicted mask."""
+        if self.workspace is None:
+            return
+        if self.workspace.slides.image_id is None or self.workspace.viewer is not self.workspace.slides.viewer:
+            self.statusBar().showMessage("Open a slide first: this export is for slides.", 8000)
+            return
+        folder = folder or QFileDialog.getExistingDirectory(self, "Folder for the slide export")
+        if folder:
+            self.workspace.slides.export(Path(folder))
+
     def export_model(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder for the model")
         if folder and self.workspace:
             self.workspace.bridge.export(model_dir=Path(folder))
+
+    def add_video(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Add a video", "", "Videos (*.mp4 *.avi *.mov)")
+        if not path or not isinstance(self.workspace, KeypointWorkspace):
+            return
+        frames, ok = QInputDialog.getInt(self, "Add a video", "Frames to sample:", 20, 1, 1000)
+        if not ok:
+            return
+        sampling, ok = QInputDialog.getItem(self, "Add a video", "Sample frames:",
+                                            ["evenly", "spread out in feature space (k-means)"], 0, False)
+        if ok:
+            self.workspace.add_video(Path(path), frames, "uniform" if sampling == "evenly" else "kmeans")
+
+    def export_keypoints(self, suffix: str) -> None:
+        kind = {"csv": "DeepLabCut CSV (*.csv)", "json": "COCO keypoints JSON (*.json)"}[suffix]
+        path, _ = QFileDialog.getSaveFileName(self, "Export keypoints", f"keypoints.{suffix}", kind)
+        if not path or not isinstance(self.workspace, KeypointWorkspace):
+            return
+        path = Path(path).with_suffix(f".{suffix}")
+        try:
+            self.statusBar().showMessage(self.workspace.export_keypoints(path), 8000)
+        except PointillistError as e:
+            QMessageBox.warning(self, "Cannot export the keypoints", str(e))
 
     def closeEvent(self, event) -> None:
         self.close_project()

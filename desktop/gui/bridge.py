@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
 
-from desktop.engine import service as messages
+from desktop.engine import keypoint_service, service as messages, slide_service
 
 
 class EngineBridge(QObject):
@@ -25,6 +25,8 @@ class EngineBridge(QObject):
     progress = Signal(object)  # Progress
     failed = Signal(str)
     exported = Signal(str)
+    videoAdded = Signal(object)  # keypoint_service.VideoAdded
+    slide = Signal(object)  # slide_service.SlideEvent: the slide controller checks its image
     _arrived = Signal(object)
 
     def __init__(self, folder: Path, learner: str = "fast", device: str = "auto", parent: QObject | None = None,
@@ -68,6 +70,15 @@ class EngineBridge(QObject):
         self._send(messages.ProposeQueries(image_id, k, strategy))
         return self.generation
 
+    def show_slide(self, image_id: int) -> None:
+        """A slide in view: its tiles are asked for per view (``send`` of slide_service messages),
+        never the whole image; older generations' results are dropped as for images."""
+        self.generation += 1
+        self.image_id = image_id
+
+    def send(self, message) -> None:
+        self._send(message)
+
     def labels_changed(self) -> None:
         self._send(messages.LabelsChanged())
 
@@ -81,6 +92,10 @@ class EngineBridge(QObject):
         self.learner, self.device = learner, device
         self._send(messages.SetLearner(learner, device))
 
+    def add_video(self, path: Path, frames: int, sampling: str = "uniform") -> None:
+        """Sample frames of a video into the (keypoint) project, on the engine thread."""
+        self._send(keypoint_service.AddVideo(Path(path), frames, sampling))
+
     def export(self, masks_dir: Path | None = None, model_dir: Path | None = None) -> None:
         self._send(messages.Export(masks_dir, model_dir))
 
@@ -88,7 +103,7 @@ class EngineBridge(QObject):
     def _deliver(self, event) -> None:
         if self.service is None:
             return  # stopped: what was still queued belongs to a closed project
-        if isinstance(event, messages.Prediction):
+        if isinstance(event, (messages.Prediction, keypoint_service.KeypointPrediction)):
             if event.generation == self.generation:
                 self.prediction.emit(event)
         elif isinstance(event, messages.Queries):
@@ -104,3 +119,7 @@ class EngineBridge(QObject):
             self.failed.emit(event.message)
         elif isinstance(event, messages.Exported):
             self.exported.emit(event.text)
+        elif isinstance(event, keypoint_service.VideoAdded):
+            self.videoAdded.emit(event)
+        elif isinstance(event, slide_service.SlideEvent):
+            self.slide.emit(event)

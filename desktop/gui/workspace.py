@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QSplitter, QStackedWidget, QTabWidget, QVBoxLayout, QWidget
 
 from desktop.engine.errors import ImageReadError
-from desktop.engine.imageio import read_image
+from desktop.engine.video import read_pixels
 from desktop.engine.store import Project
 
 from .bridge import EngineBridge
@@ -22,6 +22,7 @@ from .image_list import ImageList
 from .label_panel import LabelPanel
 from .session import LabellingSession
 from .shortcuts import LAYER_KEYS
+from .slide_controller import SlideController, is_slide
 from .training_panel import TrainingPanel
 from .viewer import ImageViewer
 
@@ -41,14 +42,16 @@ class ProjectWorkspace(QWidget):
                          if (problem := self.project.image_problem(info)) is not None}
         self.ranking: dict[int, float] = {}
         self.image_id: int | None = None
-        self.session = LabellingSession(self.project, parent=self)
+        self.session = self._make_session()
         self.bridge = EngineBridge(self.folder, learner=learner, parent=self, **engine_options)
 
-        self.viewer = ImageViewer()
-        self.viewer.set_classes([c.colour for c in self.classes])
+        self.viewer = self.image_viewer = ImageViewer()  # self.viewer: the one showing now
+        self.slides = SlideController(self.project, self.bridge, parent=self)
+        for viewer in (self.image_viewer, self.slides.viewer):
+            viewer.set_classes([c.colour for c in self.classes])
         self.image_list = ImageList()
         self.image_list.fill(self.project, self.problems)
-        self.label_panel = LabelPanel(self.classes)
+        self.label_panel = self._make_label_panel()
         self.training_panel = TrainingPanel()
         self.training_panel.learner.setCurrentText(learner)
         self._build_layout()
@@ -59,12 +62,10 @@ class ProjectWorkspace(QWidget):
         self._painted_at = 0.0
         self._paint_timer = QTimer(self, singleShot=True)
         self._paint_timer.timeout.connect(self._paint_prediction)
-        self.viewer.installEventFilter(self)
+        self.image_viewer.installEventFilter(self)
+        self.slides.viewer.installEventFilter(self)
         self.layer_actions["uncertainty"].setChecked(False)  # H shows it; it hides the image otherwise
-        self.label_panel.show_mode(self.session.mode)
-        self.label_panel.show_mean_seconds(self.project.mean_answer_seconds())
-        if self.session.active_class is not None:
-            self.label_panel.show_active_class(self.session.active_class)
+        self._show_session_state()
         for model in self.project.model_versions():
             if model.published:
                 self.training_panel.add_model(model.version, float("nan"), model.validation_accuracy,
@@ -76,13 +77,49 @@ class ProjectWorkspace(QWidget):
         if readable:
             self.open_image(last if last in readable else readable[0])
 
+    # ----- what a task changes (``KeypointWorkspace`` overrides these) --------------------------
+    def _make_session(self) -> LabellingSession:
+        return LabellingSession(self.project, parent=self)
+
+    def _make_label_panel(self) -> LabelPanel:
+        return LabelPanel(self.classes)
+
+    def _show_session_state(self) -> None:
+        self.label_panel.show_mode(self.session.mode)
+        self.label_panel.show_mean_seconds(self.project.mean_answer_seconds())
+        if self.session.active_class is not None:
+            self.label_panel.show_active_class(self.session.active_class)
+
+    def _connect_label_panel(self) -> None:
+        self.session.activeClassChanged.connect(self.label_panel.show_active_class)
+        self.label_panel.classChosen.connect(self.session.set_active_class)
+        self.label_panel.opacityChanged.connect(self.viewer.set_prediction_opacity)
+
+    def _task_key(self, event) -> bool:
+        """The keys that answer a query: a class's key, U (unsure) and S (skip)."""
+        text = event.text()
+        info = self.session.class_for_key(text) if text else None
+        if info is not None:
+            if self.session.mode == "query" and self.session.current is not None:
+                self.session.answer(info)
+            else:
+                self.session.set_active_class(info)
+            return True
+        if text.upper() in ("U", "S"):
+            self.session.mark_current("unsure" if text.upper() == "U" else "skipped")
+            return True
+        return False
+
     def _build_layout(self) -> None:
         side = QTabWidget()
         side.addTab(self.label_panel, "Labelling")
         side.addTab(self.training_panel, "Training")
         splitter = QSplitter(Qt.Horizontal)
         splitter.addWidget(self.image_list)
-        splitter.addWidget(self.viewer)
+        self.viewers = QStackedWidget()
+        self.viewers.addWidget(self.image_viewer)
+        self.viewers.addWidget(self.slides.viewer)
+        splitter.addWidget(self.viewers)
         splitter.addWidget(side)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([330, 760, 310])
@@ -108,16 +145,18 @@ class ProjectWorkspace(QWidget):
 
     def _connect(self) -> None:
         s, b = self.session, self.bridge
-        self.viewer.clicked.connect(self._clicked)
+        self.image_viewer.clicked.connect(self._clicked)
+        self.slides.viewer.clicked.connect(self._clicked)
+        self.slides.message.connect(self.message)
+        self.label_panel.opacityChanged.connect(self.slides.viewer.set_prediction_opacity)
         self.image_list.imageChosen.connect(self.open_image)
         s.labelsChanged.connect(self._labels_changed)
         s.queryChanged.connect(self._query_changed)
-        s.imageDone.connect(lambda _id: self.next_image())
+        s.imageDone.connect(lambda _id: self.next_place())
         s.imageNeeded.connect(self.open_image)
+        s.storeFailed.connect(self.message)
         s.modeChanged.connect(self.label_panel.show_mode)
-        s.activeClassChanged.connect(self.label_panel.show_active_class)
-        self.label_panel.classChosen.connect(s.set_active_class)
-        self.label_panel.opacityChanged.connect(self.viewer.set_prediction_opacity)
+        self._connect_label_panel()
         self.training_panel.pausedChanged.connect(lambda paused: b.pause() if paused else b.resume())
         self.training_panel.learnerChanged.connect(b.set_learner)
         b.prediction.connect(self._prediction)
@@ -132,23 +171,45 @@ class ProjectWorkspace(QWidget):
     def open_image(self, image_id: int) -> bool:
         info = self.project.image(image_id)
         try:
-            pixels = read_image(info.path)
+            slide = is_slide(info)
+            if slide:
+                self.slides.open(info)  # tiles are read as the view needs them
+            else:
+                pixels = read_pixels(info)  # a picture, or a frame of a video
         except ImageReadError as e:
             self.problems[image_id] = str(e)
             self.image_list.fill(self.project, self.problems)
             self.message.emit(str(e))
             return False
         self.image_id = image_id
-        self.viewer.set_image(pixels)
+        self._show_viewer(self.slides.viewer if slide else self.image_viewer)
+        if not slide:
+            self.slides.close_source()
+            self.viewer.set_image(pixels)
         self._pending_prediction = None
         self.session.set_image(image_id)
         self._draw_labels()
-        self.bridge.show_image(image_id, k=self.session.batch)
+        if not slide:
+            self.bridge.show_image(image_id, k=self.session.batch)
         self.image_list.select_image(image_id)
         self.viewer.setFocus()  # keys answer queries again after a click in the list
         self.project.save_settings({**self.project.settings(), "last_image": image_id})
         self.message.emit(f"{info.name}: {info.width} x {info.height}")
         return True
+
+    def _show_viewer(self, viewer) -> None:
+        """Make ``viewer`` (for images or for slides) the one shown, its layers as the View menu says."""
+        self.viewer = viewer
+        self.viewers.setCurrentWidget(viewer)
+        for name, action in self.layer_actions.items():
+            self._show_layer(name, action.isChecked())
+
+    def next_place(self) -> None:
+        """``N``: on a slide, the most uncertain region not yet seen; else the next image."""
+        if self.viewer is self.slides.viewer:
+            self.slides.next_region(self.session.batch)
+        else:
+            self.next_image()
 
     def next_image(self) -> int | None:
         """The most uncertain other image (by the last ranking), else the one with fewest labels."""
@@ -184,23 +245,13 @@ class ProjectWorkspace(QWidget):
         """Keyboard-first labelling; see ``shortcuts.SHORTCUTS``. True when the key was used."""
         if event.modifiers() & (Qt.ControlModifier | Qt.AltModifier | Qt.MetaModifier):
             return False
-        text = event.text()
-        info = self.session.class_for_key(text) if text else None
-        if info is not None:
-            if self.session.mode == "query" and self.session.current is not None:
-                self.session.answer(info)
-            else:
-                self.session.set_active_class(info)
+        if self._task_key(event):
             return True
-        key = text.upper()
-        if key == "U":
-            self.session.mark_current("unsure")
-        elif key == "S":
-            self.session.mark_current("skipped")
-        elif key == "M":
+        key = event.text().upper()
+        if key == "M":
             self.session.set_mode("free" if self.session.mode == "query" else "query")
         elif key == "N":
-            self.next_image()
+            self.next_place()
         elif key in LAYER_KEYS:
             self.layer_actions[LAYER_KEYS[key]].toggle()
         elif key in ("[", "]"):
@@ -266,5 +317,6 @@ class ProjectWorkspace(QWidget):
     def close_project(self) -> None:
         """Stop the engine thread (waiting for it), then close the database."""
         self._paint_timer.stop()
+        self.slides.shutdown()
         self.bridge.stop()
         self.project.close()

@@ -1,0 +1,100 @@
+"""The workspace's slide half: opens a slide in the tiled viewer, asks the engine for the tiles
+of each settled view, draws what comes back, records the regions the expert has looked at
+closely, and sends ``N`` (next region) and slide exports.
+
+A region counts as seen when the view settles at a zoom where working-resolution pixels are at
+least screen-pixel size (so the expert could judge what the model sees); the rectangle goes to
+the project database at once, on the GUI thread, like labels.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from desktop.engine.slide_grid import working_resolution
+from desktop.engine.slide_service import (ExportSlide, NextRegion, PredictView, RegionChosen, RegionScores,
+                                          TilePrediction)
+from desktop.engine.slides import ImageSource, is_slide_file, open_image_source
+from desktop.engine.store import ImageInfo, Project
+
+from .bridge import EngineBridge
+from .slide_viewer import SlideViewer
+
+
+def is_slide(info: ImageInfo) -> bool:
+    """Whether a project image is shown tile by tile; raises ImageReadError for a missing file."""
+    return getattr(info, "video", None) is None and is_slide_file(info.path)
+
+
+class SlideController(QObject):
+    message = Signal(str)
+
+    def __init__(self, project: Project, bridge: EngineBridge, parent: QObject | None = None):
+        super().__init__(parent)
+        self.project, self.bridge = project, bridge
+        self.viewer = SlideViewer()
+        self.source: ImageSource | None = None
+        self.image_id: int | None = None
+        self.downsample = 1.0  # level-0 pixels per working pixel
+        self.generation = 0
+        self._failed_reported = False
+        self.viewer.viewSettled.connect(self._settled)
+        self.viewer.tileFailed.connect(self._tile_failed)
+        bridge.slide.connect(self.receive)
+
+    def open(self, info: ImageInfo) -> None:
+        """Show a slide; raises ImageReadError (naming the file) when it cannot be opened."""
+        source = open_image_source(info.path)
+        self.close_source()
+        self.source, self.image_id = source, info.id
+        self.downsample = working_resolution(source, self.project.settings()).downsample
+        self._failed_reported = False
+        self.bridge.show_slide(info.id)
+        self.viewer.set_source(source, info.id)
+
+    def close_source(self) -> None:
+        if self.source is not None:
+            self.viewer.clear()
+            self.source.close()
+            self.source, self.image_id = None, None
+
+    def shutdown(self) -> None:
+        self.viewer.shutdown()
+        if self.source is not None:
+            self.source.close()
+            self.source = None
+
+    # ----- requests --------------------------------------------------------------------------
+    def next_region(self, k: int = 8) -> None:
+        if self.image_id is not None:
+            self.bridge.send(NextRegion(self.image_id, k))
+
+    def export(self, folder: Path) -> None:
+        if self.image_id is not None:
+            self.message.emit("Exporting the slide (GeoJSON and OME-TIFF mask)...")
+            self.bridge.send(ExportSlide(self.image_id, Path(folder)))
+
+    def _settled(self, rect: tuple[float, float, float, float]) -> None:
+        if self.image_id is None:
+            return
+        self.generation += 1
+        self.bridge.send(PredictView(self.image_id, self.generation, rect))
+        if self.viewer.screen_scale() <= self.downsample:
+            self.project.add_seen_region(self.image_id, *rect)
+
+    # ----- results ---------------------------------------------------------------------------
+    def receive(self, event) -> None:
+        if getattr(event, "image_id", None) != self.image_id:
+            return  # for a slide no longer shown
+        if isinstance(event, TilePrediction):
+            self.viewer.set_prediction_tile(event.rect, event.class_map, event.uncertainty, event.version)
+        elif isinstance(event, RegionScores):
+            self.viewer.overview.set_scores(event.scores, event.span)
+        elif isinstance(event, RegionChosen):
+            self.viewer.show_region(event.rect)
+
+    def _tile_failed(self, text: str) -> None:
+        if not self._failed_reported:  # once per slide: a damaged area fails every tile in it
+            self._failed_reported = True
+            self.message.emit(f"{text}. The rest of the slide can still be used.")
