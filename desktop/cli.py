@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -63,7 +64,11 @@ def _add_project_commands(sub) -> None:
     demo.add_argument("--no-window", action="store_true", help="only create it")
     new = sub.add_parser("new", help="create a project without opening a window")
     new.add_argument("--images", type=Path, nargs="+", required=True, help="image files and/or folders")
-    new.add_argument("--classes", required=True, help="comma-separated class names, e.g. background,nucleus")
+    new.add_argument("--task", choices=["segmentation", "keypoints"], default="segmentation")
+    new.add_argument("--classes", help="segmentation: comma-separated class names, e.g. background,nucleus")
+    new.add_argument("--keypoints", help="keypoints: comma-separated keypoint names, in order, e.g. nose,ear_l,ear_r")
+    new.add_argument("--edges", default=None, help="keypoints: skeleton edges, e.g. nose-ear_l,nose-ear_r")
+    new.add_argument("--symmetric", default=None, help="keypoints: left/right pairs, e.g. ear_l:ear_r")
     new.add_argument("--dir", type=Path, required=True, help="the new project folder")
     export = sub.add_parser("export", help="write masks and/or the trained model of a project")
     export.add_argument("project", type=Path)
@@ -90,8 +95,17 @@ def _demo(args) -> int:
 
 def _new(args) -> int:
     from desktop.engine.project_setup import create_project, default_classes
+    from desktop.engine.skeleton import parse_skeleton
 
-    project, scan = create_project(args.dir, args.images, default_classes(args.classes.split(",")))
+    if args.task == "keypoints":
+        if not args.keypoints:
+            raise SystemExit("A keypoint project needs --keypoints, e.g. --keypoints nose,ear_l,ear_r.")
+        skeleton = parse_skeleton(args.keypoints, args.edges, args.symmetric)
+        project, scan = create_project(args.dir, args.images, [], "keypoints", skeleton)
+    else:
+        if not args.classes:
+            raise SystemExit("A segmentation project needs --classes, e.g. --classes background,nucleus.")
+        project, scan = create_project(args.dir, args.images, default_classes(args.classes.split(",")))
     project.close()
     print(f"Created {args.dir} with {len(scan.readable)} image(s).")
     for path, reason in scan.unreadable:
@@ -183,6 +197,9 @@ def _gui(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Belt and braces: nothing here asks a model hub for weights (timm runs with pretrained=False),
+    # and this keeps the hub client that timm imports from ever trying.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     argv = sys.argv[1:] if argv is None else list(argv)
     commands = argparse.ArgumentParser(prog="pointillist", description=__doc__)
     sub = commands.add_subparsers(dest="command", required=True)
@@ -203,7 +220,21 @@ def main(argv: list[str] | None = None) -> int:
     gui = argparse.ArgumentParser(prog="pointillist", description=__doc__,
                                   epilog=f"commands: {', '.join(sub.choices)} (see 'pointillist COMMAND -h')")
     gui.add_argument("project", nargs="?", type=Path, help="a project folder to open")
-    return _gui(gui.parse_args(argv))
+    checks = gui.add_mutually_exclusive_group()
+    checks.add_argument("--self-test", action="store_true",
+                        help="check the weights, the demo, training, prediction, export and the window, "
+                             "offscreen; exit 1 if any step fails")
+    checks.add_argument("--time-to-window", action="store_true",
+                        help="open the window offscreen on a fresh demo project, print how long after the "
+                             "process start it was shown, and exit")
+    args = gui.parse_args(argv)
+    if args.self_test or args.time_to_window:
+        if args.project is not None:
+            gui.error("--self-test and --time-to-window make their own demo project: give no PROJECT")
+        from desktop import self_test
+
+        return self_test.run() if args.self_test else self_test.time_to_window()
+    return _gui(args)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 
+import cv2
 import numpy as np
 import timm
 import torch
@@ -118,6 +119,15 @@ def load_classifier(device: str | torch.device = "cpu") -> nn.Module:
     model = create_network()
     model.load_state_dict(pretrained_state_dict())
     return model.to(device).eval()
+
+
+def centre_crop_224(image: np.ndarray) -> np.ndarray:
+    """Shorter side to 256, then the central 224 x 224 (the usual ImageNet evaluation crop)."""
+    h, w = image.shape[:2]
+    scale = 256 / min(h, w)
+    image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    y0, x0 = (image.shape[0] - 224) // 2, (image.shape[1] - 224) // 2
+    return image[y0:y0 + 224, x0:x0 + 224]
 
 
 def normalize(image_uint8_hwc: np.ndarray) -> torch.Tensor:

@@ -1,23 +1,13 @@
 """The pretrained EfficientNet-Lite0: weights map one-to-one, classify, and give the declared maps."""
-import cv2
 import numpy as np
 import pytest
 import skimage.data
 import torch
 
-from models.encoder import (MODEL_CARD, Encoder, WeightMappingError, create_network, load_classifier,
-                            load_source_state_dict, map_state_dict, normalize)
+from models.encoder import (MODEL_CARD, Encoder, WeightMappingError, centre_crop_224, create_network,
+                            load_classifier, load_source_state_dict, map_state_dict, normalize)
 
 ESPRESSO = 967
-
-
-def centre_crop_224(image: np.ndarray) -> np.ndarray:
-    """Shorter side to 256, then the central 224 x 224 (the usual ImageNet evaluation crop)."""
-    h, w = image.shape[:2]
-    scale = 256 / min(h, w)
-    image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    y0, x0 = (image.shape[0] - 224) // 2, (image.shape[1] - 224) // 2
-    return image[y0:y0 + 224, x0:x0 + 224]
 
 
 def test_classifier_sees_espresso_in_coffee():

@@ -1,0 +1,265 @@
+"""``pointillist --self-test`` and ``pointillist --time-to-window``: checks of an installed or
+frozen build, with no display and no network.
+
+The self-test goes through what a user's first minutes need, each step timed: the pretrained
+weights classify a known picture, the demo project is made, the fast learner trains and
+predicts, masks are exported and read back, and the real main window opens offscreen (in a
+frozen build this proves that the Qt platform plugins were bundled). It works in a temporary
+folder and keeps Qt's settings there too, so the user's recent-projects list is left alone.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ESPRESSO = 967  # the ImageNet class that skimage's coffee picture shows
+TRAIN_STEPS = 100
+LABELS = 40  # clicks on the first demo image
+MIN_AGREEMENT = 0.8  # share of pixels where the prediction follows the labelling rule
+WINDOW_TIMEOUT_S = 60.0
+
+
+def _offscreen() -> None:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+class _Context:
+    """What the steps hand on to each other."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.project_dir: Path | None = None
+        self.project = None
+        self.engine = None
+        self.image_id: int | None = None  # the labelled image
+        self.mask: np.ndarray | None = None  # its classes by the labelling rule
+
+
+def _libraries(ctx: _Context) -> str:
+    """Import the heavy libraries first, so that the later steps time their own work."""
+    import cv2
+    import skimage
+    import timm
+    import torch
+
+    cuda = "CUDA available" if torch.cuda.is_available() else "no CUDA device"
+    return f"torch {torch.__version__} ({cuda}), timm {timm.__version__}, OpenCV {cv2.__version__}, " \
+           f"scikit-image {skimage.__version__}"
+
+
+def _espresso(ctx: _Context) -> str:
+    import skimage.data
+    import torch
+
+    from models.encoder import centre_crop_224, load_classifier, normalize
+
+    with torch.inference_mode():
+        probs = load_classifier()(normalize(centre_crop_224(skimage.data.coffee()))).softmax(1)[0]
+    top = int(probs.argmax())
+    if top != ESPRESSO:
+        raise AssertionError(f"the classifier puts class {top} first for the coffee picture, not {ESPRESSO} "
+                             "(espresso): the pretrained weights are wrong or missing")
+    return f"espresso {float(probs[ESPRESSO]):.2f}"
+
+
+def _demo(ctx: _Context) -> str:
+    from desktop.engine.demo import create_demo_project
+    from desktop.engine.store import Project
+
+    ctx.project_dir = create_demo_project(ctx.folder / "demo")
+    ctx.project = Project.open(ctx.project_dir)
+    return f"{len(ctx.project.images())} images"
+
+
+def _rule_mask(pixels: np.ndarray) -> np.ndarray:
+    """Class 1 (object) where a pixel is brighter than Otsu's threshold, else 0: a consistent
+    annotator whom the model can learn from on the demo's pictures."""
+    import cv2
+
+    grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+    threshold, _ = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return (grey > threshold).astype(np.int64)
+
+
+def _train(ctx: _Context) -> str:
+    from desktop.engine.engine import SegmentationEngine
+
+    ctx.engine = SegmentationEngine(ctx.project, learner="fast", device="cpu")
+    class_ids = [c.id for c in ctx.project.classes()]
+    rng = np.random.default_rng(0)
+    info = ctx.project.images()[0]
+    ctx.image_id, ctx.mask = info.id, _rule_mask(ctx.engine.image(info.id))
+    ys, xs = rng.integers(0, info.height, LABELS), rng.integers(0, info.width, LABELS)
+    ctx.project.add_labels(info.id, [(float(x), float(y), class_ids[ctx.mask[y, x]]) for y, x in zip(ys, xs)],
+                           author="self-test")
+    report = ctx.engine.train(TRAIN_STEPS)
+    if not report.published:
+        raise AssertionError(f"training on {report.train_labels} labels published no model")
+    return f"{TRAIN_STEPS} steps on {report.train_labels} labels, loss {report.loss:.3f}"
+
+
+def _predict(ctx: _Context) -> str:
+    mask = ctx.mask
+    probs = ctx.engine.predict(ctx.image_id)
+    classes = len(ctx.project.classes())
+    if probs.shape != (classes, *mask.shape) or not np.isfinite(probs).all():
+        raise AssertionError(f"prediction of shape {probs.shape} (finite: {np.isfinite(probs).all()}), "
+                             f"expected {(classes, *mask.shape)}")
+    agreement = float((probs.argmax(0) == mask).mean())
+    if agreement < MIN_AGREEMENT:
+        raise AssertionError(f"the prediction follows the labels on only {agreement:.0%} of the pixels")
+    return f"{agreement:.0%} of pixels as labelled"
+
+
+def _export(ctx: _Context) -> str:
+    from PIL import Image
+
+    from desktop.engine.export import export_masks
+
+    out = ctx.folder / "masks"
+    result = export_masks(ctx.engine, out)
+    if result.skipped:
+        raise AssertionError("not exported: " + "; ".join(f"{name}: {why}" for name, why in result.skipped))
+    images = ctx.project.images()
+    for info in images:
+        path = out / f"{Path(info.name).stem}.png"
+        with Image.open(path) as mask:
+            if mask.mode != "P" or mask.size != (info.width, info.height):
+                raise AssertionError(f"{path.name} is {mask.mode} {mask.size}, expected P "
+                                     f"{(info.width, info.height)}")
+            mask.load()
+        with Image.open(out / f"{Path(info.name).stem}_preview.png") as preview:
+            preview.load()
+    return f"{len(images)} masks and previews"
+
+
+def _isolate_settings(folder: Path) -> None:
+    """Keep Qt's settings (the recent-projects list) in ``folder``, not the user's."""
+    from PySide6.QtCore import QSettings
+
+    QSettings.setDefaultFormat(QSettings.IniFormat)
+    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(folder))
+
+
+def _show(window, app) -> None:
+    """Show ``window`` and return once the platform has exposed it and it has painted."""
+    window.show()
+    deadline = time.monotonic() + WINDOW_TIMEOUT_S
+    while not (window.windowHandle() and window.windowHandle().isExposed()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the main window was not shown within {WINDOW_TIMEOUT_S:.0f} s")
+        app.processEvents()
+        time.sleep(0.001)
+    app.processEvents()  # the first paint
+
+
+def _window(ctx: _Context) -> str:
+    ctx.project.close()  # the window opens the project itself
+    ctx.project = None
+    from desktop.gui.app import MainWindow, make_application
+
+    app = make_application()
+    _isolate_settings(ctx.folder / "settings")
+    window = MainWindow(ctx.project_dir, demo_dir=ctx.folder / "unused-demo")
+    try:
+        if window.workspace is None:
+            raise AssertionError("the main window did not open the demo project")
+        _show(window, app)
+        platform = app.platformName()
+    finally:
+        window.close()
+    return f"Qt platform '{platform}'"
+
+
+Step = tuple[str, Callable[[_Context], str], tuple[str, ...]]  # name, check, the steps it needs
+
+STEPS: list[Step] = [
+    ("libraries", _libraries, ()),
+    ("pretrained weights", _espresso, ("libraries",)),
+    ("demo project", _demo, ("libraries",)),
+    ("train fast learner", _train, ("demo project",)),
+    ("predict", _predict, ("train fast learner",)),
+    ("export masks", _export, ("train fast learner",)),
+    ("main window", _window, ("demo project",)),
+]
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+def run(write: Callable[[str], None] = print, steps: list[Step] = STEPS) -> int:
+    """Run the steps, writing one line each; 0 when all pass, 1 otherwise."""
+    _offscreen()
+    failed: set[str] = set()
+    total = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="pointillist-self-test-") as tmp:
+        ctx = _Context(Path(tmp))
+        try:
+            for name, check, needs in steps:
+                missing = [n for n in needs if n in failed]
+                if missing:
+                    failed.add(name)
+                    write(f"FAIL {name}: skipped, needs '{missing[0]}'")
+                    continue
+                start = time.perf_counter()
+                try:
+                    detail = check(ctx)
+                except Exception as e:  # noqa: BLE001 - each failure is reported, then the next step runs
+                    failed.add(name)
+                    write(f"FAIL {name} ({time.perf_counter() - start:.2f} s): {_reason(e)}")
+                else:
+                    write(f"ok   {name} ({time.perf_counter() - start:.2f} s): {detail}")
+        finally:
+            if ctx.project is not None:
+                ctx.project.close()
+    verdict = f"{len(failed)} of {len(steps)} steps failed" if failed else "all steps passed"
+    write(f"self-test: {verdict} in {time.perf_counter() - total:.2f} s")
+    return 1 if failed else 0
+
+
+_IMPORTED = time.perf_counter()
+
+
+def process_age() -> tuple[float, str]:
+    """Seconds since this process started, and since what: on Linux, the kernel's record of the
+    process creation (so interpreter start-up and, in a frozen build, the bootloader count);
+    elsewhere, since this module was imported, which leaves out start-up and says so."""
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        started = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19]) / ticks
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - started, "process start"
+    except (OSError, ValueError, AttributeError, IndexError):
+        return time.perf_counter() - _IMPORTED, "start-up (not counted: process start is read on Linux only)"
+
+
+def time_to_window() -> int:
+    """Open the main window offscreen on a fresh demo project in a temporary folder, print how
+    long after the process start it was shown, and close it."""
+    _offscreen()
+    with tempfile.TemporaryDirectory(prefix="pointillist-time-to-window-") as tmp:
+        from desktop.engine.demo import create_demo_project
+
+        start = time.perf_counter()
+        project = create_demo_project(Path(tmp) / "demo")
+        demo_s = time.perf_counter() - start
+        from desktop.gui.app import MainWindow, make_application
+
+        app = make_application()
+        _isolate_settings(Path(tmp) / "settings")
+        window = MainWindow(project, demo_dir=Path(tmp) / "unused-demo")
+        try:
+            _show(window, app)
+            seconds, since = process_age()
+        finally:
+            window.close()
+    print(f"main window shown {seconds:.2f} s after {since} (of which {demo_s:.2f} s making the demo project)",
+          flush=True)
+    return 0
