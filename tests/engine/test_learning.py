@@ -160,6 +160,8 @@ def test_deep_learner_runs_end_to_end_on_cpu(tmp_path):
     probs = engine.predict(image_id)
     assert probs.shape == (2, 96, 96) and np.allclose(probs.sum(0), 1, atol=1e-4)
     assert engine.scores(image_id, "bald").shape == (96, 96)
+    points, _ = engine.propose_queries(image_id, 3, "margin")  # embedding-diverse picks
+    assert len(points) == 3 and len({tuple(p) for p in points}) == 3
 
 
 def test_unreadable_project_image_gives_a_clear_error(tmp_path):
