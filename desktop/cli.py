@@ -113,6 +113,13 @@ def _new(args) -> int:
     return 0
 
 
+def _print_problems(engine) -> None:
+    """What the engine passed over or could not save (a damaged model file...), for the user."""
+    for problem in engine.problems:
+        print(problem)
+    engine.problems.clear()
+
+
 def _export(args) -> int:
     from desktop.engine.engine import SegmentationEngine
     from desktop.engine.export import export_masks, export_model
@@ -122,9 +129,13 @@ def _export(args) -> int:
         raise SystemExit("Nothing to export: give --masks DIR and/or --model DIR.")
     with Project.open(args.project) as project:
         engine = SegmentationEngine(project, learner=args.learner, device="cpu")
-        if not engine.load_latest_weights():
+        loaded = engine.load_latest_weights()
+        _print_problems(engine)
+        if not loaded:
             print(f"No saved {args.learner} model: training one from the project's labels.")
-            if engine.train(args.steps).version is None:
+            trained = engine.train(args.steps)
+            _print_problems(engine)
+            if trained.version is None:
                 raise SystemExit("The project has no labels yet: nothing to learn from.")
         if args.masks is not None:
             result = export_masks(engine, args.masks)

@@ -314,3 +314,15 @@ def test_every_torch_load_is_weights_only():
                 calls.append((f"{path.relative_to(REPO)}:{node.lineno}", safe is True))
     assert {"desktop/engine/engine.py", "models/encoder.py"} <= {c.split(":")[0] for c, _ in calls}
     assert [c for c, safe in calls if not safe] == []
+
+
+def test_the_export_command_says_which_model_it_passed_over(saved, tmp_path, capsys):
+    from desktop.cli import main
+
+    project, _ = saved
+    _damage(project.models_dir / "fast-v5.pt", "truncated", tmp_path)
+    assert main(["export", str(project.folder), "--masks", str(tmp_path / "masks")]) == 0
+    out = capsys.readouterr().out
+    assert ("A saved model cannot be used: 'fast-v5.pt' is damaged or incomplete. Using the saved version 4 "
+            "instead; your labels are safe.") in out
+    assert "mask(s) to" in out
