@@ -9,6 +9,7 @@ answers. Training samples features at the labelled pixels with the same bilinear
 from __future__ import annotations
 
 import copy
+import math
 import time
 
 import numpy as np
@@ -23,6 +24,11 @@ from .base import FitReport, ImageRef, PointLabels, concat_labels
 
 _PRECOMPUTE = 100_000  # up to this many labels, gather their features once per fit
 _BATCH = 4096  # labels per step (all of them when there are fewer)
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 class PixelHead(nn.Module):
@@ -90,7 +96,13 @@ class FastLearner:
         self._stats_ready = True
 
     def fit(self, labels: list[PointLabels], steps: int = 300) -> FitReport:
-        """Continue training the head (warm start) on the given labels for ``steps`` steps."""
+        """Continue training the head (warm start) on the given labels for ``steps`` steps.
+
+        The step size falls from ``lr`` to zero along a cosine within each fit (a warm restart
+        every fit), so the model a round publishes has settled instead of being wherever the
+        last full-size step left it: with a constant step size the benchmark's mIoU swung by
+        up to 0.03 between consecutive rounds.
+        """
         start = time.perf_counter()
         labels = [lab for lab in labels if len(lab.yx)]
         owner, yx, cls = concat_labels(labels)
@@ -106,7 +118,8 @@ class FastLearner:
             targets = torch.from_numpy(cls)
         self.head.train()
         loss_value = float("nan")
-        for _ in range(steps):
+        for step in range(steps):
+            _set_lr(self.optimizer, self.lr * 0.5 * (1 + math.cos(math.pi * step / steps)))
             if len(cls) <= _BATCH:
                 x, t = feats, targets
             elif precomputed:
