@@ -201,10 +201,17 @@ class EngineService(threading.Thread):
         except Exception as e:  # the thread must report, never die silently
             self._emit(Failed(_describe(e)))
         finally:
+            self._close_engine()
             if self._project is not None:
                 self._project.close()
-            self._engine = None
             self._emit(Stopped())
+
+    def _close_engine(self) -> None:
+        """Let go of the engine and the slide files it holds open (Windows locks open files)."""
+        slides = getattr(self._engine, "slides", None)
+        if slides is not None:
+            slides.close()
+        self._engine = None
 
     def _emit(self, event) -> None:
         try:
@@ -221,6 +228,7 @@ class EngineService(threading.Thread):
             from .engine import SegmentationEngine
 
         torch.set_num_threads(self.torch_threads)
+        self._close_engine()
         self._emit(Progress(f"Starting the {self.learner} learner", None))
         try:
             self._engine = SegmentationEngine(self._project, learner=self.learner, device=self.device,
@@ -258,6 +266,7 @@ class EngineService(threading.Thread):
                 self.paused = False
             elif isinstance(message, Predict):
                 predict = message  # newer generations replace older ones
+                self._slides.leave()  # an ordinary image is on screen now
             elif isinstance(message, ProposeQueries):
                 propose[message.image_id] = message
             elif isinstance(message, SetLearner):
@@ -268,7 +277,7 @@ class EngineService(threading.Thread):
             elif isinstance(message, Export):
                 self._guarded(self._export, message)
             elif isinstance(message, slide_service.MESSAGES):
-                self._slides.receive(message)
+                self._guarded(self._slides.receive, message)
             # LabelsChanged needs nothing: the revision check below sees the change
         if self._project.label_revision() != self._trained_revision:
             self._rounds_left = ROUNDS_AFTER_CHANGE.get(self.learner, 1)

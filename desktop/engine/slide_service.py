@@ -128,6 +128,11 @@ class SlideServing:
             out[image_id] = selection.image_uncertainty(values) if len(values) else 0.0
         return out
 
+    def leave(self) -> None:
+        """No slide in view: stop predicting and scanning the one that was."""
+        self.view = None
+        self.pending = []
+
     def serve(self) -> None:
         """Send the view's tiles, cached ones at once, for about ``SERVE_SECONDS``."""
         engine, view = self.service._engine, self.view
@@ -137,6 +142,9 @@ class SlideServing:
             self.pending = []  # nothing to show until the first model: model_changed asks again
             return
         grid = engine.slides.grid(view.image_id)
+        if grid is None:  # the slide cannot be opened any more (a share that went away)
+            self.leave()
+            return
         start = time.perf_counter()
         while self.pending and (time.perf_counter() - start < SERVE_SECONDS or self._cached(grid)):
             col, row = self.pending.pop(0)
@@ -152,6 +160,9 @@ class SlideServing:
         if view is None or not engine.learner.trained:
             return
         grid = engine.slides.grid(view.image_id)
+        if grid is None:
+            self.leave()
+            return
         scores = self.predictions.scores.get(grid.image_id, {})
         todo = [t for t in self.candidates(grid) if scores.get(t, (None,))[0] != engine.version]
         if todo:

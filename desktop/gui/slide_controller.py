@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from desktop.engine.errors import ProjectError
 from desktop.engine.slide_grid import working_resolution
 from desktop.engine.slide_service import (ExportSlide, NextRegion, PredictView, RegionChosen, RegionScores,
                                           TilePrediction)
@@ -81,7 +82,10 @@ class SlideController(QObject):
         self.generation += 1
         self.bridge.send(PredictView(self.image_id, self.generation, rect))
         if self.viewer.screen_scale() <= self.downsample:
-            self.project.add_seen_region(self.image_id, *rect)
+            try:
+                self.project.add_seen_region(self.image_id, *rect)
+            except ProjectError as e:  # a full disk: say so; the labels are not affected
+                self.message.emit(str(e))
 
     # ----- results ---------------------------------------------------------------------------
     def receive(self, event) -> None:

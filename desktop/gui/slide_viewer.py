@@ -114,8 +114,11 @@ class SlideViewer(pg.GraphicsView):
 
     def shutdown(self) -> None:
         """Stop the reading threads (queued reads are dropped); call before closing the source."""
+        for timer in (self._update_timer, self._settle_timer, self._poll):
+            timer.stop()
         self._forget()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self.source = None
 
     def _forget(self) -> None:
         for future in self._reads.values():
@@ -189,6 +192,8 @@ class SlideViewer(pg.GraphicsView):
             self._done.put((key, read(key, *args)))
         except ImageReadError as e:
             self._done.put((key, str(e)))
+        except Exception as e:  # a decoder's own error: still answer, or the tile waits forever
+            self._done.put((key, f"Cannot read this part of the slide ({type(e).__name__}: {e})."))
 
     def _read_tile(self, key: TileKey, grid: TileGrid) -> np.ndarray:
         tile = self.source.read_region(key.level, *grid.region(key.col, key.row))
