@@ -20,12 +20,12 @@ from . import selection, uncertainty
 from .atomic import atomic_write_bytes
 from .errors import ProjectError
 from .features import FeatureCache, FeatureExtractor
-from .imageio import read_image
 from .learners.base import ImageRef, PointLabels, pick_device
 from .learners.fast import FastLearner
 from .publish_gate import PublishGate, held_back_signature
 from .slide_learning import SlideLibrary, point_labels
 from .store import ModelVersion, Project
+from .video import read_pixels
 
 LEARNERS = ("fast", "deep")
 KEPT_MODEL_FILES = 3
@@ -87,11 +87,12 @@ class SegmentationEngine:
 
     # ----- images ----------------------------------------------------------------------------
     def image(self, image_id: int) -> np.ndarray:
-        """uint8 RGB pixels of a project image (small LRU cache); raises ImageReadError."""
+        """uint8 RGB pixels of a project image or video frame (small LRU cache); raises
+        ImageReadError."""
         if image_id in self._images:
             self._images.move_to_end(image_id)
             return self._images[image_id]
-        pixels = read_image(self.project.image(image_id).path)
+        pixels = read_pixels(self.project.image(image_id))
         self._images[image_id] = pixels
         while len(self._images) > self._image_cache_items:
             self._images.popitem(last=False)

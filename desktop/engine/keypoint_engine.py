@@ -20,21 +20,22 @@ from . import keypoint_uncertainty as ku
 from .engine import LEARNERS, SegmentationEngine, TrainReport, is_validation
 from .errors import ProjectError
 from .features import FeatureCache, FeatureExtractor
-from .learners.base import ImageRef, pick_device
+from .learners.base import pick_device
 from .learners.keypoints import DeepKeypointLearner, FastKeypointLearner, KeypointLabels, flipped, locate
 from .publish_gate import PublishGate, held_back_signature
 from .store import Project
-from .video import read_pixels
 
 VALIDATION_PX = 5.0
 COLD_START = "cold_start"  # the strategy of queries asked before there is a model
 
 
 class KeypointEngine:
-    # Model files are kept, named and restored exactly as for segmentation.
+    # Model files and image pixels are kept, named and restored exactly as for segmentation.
     _save_weights = SegmentationEngine._save_weights
     _delete_old_weights = SegmentationEngine._delete_old_weights
     load_latest_weights = SegmentationEngine.load_latest_weights
+    image = SegmentationEngine.image
+    ref = SegmentationEngine.ref
 
     def __init__(self, project: Project, learner: str = "fast", device: str = "auto", seed: int = 0,
                  feature_budget_bytes: int = 2 << 30, validation_fraction: float = 0.1,
@@ -62,20 +63,6 @@ class KeypointEngine:
         self._gate = PublishGate()
 
     # ----- images ----------------------------------------------------------------------------
-    def image(self, image_id: int) -> np.ndarray:
-        """uint8 RGB pixels of a project image or video frame (small LRU cache)."""
-        if image_id in self._images:
-            self._images.move_to_end(image_id)
-            return self._images[image_id]
-        pixels = read_pixels(self.project.image(image_id))
-        self._images[image_id] = pixels
-        while len(self._images) > self._image_cache_items:
-            self._images.popitem(last=False)
-        return pixels
-
-    def ref(self, image_id: int) -> ImageRef:
-        return ImageRef(f"image-{image_id}", lambda: self.image(image_id))
-
     # ----- training --------------------------------------------------------------------------
     def labelled_sets(self) -> tuple[list[KeypointLabels], list[KeypointLabels], int, int]:
         """(training, validation, training label count, validation label count).
