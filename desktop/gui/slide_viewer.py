@@ -26,7 +26,7 @@ from desktop.engine.slides import ImageSource
 from desktop.engine.tiles import TileCache, TileGrid, TileKey, level_for_view
 
 from .slide_overview import SlideOverview
-from .viewer import LAYERS, _clamp_centre, class_lut, heat_lut
+from .viewer import LAYERS, LayerToggles, _clamp_centre, class_lut, heat_lut
 
 READ_THREADS = 2
 MAX_VIEW_TILES = 256  # image tiles drawn at once (a slide without small levels, zoomed out)
@@ -36,7 +36,7 @@ SETTLE_MS = 250  # the view counts as settled (predict it, maybe record it as se
 THUMBNAIL = 1024
 
 
-class SlideViewer(pg.GraphicsView):
+class SlideViewer(LayerToggles, pg.GraphicsView):
     clicked = Signal(float, float, object)  # x, y in level-0 pixels, Qt.MouseButton
     overlayShown = Signal(int)  # model version of the newest prediction tile drawn
     viewSettled = Signal(object)  # (x, y, w, h) level-0 view rectangle, after SETTLE_MS without change
@@ -315,19 +315,6 @@ class SlideViewer(pg.GraphicsView):
     def show_region(self, rect: tuple[float, float, float, float]) -> None:
         """Zoom and pan so that a level-0 rectangle fills the view."""
         self.view.setRange(QRectF(*rect), padding=0.05)
-
-    def toggle_layer(self, name: str) -> bool:
-        item = self.items[name]
-        item.setVisible(not item.isVisible())
-        if name == "queries":
-            self.current_ring.setVisible(item.isVisible())
-        return item.isVisible()
-
-    def layer_visible(self, name: str) -> bool:
-        return self.items[name].isVisible()
-
-    def set_prediction_opacity(self, opacity: float) -> None:
-        self.items["prediction"].setOpacity(opacity)
 
     # ----- coordinates -----------------------------------------------------------------------
     def widget_point(self, x: float, y: float) -> QPoint:

@@ -38,7 +38,25 @@ def heat_lut() -> np.ndarray:
     return np.ascontiguousarray(lut, np.uint8)
 
 
-class ImageViewer(pg.GraphicsView):
+class LayerToggles:
+    """Layer visibility for a viewer that keeps its items in ``items`` and the current query's
+    ring in ``current_ring`` (the image viewer and the slide viewer both do)."""
+
+    def toggle_layer(self, name: str) -> bool:
+        item = self.items[name]
+        item.setVisible(not item.isVisible())
+        if name == "queries":
+            self.current_ring.setVisible(item.isVisible())
+        return item.isVisible()
+
+    def layer_visible(self, name: str) -> bool:
+        return self.items[name].isVisible()
+
+    def set_prediction_opacity(self, opacity: float) -> None:
+        self.items["prediction"].setOpacity(opacity)
+
+
+class ImageViewer(LayerToggles, pg.GraphicsView):
     """Shows one image and its overlays; reports clicks as image coordinates."""
 
     clicked = Signal(float, float, object)  # x, y in image pixels, Qt.MouseButton
@@ -115,20 +133,6 @@ class ImageViewer(pg.GraphicsView):
             cx = _clamp_centre(x + 0.5, rect.width() / 2, width)
             cy = _clamp_centre(y + 0.5, rect.height() / 2, height)
             self.view.translateBy(x=cx - rect.center().x(), y=cy - rect.center().y())
-
-    # ----- layers ----------------------------------------------------------------------------
-    def toggle_layer(self, name: str) -> bool:
-        item = self.items[name]
-        item.setVisible(not item.isVisible())
-        if name == "queries":
-            self.current_ring.setVisible(item.isVisible())
-        return item.isVisible()
-
-    def layer_visible(self, name: str) -> bool:
-        return self.items[name].isVisible()
-
-    def set_prediction_opacity(self, opacity: float) -> None:
-        self.items["prediction"].setOpacity(opacity)
 
     # ----- coordinates -----------------------------------------------------------------------
     def widget_point(self, x: float, y: float) -> QPoint:
