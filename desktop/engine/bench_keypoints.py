@@ -25,9 +25,10 @@ from . import keypoint_uncertainty as ku
 from .errors import PointillistError
 from .features import FeatureCache, FeatureExtractor
 from .imageio import image_size, read_image
+from .keypoint_engine import keypoint_scores
 from .keypoint_formats import KeypointTable, read_table
 from .learners.base import ImageRef, pick_device
-from .learners.keypoints import DeepKeypointLearner, FastKeypointLearner, KeypointLabels, flipped, locate
+from .learners.keypoints import DeepKeypointLearner, FastKeypointLearner, KeypointLabels, locate
 from .skeleton import Skeleton
 from .store import Project
 
@@ -65,24 +66,6 @@ def errors_px(learner, refs: list[ImageRef], truth: np.ndarray) -> np.ndarray:
         known = np.isfinite(xy[:, 0])
         out.append(np.linalg.norm(predicted[known] - xy[known], axis=1))
     return np.concatenate(out) if out else np.zeros(0)
-
-
-def keypoint_scores(strategy: str, learner, ref: ImageRef, width: int, skeleton: Skeleton,
-                    reference_xy: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(K,) uncertainty of one image's keypoints under ``strategy`` (higher = less sure)."""
-    if strategy == "random":
-        return rng.random(len(skeleton))
-    heatmaps = learner.predict_heatmaps(ref)
-    if strategy == "confidence":
-        return ku.peak_confidence(heatmaps)
-    if strategy == "entropy":
-        return ku.heatmap_entropy(heatmaps)
-    xy, _ = locate(heatmaps)
-    if strategy == "flip":
-        return ku.flip_disagreement(xy, locate(learner.predict_heatmaps(flipped(ref)))[0], width, skeleton)
-    if strategy == "plausibility":
-        return ku.skeleton_plausibility(xy, reference_xy, ku.bone_pairs(skeleton))
-    raise PointillistError(f"Unknown strategy {strategy!r}: choose one of {', '.join(ku.KEYPOINT_STRATEGIES)}.")
 
 
 def annotate(proposed: np.ndarray, truth: np.ndarray, threshold: float) -> tuple[list, int]:
@@ -170,7 +153,7 @@ def _choose(strategy, model, table: KeypointTable, refs, pool, labelled, k, skel
     scores = {}
     for i in candidates:
         width = project.image(ids[i]).width
-        scores[i] = keypoint_scores(strategy, model, refs[i], width, skeleton, reference, rng)
+        scores[i] = keypoint_scores(strategy, model, refs[i], width, skeleton, lambda: reference, rng)
     chosen = [i for i, _ in ku.rank_images(scores)[:k]]
     proposals = {i: locate(model.predict_heatmaps(refs[i]))[0] for i in chosen}
     return chosen, proposals

@@ -12,21 +12,44 @@ from __future__ import annotations
 
 import copy
 import time
+from typing import Callable
 from collections import OrderedDict
 
 import numpy as np
 
 from . import keypoint_uncertainty as ku
 from .engine import LEARNERS, SegmentationEngine, TrainReport, is_validation
-from .errors import ProjectError
+from .errors import PointillistError, ProjectError
 from .features import FeatureCache, FeatureExtractor
-from .learners.base import pick_device
+from .learners.base import ImageRef, pick_device
 from .learners.keypoints import DeepKeypointLearner, FastKeypointLearner, KeypointLabels, flipped, locate
+from .skeleton import Skeleton
 from .publish_gate import PublishGate, held_back_signature
 from .store import Project
 
 VALIDATION_PX = 5.0
 COLD_START = "cold_start"  # the strategy of queries asked before there is a model
+
+
+def keypoint_scores(strategy: str, learner, ref: ImageRef, width: int, skeleton: Skeleton,
+                    reference: Callable[[], np.ndarray], rng: np.random.Generator,
+                    heatmaps: np.ndarray | None = None) -> np.ndarray:
+    """(K,) uncertainty of one image's keypoints under ``strategy`` (higher = less sure), for the
+    engine and the benchmark alike. ``reference`` gives the labelled poses (N, K, 2) that
+    skeleton plausibility compares with; it is called only for that strategy."""
+    if strategy == "random":
+        return rng.random(len(skeleton))
+    heatmaps = learner.predict_heatmaps(ref) if heatmaps is None else heatmaps
+    if strategy == "confidence":
+        return ku.peak_confidence(heatmaps)
+    if strategy == "entropy":
+        return ku.heatmap_entropy(heatmaps)
+    xy, _ = locate(heatmaps)
+    if strategy == "flip":
+        return ku.flip_disagreement(xy, locate(learner.predict_heatmaps(flipped(ref)))[0], width, skeleton)
+    if strategy == "plausibility":
+        return ku.skeleton_plausibility(xy, reference(), ku.bone_pairs(skeleton))
+    raise PointillistError(f"Unknown strategy {strategy!r}: choose one of {', '.join(ku.KEYPOINT_STRATEGIES)}.")
 
 
 class KeypointEngine:
@@ -137,22 +160,13 @@ class KeypointEngine:
 
     def scores(self, image_id: int, strategy: str = "confidence", heatmaps: np.ndarray | None = None) -> np.ndarray:
         """(K,) uncertainty of an image's keypoints under ``strategy`` (higher = less sure)."""
-        if strategy == "random":
-            return self.rng.random(len(self.skeleton))
         if strategy not in ku.KEYPOINT_STRATEGIES:
             raise ValueError(f"unknown keypoint strategy {strategy!r}; choose one of "
                              f"{', '.join(ku.KEYPOINT_STRATEGIES)}")
-        heatmaps = self.predict(image_id) if heatmaps is None else heatmaps
-        if strategy == "confidence":
-            return ku.peak_confidence(heatmaps)
-        if strategy == "entropy":
-            return ku.heatmap_entropy(heatmaps)
-        xy, _ = locate(heatmaps)
-        if strategy == "flip":
-            mirrored = locate(self.learner.predict_heatmaps(flipped(self.ref(image_id))))[0]
-            return ku.flip_disagreement(xy, mirrored, self.project.image(image_id).width, self.skeleton)
-        reference = np.array([self.project.keypoint_arrays(info.id)[0] for info in self.project.images()])
-        return ku.skeleton_plausibility(xy, reference, ku.bone_pairs(self.skeleton))
+        return keypoint_scores(
+            strategy, self.learner, self.ref(image_id), self.project.image(image_id).width, self.skeleton,
+            lambda: np.array([self.project.keypoint_arrays(info.id)[0] for info in self.project.images()]),
+            self.rng, heatmaps)
 
     def unlabelled(self, image_id: int) -> np.ndarray:
         """Indices of the keypoints of an image that have no label yet."""
