@@ -19,14 +19,14 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 
 from desktop.engine.errors import ImageReadError
 from desktop.engine.slides import ImageSource
 from desktop.engine.tiles import TileCache, TileGrid, TileKey, level_for_view
 
 from .slide_overview import SlideOverview
-from .viewer import LAYERS, LayerToggles, _clamp_centre, class_lut, heat_lut
+from .viewer import LAYERS, ViewerCommon, _clamp_centre, class_lut, heat_lut
 
 READ_THREADS = 2
 MAX_VIEW_TILES = 256  # image tiles drawn at once (a slide without small levels, zoomed out)
@@ -36,7 +36,7 @@ SETTLE_MS = 250  # the view counts as settled (predict it, maybe record it as se
 THUMBNAIL = 1024
 
 
-class SlideViewer(LayerToggles, pg.GraphicsView):
+class SlideViewer(ViewerCommon, pg.GraphicsView):
     clicked = Signal(float, float, object)  # x, y in level-0 pixels, Qt.MouseButton
     overlayShown = Signal(int)  # model version of the newest prediction tile drawn
     viewSettled = Signal(object)  # (x, y, w, h) level-0 view rectangle, after SETTLE_MS without change
@@ -315,21 +315,6 @@ class SlideViewer(LayerToggles, pg.GraphicsView):
     def show_region(self, rect: tuple[float, float, float, float]) -> None:
         """Zoom and pan so that a level-0 rectangle fills the view."""
         self.view.setRange(QRectF(*rect), padding=0.05)
-
-    # ----- coordinates -----------------------------------------------------------------------
-    def widget_point(self, x: float, y: float) -> QPoint:
-        """The widget pixel under level-0 position ``(x, y)``: what a test clicks to hit it."""
-        return self.mapFromScene(self.view.mapViewToScene(QPointF(x + 0.5, y + 0.5)))
-
-    def _on_click(self, event) -> None:
-        if self.image_shape is None or event.double():
-            return
-        pos = self.view.mapSceneToView(event.scenePos())
-        x, y = pos.x() - 0.5, pos.y() - 0.5
-        height, width = self.image_shape
-        if -0.5 <= x < width - 0.5 and -0.5 <= y < height - 0.5:
-            event.accept()
-            self.clicked.emit(x, y, event.button())
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)

@@ -38,9 +38,10 @@ def heat_lut() -> np.ndarray:
     return np.ascontiguousarray(lut, np.uint8)
 
 
-class LayerToggles:
-    """Layer visibility for a viewer that keeps its items in ``items`` and the current query's
-    ring in ``current_ring`` (the image viewer and the slide viewer both do)."""
+class ViewerCommon:
+    """What the image viewer and the slide viewer share: layer visibility (items in ``items``,
+    the current query's ring in ``current_ring``) and clicks in image (level-0) pixels, whose
+    centres are whole numbers (``view``, ``image_shape`` and the ``clicked`` signal)."""
 
     def toggle_layer(self, name: str) -> bool:
         item = self.items[name]
@@ -55,8 +56,23 @@ class LayerToggles:
     def set_prediction_opacity(self, opacity: float) -> None:
         self.items["prediction"].setOpacity(opacity)
 
+    def widget_point(self, x: float, y: float) -> QPoint:
+        """The widget pixel under image (level-0) position ``(x, y)``: what a test clicks to hit it."""
+        scene = self.view.mapViewToScene(QPointF(x + 0.5, y + 0.5))
+        return self.mapFromScene(scene)
 
-class ImageViewer(LayerToggles, pg.GraphicsView):
+    def _on_click(self, event) -> None:
+        if self.image_shape is None or event.double():
+            return
+        pos = self.view.mapSceneToView(event.scenePos())
+        x, y = pos.x() - 0.5, pos.y() - 0.5
+        height, width = self.image_shape
+        if -0.5 <= x < width - 0.5 and -0.5 <= y < height - 0.5:
+            event.accept()
+            self.clicked.emit(x, y, event.button())
+
+
+class ImageViewer(ViewerCommon, pg.GraphicsView):
     """Shows one image and its overlays; reports clicks as image coordinates."""
 
     clicked = Signal(float, float, object)  # x, y in image pixels, Qt.MouseButton
@@ -133,22 +149,6 @@ class ImageViewer(LayerToggles, pg.GraphicsView):
             cx = _clamp_centre(x + 0.5, rect.width() / 2, width)
             cy = _clamp_centre(y + 0.5, rect.height() / 2, height)
             self.view.translateBy(x=cx - rect.center().x(), y=cy - rect.center().y())
-
-    # ----- coordinates -----------------------------------------------------------------------
-    def widget_point(self, x: float, y: float) -> QPoint:
-        """The widget pixel under image position ``(x, y)``: what a test clicks to hit it."""
-        scene = self.view.mapViewToScene(QPointF(x + 0.5, y + 0.5))
-        return self.mapFromScene(scene)
-
-    def _on_click(self, event) -> None:
-        if self.image_shape is None or event.double():
-            return
-        pos = self.view.mapSceneToView(event.scenePos())
-        x, y = pos.x() - 0.5, pos.y() - 0.5
-        height, width = self.image_shape
-        if -0.5 <= x < width - 0.5 and -0.5 <= y < height - 0.5:
-            event.accept()
-            self.clicked.emit(x, y, event.button())
 
 
 def _clamp_centre(wanted: float, half_view: float, size: float) -> float:
