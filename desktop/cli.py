@@ -51,6 +51,11 @@ def _add_bench(sub) -> None:
     kp.add_argument("--symmetric", default=None, help="left/right pairs, e.g. paw1LH_top:paw4RH_top,...")
     kp.add_argument("--edges", default=None, help="skeleton edges (default for plausibility: every pair)")
     kp.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    cmp = kinds.add_parser("compare", help="strategies side by side at equal annotation cost, over seeds")
+    cmp.add_argument("results", type=Path, nargs="+", help="JSON files written by bench segmentation/keypoints --out")
+    cmp.add_argument("--at", type=float, default=None,
+                     help="the cost to compare at: clicks (keypoints) or labelled pixels (segmentation); "
+                          "default: the most that every run reached")
     slides = kinds.add_parser("slides", help="slide open, first view, tile read and prediction speed")
     which = slides.add_mutually_exclusive_group(required=True)
     which.add_argument("--slide", type=Path, help="a slide or image file to measure")
@@ -181,6 +186,13 @@ def _bench_segmentation(args) -> int:
     return 0
 
 
+def _bench_compare(args) -> int:
+    from desktop.engine import bench_compare
+
+    print(bench_compare.format_table(bench_compare.compare(args.results, args.at)))
+    return 0
+
+
 def _bench_keypoints(args) -> int:
     import json
 
@@ -220,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         args = commands.parse_args(argv)
         if args.command == "bench":
             run = {"segmentation": _bench_segmentation, "ui": _bench_ui, "slides": _bench_slides,
-                   "keypoints": _bench_keypoints}[args.bench]
+                   "keypoints": _bench_keypoints, "compare": _bench_compare}[args.bench]
         else:
             run = {"demo": _demo, "new": _new, "export": _export}[args.command]
         try:

@@ -1,0 +1,109 @@
+"""``pointillist bench compare``: strategies side by side, at equal annotation cost.
+
+Benchmark runs of different strategies do not end at the same cost: in the keypoint benchmark
+an uncertain image needs more corrections than a typical one, so after the same number of
+images the uncertainty strategies have paid more clicks than ``random``. Comparing their last
+rounds would flatter whichever clicked more. This reads the JSON files that ``bench
+segmentation`` and ``bench keypoints`` write, puts every run's score on the same cost (linear
+interpolation between the rounds either side of it; never extrapolated), and averages each
+strategy over its seeds.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import PointillistError
+
+# What each benchmark pays with and what it scores, and whether lower is better.
+_KINDS = {
+    "keypoints": ("clicks", "rmse_px", True),
+    "segmentation": ("labelled_pixels", "miou", False),
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    path: Path
+    strategy: str
+    learner: str
+    seed: int
+    cost: np.ndarray
+    score: np.ndarray
+
+
+@dataclass(frozen=True)
+class StrategyResult:
+    strategy: str
+    scores: list[float]  # one per run, at the common cost
+    seeds: list[int]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.scores))
+
+
+def _kind(rounds: list[dict], path: Path) -> str:
+    for kind, (cost, score, _) in _KINDS.items():
+        if all(cost in r and score in r for r in rounds):
+            return kind
+    raise PointillistError(f"{path}: not a segmentation or keypoint benchmark result (no per-round cost and score).")
+
+
+def load_runs(paths: list[Path]) -> tuple[str, list[Run]]:
+    """Read result files; all must come from the same benchmark."""
+    runs, kinds = [], set()
+    for path in paths:
+        try:
+            data = json.loads(Path(path).read_text())
+            rounds = data["rounds"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise PointillistError(f"{path}: cannot read a benchmark result ({e}).") from e
+        if not rounds:
+            raise PointillistError(f"{path}: has no rounds (a --dense result has nothing to compare).")
+        kind = _kind(rounds, Path(path))
+        kinds.add(kind)
+        cost_key, score_key, _ = _KINDS[kind]
+        runs.append(Run(Path(path), str(data.get("strategy")), str(data.get("learner")), int(data.get("seed", 0)),
+                        np.array([r[cost_key] for r in rounds], float), np.array([r[score_key] for r in rounds], float)))
+    if len(kinds) != 1:
+        raise PointillistError("These files mix segmentation and keypoint results: compare one benchmark at a time.")
+    return kinds.pop(), runs
+
+
+def score_at(run: Run, cost: float) -> float:
+    """The run's score at ``cost``, interpolated between its rounds; an error outside them."""
+    if cost < run.cost[0] or cost > run.cost[-1]:
+        raise PointillistError(f"{run.path}: its rounds cover {run.cost[0]:g} to {run.cost[-1]:g}, not {cost:g}.")
+    return float(np.interp(cost, run.cost, run.score))
+
+
+def compare(paths: list[Path], at: float | None = None) -> dict:
+    """Each strategy's mean score at cost ``at`` (default: the most that every run reached)."""
+    kind, runs = load_runs(paths)
+    cost_key, score_key, lower_is_better = _KINDS[kind]
+    if at is None:
+        at = float(min(run.cost[-1] for run in runs))
+    by_strategy: dict[str, StrategyResult] = {}
+    for run in sorted(runs, key=lambda r: (r.strategy, r.seed)):
+        entry = by_strategy.setdefault(run.strategy, StrategyResult(run.strategy, [], []))
+        entry.scores.append(score_at(run, at))
+        entry.seeds.append(run.seed)
+    ranked = sorted(by_strategy.values(), key=lambda s: s.mean if lower_is_better else -s.mean)
+    return {"benchmark": kind, "cost": cost_key, "at": at, "score": score_key,
+            "lower_is_better": lower_is_better, "learners": sorted({r.learner for r in runs}),
+            "strategies": [{"strategy": s.strategy, "mean": s.mean, "seeds": s.seeds, "scores": s.scores}
+                           for s in ranked]}
+
+
+def format_table(result: dict) -> str:
+    better = "lower" if result["lower_is_better"] else "higher"
+    lines = [f"{result['score']} at {result['at']:g} {result['cost']} ({better} is better; "
+             f"learner {', '.join(result['learners'])}):"]
+    for s in result["strategies"]:
+        runs = ", ".join(f"seed {seed}: {v:.4g}" for seed, v in zip(s["seeds"], s["scores"]))
+        lines.append(f"  {s['strategy']:<17} mean {s['mean']:.4g}  ({runs})")
+    return "\n".join(lines)
