@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .atomic import atomic_write_bytes
@@ -30,6 +31,7 @@ from .errors import FormatError, ImageReadError
 from .imageio import image_size
 from .skeleton import UNLABELLED, Skeleton, SkeletonError
 from .store import Project
+from .video import read_frame
 
 _VIS_DTYPE = "<U8"
 _COCO_FLAG = {"visible": 2, "occluded": 1}
@@ -307,16 +309,18 @@ def import_table(project: Project, table: KeypointTable, images_root: str | Path
 
 
 def project_table(project: Project, images_root: str | Path | None = None, scorer: str = "pointillist",
-                  image_ids: list[int] | None = None) -> KeypointTable:
-    """The project's keypoint labels as a table; paths relative to ``images_root`` where possible."""
+                  image_ids: list[int] | None = None, paths: dict[int, Path] | None = None) -> KeypointTable:
+    """The project's keypoint labels as a table; paths relative to ``images_root`` where possible.
+    ``paths`` names a file for some images instead of their own (exported video frames)."""
     infos = project.images() if image_ids is None else [project.image(i) for i in image_ids]
     names = []
     for info in infos:
+        source = (paths or {}).get(info.id, info.path)
         try:
-            names.append(info.path.relative_to(Path(images_root).resolve()).as_posix() if images_root
-                         else str(info.path))
+            names.append(source.resolve().relative_to(Path(images_root).resolve()).as_posix() if images_root
+                         else str(source))
         except ValueError:
-            names.append(str(info.path))
+            names.append(str(source))
     arrays = [project.keypoint_arrays(info.id) for info in infos]
     skeleton = project.skeleton()
     xy = np.array([a[0] for a in arrays]).reshape(len(infos), len(skeleton), 2)
@@ -346,11 +350,33 @@ def write_table(table: KeypointTable, path: str | Path) -> None:
 def export_project(project: Project, path: str | Path) -> KeypointTable:
     """Write a project's keypoint labels to ``path`` (see ``write_table``). Image paths are relative
     to the file's folder when every image lies under it, as DeepLabCut keeps them; else to the
-    images' common folder. A video frame is named by its locator, ``video#frame=N``."""
+    images' common folder.
+
+    A video frame has no file of its own, so it is written as one, in DeepLabCut's layout:
+    ``labeled-data/<video name>/img<frame>.png`` beside ``path``. The exported file then names
+    real images, and imports again (here, in DeepLabCut or in any COCO tool) as it is."""
     path = Path(path)
-    sources = [info.path for info in project.images()]
-    inside = all(p.is_relative_to(path.parent.resolve()) for p in sources)
+    infos = project.images()
+    frames = {info.id: _write_frame(info, path.parent) for info in infos if info.video is not None}
+    sources = [frames.get(info.id, info.path) for info in infos]
+    inside = all(p.resolve().is_relative_to(path.parent.resolve()) for p in sources)
     root = path.parent.resolve() if inside or not sources else Path(os.path.commonpath([p.parent for p in sources]))
-    table = project_table(project, images_root=root)
+    table = project_table(project, images_root=root, paths=frames)
     write_table(table, path)
     return table
+
+
+def frame_file(video: Path, frame: int, folder: Path) -> Path:
+    """Where ``export_project`` writes a video frame: DeepLabCut's ``labeled-data/<video>/imgNNNNN.png``."""
+    return Path(folder) / "labeled-data" / Path(video).stem / f"img{int(frame):05d}.png"
+
+
+def _write_frame(info, folder: Path) -> Path:
+    """Save one video frame as a PNG (atomically; an existing identical export is rewritten)."""
+    target = frame_file(info.video, info.frame, folder)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(read_frame(info.video, info.frame), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ImageReadError(info.video, f"frame {info.frame} could not be encoded as PNG")
+    atomic_write_bytes(target, encoded.tobytes())
+    return target

@@ -71,6 +71,9 @@ class KeypointWorkspace(ProjectWorkspace):
         """Write every keypoint label to a DeepLabCut CSV or COCO JSON file; returns what was done."""
         table = export_project(self.project, path)
         text = f"Exported the keypoints of {len(table.images)} images to {path}."
+        frames = sum(info.video is not None for info in self.project.images())
+        if frames:
+            text += f" The {frames} video frames are saved beside it as PNG files, under labeled-data."
         self.message.emit(text)
         return text
 

@@ -56,3 +56,28 @@ def test_bad_videos_are_refused_with_the_reason(tmp_path):
         with pytest.raises(ImageReadError, match="videos are read from"):
             add_video(project, tmp_path / "notes.txt", 3)
         assert project.images() == []
+
+
+def test_exported_frames_are_real_images_that_import_again(tmp_path):
+    """A video project's CSV names PNG frames in DeepLabCut's labeled-data layout, so the file
+    re-imports (here, or in DeepLabCut) with the same pixels and labels."""
+    from desktop.engine.imageio import read_image
+    from desktop.engine.keypoint_formats import export_project, import_table, read_table
+
+    video = write_video(tmp_path / "clip.avi", [(10 * i, 100, 200) for i in range(20)])
+    with Project.create(tmp_path / "p", task="keypoints") as project:
+        project.set_skeleton(Skeleton(("nose", "tail")))
+        ids = add_video(project, video, 2)  # frames 5 and 15
+        project.set_keypoint_labels([(ids[0], 0, 5.5, 6.25, "visible"), (ids[1], 1, 0.0, 0.0, "absent")])
+        frame = read_pixels(project.image(ids[1]))
+        out = tmp_path / "export" / "CollectedData.csv"
+        out.parent.mkdir()
+        export_project(project, out)
+    table = read_table(out)
+    assert table.images == ["labeled-data/clip/img00005.png", "labeled-data/clip/img00015.png"]
+    assert np.array_equal(read_image(out.parent / table.images[1]), frame)  # PNG: lossless
+    with Project.create(tmp_path / "q", task="keypoints") as again:
+        new_ids = import_table(again, table, out.parent, out)
+        xy, _ = again.keypoint_arrays(new_ids[0])
+        assert xy[0] == pytest.approx([5.5, 6.25]) and np.isnan(xy[1]).all()
+        assert again.image(new_ids[1]).path == (out.parent / table.images[1]).resolve()

@@ -241,5 +241,12 @@ def test_file_menu_adds_frames_of_a_video(qtbot, show, keypoint_project, monkeyp
     key(ws, "m")
     click(ws.viewer, 20, 30)
     assert stored(keypoint_project, frames[1].id)[1][0] == "visible"
+    out = keypoint_project.parent / "labels.csv"  # exported frames become files the CSV names
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    win.export_dlc_action.trigger()
+    assert "3 video frames are saved beside it" in win.statusBar().currentMessage()
+    table = read_table(out)
+    assert table.images[2:] == [f"labeled-data/clip/img{f:05d}.png" for f in (2, 6, 10)]
+    assert (keypoint_project.parent / table.images[3]).is_file()
     win.close()
 
