@@ -244,9 +244,11 @@ class SegmentationEngine:
         return mask
 
     def propose_queries(self, image_id: int, k: int, strategy: str = "margin", min_distance: float = 0.0,
-                        ignore: np.ndarray | None = None, store: bool = True) -> tuple[np.ndarray, list[int]]:
+                        ignore: np.ndarray | None = None, store: bool = True,
+                        probs: np.ndarray | None = None) -> tuple[np.ndarray, list[int]]:
         """Choose ``k`` pixels to ask about; with no model yet, a cold start from features.
 
+        ``probs``, the image's current prediction when the caller has it, saves predicting again.
         Returns the points ``(n, 2)`` as ``yx`` and, when ``store`` is set, their query ids.
         """
         exclude = self.excluded_pixels(image_id, ignore)
@@ -260,7 +262,7 @@ class SegmentationEngine:
             point_scores = None
             used = "cold_start"
         else:
-            score_map = self.scores(image_id, strategy)
+            score_map = self.scores(image_id, strategy, probs)
             if strategy == "random":
                 points = selection.select_pixels(score_map, k, self.rng, exclude=exclude, min_distance=min_distance)
             else:

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import PointillistError
-from . import keypoint_service, selection, slide_service, uncertainty
+from . import keypoint_service, selection, slide_service
 from .keypoint_service import AddVideo
 from .store import Project
 
@@ -364,22 +364,12 @@ class EngineService(threading.Thread):
         if not self._project.queries(image_id):
             if not self._engine.learner.trained:
                 self._emit(Progress("Choosing first queries from image features", None))
-            if probs is not None and request.strategy in PROBABILITY_STRATEGIES:
-                self._select_from(image_id, probs, request)  # skips predicting the image again
-            else:
-                self._engine.propose_queries(image_id, request.k, request.strategy, min_distance=MIN_DISTANCE)
+            reuse = probs if request.strategy in PROBABILITY_STRATEGIES else None  # skip predicting again
+            self._engine.propose_queries(image_id, request.k, request.strategy, min_distance=MIN_DISTANCE,
+                                         probs=reuse)
         if probs is None and self._engine.learner.trained:
             probs = self._engine.predict(image_id)
         self._emit_queries(image_id, probs)
-
-    def _select_from(self, image_id: int, probs: np.ndarray, request: ProposeQueries) -> None:
-        """``propose_queries`` for probabilities already at hand."""
-        score_map = uncertainty.score(request.strategy, probs)
-        points = selection.select_pixels(score_map, request.k, self._engine.rng,
-                                         exclude=self._engine.excluded_pixels(image_id), min_distance=MIN_DISTANCE)
-        if len(points):
-            self._project.add_queries(image_id, points, request.strategy, score_map[points[:, 0], points[:, 1]],
-                                      self._engine.version)
 
     def _emit_queries(self, image_id: int, probs: np.ndarray | None) -> None:
         """Send the image's open queries, each with the model's three likeliest classes."""
