@@ -276,8 +276,9 @@ class SegmentationEngine:
 
     def _diverse_queries(self, image_id: int, score_map: np.ndarray, k: int, exclude: np.ndarray,
                          min_distance: float) -> np.ndarray:
-        """The uncertain pool, then k-means++ picks in the learner's embedding (selection.py says why)."""
-        candidates = selection.uncertain_pool(score_map, self.rng, exclude=exclude)
+        """Pool the pixels most uncertain with their surroundings, then k-means++ picks in the
+        learner's embedding (selection.py says why)."""
+        candidates = selection.uncertain_pool(selection.with_surroundings(score_map), self.rng, exclude=exclude)
         if len(candidates) < k:
             return selection.select_pixels(score_map, k, self.rng, exclude=exclude, min_distance=min_distance)
         ref = self.ref(image_id)

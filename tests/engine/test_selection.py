@@ -102,3 +102,28 @@ def test_select_diverse_spreads_picks_and_keeps_distance():
     # identical embeddings carry no preference: still k distinct picks
     same = selection.select_diverse(candidates, np.zeros((200, 4)), 5, np.random.default_rng(0))
     assert len({tuple(p) for p in same}) == 5
+
+
+def test_with_surroundings_prefers_broad_doubt_to_a_thin_border():
+    """A 1-pixel border band scores highest pixel by pixel, a blob of broad doubt a little lower:
+    weighed by their surroundings, the blob's pixels rank first and fill the pool."""
+    scores = np.full((80, 80), 0.1, np.float32)
+    scores[:, 10] = 1.0  # the sharp outline of a confident region
+    scores[40:56, 40:56] = 0.8  # a region the model is unsure about as a whole
+    weighed = selection.with_surroundings(scores)
+    assert weighed.shape == scores.shape and weighed.dtype == np.float32
+    assert weighed[48, 48] > 2 * weighed[48, 10]
+    assert weighed[0, 0] == 0.0  # the least uncertain level counts as no doubt at all
+    pool = selection.uncertain_pool(weighed, np.random.default_rng(0), top_fraction=0.02)
+    assert ((pool[:, 0] >= 40) & (pool[:, 0] < 56) & (pool[:, 1] >= 40) & (pool[:, 1] < 56)).all()
+    plain = selection.uncertain_pool(scores, np.random.default_rng(0), top_fraction=0.01)
+    assert (plain[:, 1] == 10).all()  # without the surroundings, the band alone
+
+
+def test_with_surroundings_keeps_a_thin_structure_whose_neighbourhood_is_doubtful():
+    """EM membranes: thin lines, but the model is unsure all around them; they stay on top."""
+    scores = np.zeros((80, 80), np.float32)
+    scores[20:60, 20:60] = 0.5
+    scores[20:60, 40] = 1.0  # a membrane through the doubtful region
+    weighed = selection.with_surroundings(scores)
+    assert weighed[40, 40] == weighed[20:60, 20:60].max()
