@@ -276,16 +276,10 @@ class SegmentationEngine:
 
     def _diverse_queries(self, image_id: int, score_map: np.ndarray, k: int, exclude: np.ndarray,
                          min_distance: float) -> np.ndarray:
-        """Pool the pixels most uncertain with their surroundings, then k-means++ picks in the
-        learner's embedding (selection.py says why)."""
-        candidates = selection.uncertain_pool(selection.with_surroundings(score_map), self.rng, exclude=exclude)
-        if len(candidates) < k:
-            return selection.select_pixels(score_map, k, self.rng, exclude=exclude, min_distance=min_distance)
         ref = self.ref(image_id)
         _, labelled_yx, _ = self.project.label_arrays(image_id)
-        labelled = self.learner.embed_points(ref, labelled_yx) if len(labelled_yx) else None
-        return selection.select_diverse(candidates, self.learner.embed_points(ref, candidates), k, self.rng,
-                                        labelled=labelled, min_distance=min_distance)
+        return selection.choose_queries(score_map, k, self.rng, lambda yx: self.learner.embed_points(ref, yx),
+                                        exclude=exclude, labelled=labelled_yx, min_distance=min_distance)
 
     def image_uncertainties(self, strategy: str = "margin") -> dict[int, float]:
         """Each readable image's uncertainty (mean of its top 5 % scores)."""

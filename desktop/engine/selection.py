@@ -23,6 +23,7 @@ Two refinements of PixelPick's draw, each measured with ``pointillist bench segm
 from __future__ import annotations
 
 import itertools
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -147,6 +148,23 @@ def select_diverse(candidates: np.ndarray, embeddings: np.ndarray, k: int, rng: 
             near = ((candidates - candidates[i]) ** 2).sum(1) < float(min_distance) ** 2
             open_ &= ~near
     return candidates[chosen].reshape(-1, 2)
+
+
+def choose_queries(scores: np.ndarray, k: int, rng: np.random.Generator,
+                   embed: Callable[[np.ndarray], np.ndarray], exclude: np.ndarray | None = None,
+                   labelled: np.ndarray | None = None, min_distance: float = 0.0) -> np.ndarray:
+    """The query choice for a trained model: pool the pixels most uncertain with their
+    surroundings, then pick ``k`` of them diverse in the model's embedding.
+
+    ``embed`` maps pixels (n, 2) ``yx`` of this score map to the model's embedding (n, D);
+    ``labelled`` are the pixels of this map already labelled (their embedding is what the
+    picks should differ from). Falls back to ``select_pixels`` when the pool is too small.
+    """
+    candidates = uncertain_pool(with_surroundings(scores), rng, exclude=exclude)
+    if len(candidates) < k:
+        return select_pixels(scores, k, rng, exclude=exclude, min_distance=min_distance)
+    known = embed(np.asarray(labelled).reshape(-1, 2)) if labelled is not None and len(labelled) else None
+    return select_diverse(candidates, embed(candidates), k, rng, labelled=known, min_distance=min_distance)
 
 
 def _kmeans(x: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 15) -> tuple[np.ndarray, np.ndarray]:

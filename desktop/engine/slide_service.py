@@ -171,7 +171,7 @@ class SlideServing:
 
     # ----- where to look next ----------------------------------------------------------------
     def next_region(self, request: NextRegion) -> None:
-        from .slide_learning import scaled_uncertainty, tile_probabilities
+        from .slide_learning import scaled_uncertainty, tile_probabilities, tile_ref
 
         service, engine, project = self.service, self.service._engine, self.service._project
         grid = engine.slides.grid(request.image_id)
@@ -198,9 +198,18 @@ class SlideServing:
             probs, score = None, None
             score_map = engine.rng.random(grid.size(col, row), dtype=np.float32)
         tissue = grid.tissue_in(col, row)
-        exclude = _with_points(~tissue if tissue.any() else None, score_map.shape, grid, col, row, np.concatenate([
-            project.label_arrays(grid.image_id)[1], project.asked_points(grid.image_id)]))
-        points = selection.select_pixels(score_map, request.k, engine.rng, exclude=exclude, min_distance=MIN_DISTANCE)
+        labelled = project.label_arrays(grid.image_id)[1]
+        exclude = _with_points(~tissue if tissue.any() else None, score_map.shape, grid, col, row,
+                               np.concatenate([labelled, project.asked_points(grid.image_id)]))
+        if trained:  # the same choice as on an image (selection.choose_queries), in tile pixels
+            ref = tile_ref(grid, col, row)
+            points = selection.choose_queries(
+                score_map, request.k, engine.rng, lambda yx: engine.learner.embed_points(ref, yx + CONTEXT),
+                exclude=exclude, labelled=_tile_pixels(grid, col, row, labelled, score_map.shape),
+                min_distance=MIN_DISTANCE)
+        else:
+            points = selection.select_pixels(score_map, request.k, engine.rng, exclude=exclude,
+                                             min_distance=MIN_DISTANCE)
         project.close_open_queries(grid.image_id)
         yx = grid.to_level0(col, row, points)
         ids = project.add_queries(grid.image_id, yx, service.strategy if trained else "random",
@@ -286,14 +295,18 @@ def _inside(rect: tuple[float, float, float, float], seen: np.ndarray) -> bool:
                  & (seen[:, 1] <= cy) & (cy <= seen[:, 1] + seen[:, 3])).any())
 
 
+def _tile_pixels(grid: SlideGrid, col: int, row: int, yx: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The level-0 points ``yx`` that fall in tile (col, row), as its pixels (context cut off)."""
+    cols, rows, local = grid.locate(yx)
+    pixels = np.round(local[(cols == col) & (rows == row)] - CONTEXT).astype(np.int64)
+    return pixels[(pixels >= 0).all(1) & (pixels[:, 0] < shape[0]) & (pixels[:, 1] < shape[1])]
+
+
 def _with_points(exclude: np.ndarray | None, shape: tuple[int, int], grid: SlideGrid, col: int, row: int,
                  yx: np.ndarray) -> np.ndarray:
     """``exclude`` plus the tile pixels of level-0 points (labelled or asked before)."""
     out = np.zeros(shape, bool) if exclude is None else exclude.copy()
-    cols, rows, local = grid.locate(yx)
-    inside = (cols == col) & (rows == row)
-    pixels = np.round(local[inside] - CONTEXT).astype(np.int64)
-    pixels = pixels[(pixels >= 0).all(1) & (pixels[:, 0] < shape[0]) & (pixels[:, 1] < shape[1])]
+    pixels = _tile_pixels(grid, col, row, yx, shape)
     out[pixels[:, 0], pixels[:, 1]] = True
     return out
 

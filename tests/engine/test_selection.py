@@ -127,3 +127,19 @@ def test_with_surroundings_keeps_a_thin_structure_whose_neighbourhood_is_doubtfu
     scores[20:60, 40] = 1.0  # a membrane through the doubtful region
     weighed = selection.with_surroundings(scores)
     assert weighed[40, 40] == weighed[20:60, 20:60].max()
+
+
+def test_choose_queries_pools_by_surroundings_then_asks_what_labels_do_not_cover():
+    scores = np.full((60, 100), 0.1, np.float32)
+    scores[20:40, 10:30] = 0.9  # two doubtful regions of different kinds
+    scores[20:40, 70:90] = 0.9
+    scores[:, 50] = 1.0  # and a thin, sharp band between them
+    kind = lambda yx: (np.asarray(yx)[:, 1:2] > 50).astype(np.float64)  # left or right, as the model sees it
+    labelled_left = np.array([[30, 20]])
+    picks = selection.choose_queries(scores, 1, np.random.default_rng(0), kind, labelled=labelled_left)
+    assert len(picks) == 1 and 20 <= picks[0, 0] < 40 and 70 <= picks[0, 1] < 90  # the uncovered kind
+    two = selection.choose_queries(scores, 2, np.random.default_rng(1), kind, min_distance=5)
+    assert sorted(int(p[1] > 50) for p in two) == [0, 1] and not (two[:, 1] == 50).any()
+    almost_all = np.ones(scores.shape, bool)
+    almost_all[0, :3] = False  # a pool too small for k: the plain draw fills what it can
+    assert len(selection.choose_queries(scores, 5, np.random.default_rng(0), kind, exclude=almost_all)) == 3
