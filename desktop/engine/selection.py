@@ -6,29 +6,20 @@ uncertain *and* diverse), plus what an interactive tool needs: no query on a pix
 already labelled, asked or marked to ignore, and a minimum distance between queries so the
 expert is not asked the same thing twice in neighbouring pixels.
 
-Two refinements of PixelPick's draw, each measured with ``pointillist bench segmentation``
-(figures in the closing notes of issue 2):
-
-- ``with_surroundings`` weighs each pixel's score by the mean score around it before the pool
-  is taken. The top few per cent of a pixel-wise score are mostly 1-2 pixel bands along every
-  predicted border: exactly where the outline itself is a matter of opinion (an annotator's
-  polygon, a stride-4 feature map) and one answer teaches little. Weighed by its surroundings,
-  the pool moves to regions of broad doubt, such as a faint nucleus or an unfamiliar stretch of
-  tissue; thin structures whose whole neighbourhood is doubtful (EM membranes) stay at the top.
-- ``select_diverse`` replaces the uniform draw from the pool with k-means++ seeding in the
-  model's own embedding (as BADGE does), measured from the pixels already labelled, so the
-  questions spread over the different kinds of uncertain pixel instead of asking about one
-  kind again and again.
+``select_diverse`` replaces PixelPick's uniform draw from the pool with k-means++ seeding in
+the model's own embedding (as BADGE does), measured from the pixels already labelled: the top
+few per cent of a pixel-wise score are mostly thin bands along predicted borders, and the
+embedding spreads the questions over the different kinds of uncertain pixel instead of asking
+about one kind again and again. ``choose_queries`` is the whole choice, for images and slide
+tiles alike. What it gains and what it does not is measured with ``pointillist bench
+segmentation`` (figures in the closing notes of issue 2).
 """
 from __future__ import annotations
 
 import itertools
 from typing import Callable
 
-import cv2
 import numpy as np
-
-SURROUNDINGS_SIGMA = 8.0  # pixels; the Gaussian that ``with_surroundings`` averages over
 
 
 def _accept_spaced(candidates: np.ndarray, k: int, min_distance: float,
@@ -84,17 +75,6 @@ def select_pixels(scores: np.ndarray, k: int, rng: np.random.Generator,
     if len(chosen) < k and rest.size:
         chosen += _accept_spaced(as_yx(rest), k - len(chosen), min_distance, chosen)
     return np.asarray(chosen, np.int64).reshape(-1, 2)
-
-
-def with_surroundings(scores: np.ndarray, sigma: float = SURROUNDINGS_SIGMA) -> np.ndarray:
-    """Each pixel's score times the Gaussian-weighted mean score around it (float32, same shape).
-
-    Scores are shifted to start at zero first, so the product ranks like the scores wherever
-    the surroundings agree. See the module docstring for why.
-    """
-    values = np.asarray(scores, np.float32)
-    values = values - values.min() if values.size else values
-    return values * cv2.GaussianBlur(values, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
 
 
 def uncertain_pool(scores: np.ndarray, rng: np.random.Generator, exclude: np.ndarray | None = None,
@@ -153,14 +133,14 @@ def select_diverse(candidates: np.ndarray, embeddings: np.ndarray, k: int, rng: 
 def choose_queries(scores: np.ndarray, k: int, rng: np.random.Generator,
                    embed: Callable[[np.ndarray], np.ndarray], exclude: np.ndarray | None = None,
                    labelled: np.ndarray | None = None, min_distance: float = 0.0) -> np.ndarray:
-    """The query choice for a trained model: pool the pixels most uncertain with their
-    surroundings, then pick ``k`` of them diverse in the model's embedding.
+    """The query choice for a trained model: the uncertain pool, then ``k`` of it diverse in the
+    model's embedding.
 
     ``embed`` maps pixels (n, 2) ``yx`` of this score map to the model's embedding (n, D);
     ``labelled`` are the pixels of this map already labelled (their embedding is what the
     picks should differ from). Falls back to ``select_pixels`` when the pool is too small.
     """
-    candidates = uncertain_pool(with_surroundings(scores), rng, exclude=exclude)
+    candidates = uncertain_pool(scores, rng, exclude=exclude)
     if len(candidates) < k:
         return select_pixels(scores, k, rng, exclude=exclude, min_distance=min_distance)
     known = embed(np.asarray(labelled).reshape(-1, 2)) if labelled is not None and len(labelled) else None
