@@ -93,3 +93,15 @@ def create_project(folder: Path, sources: list[Path], classes: list[tuple[str, s
     for path, width, height, levels in scan.readable:
         project.add_image(path, width, height, levels)
     return project, scan
+
+
+def add_images(project: Project, sources: list[Path]) -> tuple[list[int], ImageScan]:
+    """Reference the readable images among ``sources`` (files or folders) in an open project.
+
+    Returns the ids of the images that are new to it (one it has already is not added twice)
+    and the scan, whose ``unreadable`` list says which files were left out and why.
+    """
+    scan = scan_images(sources)
+    known = {info.id for info in project.images()}
+    ids = [project.add_image(path, width, height, levels) for path, width, height, levels in scan.readable]
+    return [i for i in dict.fromkeys(ids) if i not in known], scan

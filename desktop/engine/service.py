@@ -66,6 +66,13 @@ class Export:
 
 
 @dataclass(frozen=True)
+class AddImages:
+    """Image or slide files (or folders of them) to add to the open project."""
+
+    paths: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
 class Pause:
     pass
 
@@ -140,6 +147,13 @@ class Failed:
 @dataclass(frozen=True)
 class Exported:
     text: str  # what was written, for the user
+
+
+@dataclass(frozen=True)
+class ImagesAdded:
+    image_ids: list[int]  # new to the project
+    already: int  # files the project had already
+    unreadable: list[tuple[Path, str]]  # left out, with the reason
 
 
 @dataclass(frozen=True)
@@ -272,6 +286,8 @@ class EngineService(threading.Thread):
             elif isinstance(message, SetLearner):
                 self.learner, self.device = message.name, message.device
                 self._guarded(self._build_engine)
+            elif isinstance(message, AddImages):
+                self._guarded(self._add_images, message)
             elif isinstance(message, AddVideo):
                 self._guarded(keypoint_service.add_video, self, message)
             elif isinstance(message, Export):
@@ -384,6 +400,15 @@ class EngineService(threading.Thread):
                 candidates = tuple((int(i), float(column[i])) for i in order)
             points.append(QueryPoint(q.id, q.x, q.y, candidates))
         self._emit(Queries(image_id, self._engine.version, points))
+
+    def _add_images(self, request: AddImages) -> None:
+        """Scan (decode) the files here, off the GUI thread: a folder of large TIFFs takes a while."""
+        from .project_setup import add_images
+
+        self._emit(Progress(f"Adding {len(request.paths)} files", None))
+        ids, scan = add_images(self._project, list(request.paths))
+        self._emit(ImagesAdded(ids, len(scan.readable) - len(ids), scan.unreadable))
+        self._emit(Progress(f"Added {len(ids)} images", 1.0))
 
     def _export(self, request: Export) -> None:
         from .export import export_masks, export_model

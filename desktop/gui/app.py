@@ -13,6 +13,8 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMainWindow, QMessageBox, QStackedWidget
 
 from desktop.engine.errors import PointillistError
+from desktop.engine.imageio import IMAGE_SUFFIXES
+from desktop.engine.slides import SLIDE_SUFFIXES
 
 from .keypoint_workspace import KeypointWorkspace, workspace_for
 from .new_project import NewProjectDialog
@@ -60,6 +62,7 @@ class MainWindow(QMainWindow):
         self.export_model_action = file.addAction("Export the m&odel...", self.export_model)
         self.export_slide_action = file.addAction("Export the &slide for QuPath (GeoJSON, OME-TIFF mask)...",
                                                   self.export_slide)
+        self.add_images_action = file.addAction("&Add images or slides...", self.add_images)
         self.add_video_action = file.addAction("Add a &video...", self.add_video)
         self.export_dlc_action = file.addAction("Export keypoints as &DeepLabCut CSV...",
                                                 lambda: self.export_keypoints("csv"))
@@ -77,7 +80,8 @@ class MainWindow(QMainWindow):
         self._project_actions_enabled(False)
 
     def _project_actions_enabled(self, enabled: bool) -> None:
-        for action in (self.export_masks_action, self.export_model_action, self.close_action):
+        for action in (self.export_masks_action, self.export_model_action, self.close_action,
+                       self.add_images_action):
             action.setEnabled(enabled)
         keypoints = enabled and isinstance(self.workspace, KeypointWorkspace)
         self.export_masks_action.setEnabled(enabled and not keypoints)
@@ -170,6 +174,13 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, "Folder for the model")
         if folder and self.workspace:
             self.workspace.bridge.export(model_dir=Path(folder))
+
+    def add_images(self) -> None:
+        suffixes = " ".join(f"*{s}" for s in IMAGE_SUFFIXES + SLIDE_SUFFIXES)
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add images or slides", "",
+                                                f"Images and slides ({suffixes});;All files (*)")
+        if paths and self.workspace is not None:
+            self.workspace.add_images([Path(p) for p in paths])
 
     def add_video(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Add a video", "", "Videos (*.mp4 *.avi *.mov)")

@@ -26,6 +26,7 @@ class EngineBridge(QObject):
     failed = Signal(str)
     exported = Signal(str)
     videoAdded = Signal(object)  # keypoint_service.VideoAdded
+    imagesAdded = Signal(object)  # service.ImagesAdded
     slide = Signal(object)  # slide_service.SlideEvent: the slide controller checks its image
     _arrived = Signal(object)
 
@@ -92,6 +93,10 @@ class EngineBridge(QObject):
         self.learner, self.device = learner, device
         self._send(messages.SetLearner(learner, device))
 
+    def add_images(self, paths: list[Path]) -> None:
+        """Check and add image or slide files (or folders) to the project, on the engine thread."""
+        self._send(messages.AddImages(tuple(Path(p) for p in paths)))
+
     def add_video(self, path: Path, frames: int, sampling: str = "uniform") -> None:
         """Sample frames of a video into the (keypoint) project, on the engine thread."""
         self._send(keypoint_service.AddVideo(Path(path), frames, sampling))
@@ -119,6 +124,8 @@ class EngineBridge(QObject):
             self.failed.emit(event.message)
         elif isinstance(event, messages.Exported):
             self.exported.emit(event.text)
+        elif isinstance(event, messages.ImagesAdded):
+            self.imagesAdded.emit(event)
         elif isinstance(event, keypoint_service.VideoAdded):
             self.videoAdded.emit(event)
         elif isinstance(event, slide_service.SlideEvent):

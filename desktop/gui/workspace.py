@@ -166,8 +166,29 @@ class ProjectWorkspace(QWidget):
         b.progress.connect(lambda p: self.training_panel.show_progress(p.text, p.fraction))
         b.failed.connect(self.message)
         b.exported.connect(self.message)
+        b.imagesAdded.connect(self._images_added)
 
     # ----- images ----------------------------------------------------------------------------
+    def add_images(self, paths: list[Path]) -> None:
+        """Add image or slide files (or folders of them); the engine thread checks each file
+        and the image list updates when they are in."""
+        self.message.emit(f"Checking {len(paths)} files...")
+        self.bridge.add_images(paths)
+
+    def _images_added(self, event) -> None:
+        self.image_list.fill(self.project, self.problems)
+        text = f"Added {len(event.image_ids)} images."
+        if event.already:
+            text += f" {event.already} were in the project already."
+        if event.unreadable:
+            left_out = "; ".join(f"{Path(path).name}: {reason}" for path, reason in event.unreadable[:5])
+            more = len(event.unreadable) - 5
+            text += f" Left out {len(event.unreadable)} that cannot be read ({left_out}" + \
+                (f"; and {more} more)." if more > 0 else ").")
+        self.message.emit(text)
+        if self.image_id is None and event.image_ids:
+            self.open_image(event.image_ids[0])
+
     def open_image(self, image_id: int) -> bool:
         info = self.project.image(image_id)
         try:

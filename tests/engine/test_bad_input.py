@@ -19,7 +19,7 @@ from PIL import Image
 from desktop.engine.engine import SegmentationEngine
 from desktop.engine.errors import ProjectError
 from desktop.engine.export import export_masks, export_model
-from desktop.engine.project_setup import create_project, default_classes, scan_images
+from desktop.engine.project_setup import add_images, create_project, default_classes, scan_images
 from desktop.engine.store import Project
 
 from .helpers import black_png, blob_image, clicks_from_mask
@@ -88,6 +88,12 @@ def test_adding_images_takes_the_readable_and_says_why_for_each_other(tmp_path):
         label = project.add_label(project.images()[1].id, 10, 10, project.classes()[0].id)
     with Project.open(tmp_path / "project") as project:
         assert [lab.id for lab in project.labels()] == [label] and project.integrity_ok()
+        # Adding to the open project: the same rules, nothing added twice, labels untouched.
+        Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(tmp_path / "later.png")
+        ids, scan = add_images(project, [pictures, tmp_path / "later.png", tmp_path / "gone.png"])
+        assert [project.image(i).name for i in ids] == ["later.png"]
+        assert len(scan.readable) == 3 and {p.name for p, _ in scan.unreadable} >= {"cut.png", "gone.png"}
+        assert len(project.images()) == 3 and [lab.id for lab in project.labels()] == [label]
 
 
 def test_no_readable_image_makes_no_project(tmp_path):

@@ -100,3 +100,29 @@ def test_the_demo_button_creates_and_opens_the_demo_once(show, tmp_path):
     win.start_screen.demo_button.click()  # the second time it opens the same project
     assert win.workspace.folder == tmp_path / "demo"
     win.close()
+
+
+def test_file_menu_adds_images_to_an_open_project_and_names_the_unreadable(qtbot, show, blob_project, monkeypatch):
+    import numpy as np
+    from PIL import Image
+    from PySide6.QtWidgets import QFileDialog
+
+    folder = blob_project.parent
+    Image.fromarray(np.full((50, 70, 3), 90, np.uint8)).save(folder / "new.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)  # a header and nothing else
+    chosen = [folder / "new.png", folder / "broken.png", folder / "picture0.png"]
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *a, **k: ([str(p) for p in chosen], ""))
+    win = show(MainWindow(blob_project, torch_threads=1))
+    ws = win.workspace
+    assert win.add_images_action.isEnabled() and ws.image_list.rowCount() == 2
+    win.add_images_action.trigger()
+    qtbot.waitUntil(lambda: ws.image_list.rowCount() == 3, timeout=60_000)  # the engine thread adds it
+    qtbot.waitUntil(lambda: "Added 1 images" in win.statusBar().currentMessage(), timeout=10_000)
+    text = win.statusBar().currentMessage()
+    assert "1 were in the project already" in text and "Left out 1 that cannot be read (broken.png:" in text
+    with Project.open(blob_project) as project:
+        added = [i for i in project.images() if i.name == "new.png"]
+        assert len(added) == 1 and (added[0].width, added[0].height) == (70, 50) and len(project.images()) == 3
+    ws.image_list.cellClicked.emit(ws.image_list.row_of(added[0].id), 0)
+    assert ws.image_id == added[0].id and ws.viewer.image_shape == (50, 70)
+    win.close()
