@@ -81,3 +81,16 @@ def test_exported_frames_are_real_images_that_import_again(tmp_path):
         xy, _ = again.keypoint_arrays(new_ids[0])
         assert xy[0] == pytest.approx([5.5, 6.25]) and np.isnan(xy[1]).all()
         assert again.image(new_ids[1]).path == (out.parent / table.images[1]).resolve()
+
+
+def test_export_with_a_video_gone_is_refused_and_writes_no_label_file(tmp_path):
+    from desktop.engine.keypoint_formats import export_project
+
+    video = write_video(tmp_path / "clip.avi", [(10 * i, 100, 200) for i in range(10)])
+    with Project.create(tmp_path / "p", task="keypoints") as project:
+        project.set_skeleton(Skeleton(("nose",)))
+        add_video(project, video, 2)
+        video.unlink()
+        with pytest.raises(ImageReadError, match="clip.avi"):
+            export_project(project, tmp_path / "labels.csv")
+    assert not (tmp_path / "labels.csv").exists()
