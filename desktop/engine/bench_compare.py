@@ -67,10 +67,27 @@ def load_runs(paths: list[Path]) -> tuple[str, list[Run]]:
         kind = _kind(rounds, Path(path))
         kinds.add(kind)
         cost_key, score_key, _ = _KINDS[kind]
-        runs.append(Run(Path(path), str(data.get("strategy")), str(data.get("learner")), int(data.get("seed", 0)),
-                        np.array([r[cost_key] for r in rounds], float), np.array([r[score_key] for r in rounds], float)))
+        try:
+            cost = np.array([r[cost_key] for r in rounds], float)
+            score = np.array([r[score_key] for r in rounds], float)
+            run = Run(Path(path), str(data.get("strategy")), str(data.get("learner")), int(data.get("seed") or 0),
+                      cost, score)
+        except (TypeError, ValueError) as e:
+            raise PointillistError(f"{path}: cannot read a benchmark result ({e}).") from e
+        if (np.diff(cost) < 0).any() or not np.isfinite(cost).all():
+            raise PointillistError(f"{path}: its {cost_key} do not grow from round to round.")
+        runs.append(run)
     if len(kinds) != 1:
         raise PointillistError("These files mix segmentation and keypoint results: compare one benchmark at a time.")
+    if len({r.learner for r in runs}) > 1:
+        raise PointillistError("These files mix learners (" + ", ".join(sorted({r.learner for r in runs})) +
+                               "): compare one learner at a time.")
+    seen: dict[tuple[str, int], Path] = {}
+    for run in runs:
+        other = seen.setdefault((run.strategy, run.seed), run.path)
+        if other != run.path:
+            raise PointillistError(f"{run.path} and {other} are both {run.strategy}, seed {run.seed}: "
+                                   "give each run once.")
     return kinds.pop(), runs
 
 
@@ -87,6 +104,10 @@ def compare(paths: list[Path], at: float | None = None) -> dict:
     cost_key, score_key, lower_is_better = _KINDS[kind]
     if at is None:
         at = float(min(run.cost[-1] for run in runs))
+        start = max(run.cost[0] for run in runs)
+        if start > at:
+            raise PointillistError(f"These runs share no {cost_key}: one starts at {start:g}, another ends at "
+                                   f"{at:g}.")
     by_strategy: dict[str, StrategyResult] = {}
     for run in sorted(runs, key=lambda r: (r.strategy, r.seed)):
         entry = by_strategy.setdefault(run.strategy, StrategyResult(run.strategy, [], []))

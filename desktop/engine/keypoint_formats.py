@@ -31,7 +31,7 @@ from .errors import FormatError, ImageReadError
 from .imageio import image_size
 from .skeleton import UNLABELLED, Skeleton, SkeletonError
 from .store import Project
-from .video import read_frame
+from .video import frames_by_index
 
 _VIS_DTYPE = "<U8"
 _COCO_FLAG = {"visible": 2, "occluded": 1}
@@ -350,33 +350,68 @@ def write_table(table: KeypointTable, path: str | Path) -> None:
 def export_project(project: Project, path: str | Path) -> KeypointTable:
     """Write a project's keypoint labels to ``path`` (see ``write_table``). Image paths are relative
     to the file's folder when every image lies under it, as DeepLabCut keeps them; else to the
-    images' common folder.
+    images' common folder; an image that cannot be named that way keeps its absolute path.
 
     A video frame has no file of its own, so it is written as one, in DeepLabCut's layout:
-    ``labeled-data/<video name>/img<frame>.png`` beside ``path``. The exported file then names
-    real images, and imports again (here, in DeepLabCut or in any COCO tool) as it is."""
-    path = Path(path)
+    ``labeled-data/<video name>/img<frame>.png`` beside ``path``, and the exported file names
+    it relative to its own folder. The file then names only real images and imports again, here
+    or in any tool that reads the format. A frame whose video is gone is taken from an earlier
+    export if that left it there; else the export is refused, naming the video."""
+    path = Path(path).resolve()
+    if path.suffix.lower() not in (".csv", ".json"):
+        raise FormatError(path, None, "keypoint labels are written to .csv (DeepLabCut) or .json (COCO) files")
     infos = project.images()
-    frames = {info.id: _write_frame(info, path.parent) for info in infos if info.video is not None}
-    sources = [frames.get(info.id, info.path) for info in infos]
-    inside = all(p.resolve().is_relative_to(path.parent.resolve()) for p in sources)
-    root = path.parent.resolve() if inside or not sources else Path(os.path.commonpath([p.parent for p in sources]))
+    frames = write_frames([info for info in infos if info.video is not None], path.parent)
+    sources = [info.path for info in infos if info.video is None]
+    if frames or all(p.is_relative_to(path.parent) for p in sources):
+        root = path.parent
+    else:
+        try:
+            root = Path(os.path.commonpath([p.parent for p in sources]))
+        except ValueError:  # different drives (Windows): absolute names
+            root = None
     table = project_table(project, images_root=root, paths=frames)
     write_table(table, path)
     return table
 
 
-def frame_file(video: Path, frame: int, folder: Path) -> Path:
-    """Where ``export_project`` writes a video frame: DeepLabCut's ``labeled-data/<video>/imgNNNNN.png``."""
-    return Path(folder) / "labeled-data" / Path(video).stem / f"img{int(frame):05d}.png"
+def frame_folders(videos: list[Path]) -> dict[Path, str]:
+    """A folder name under ``labeled-data`` for each video: its name without suffix, as
+    DeepLabCut does, made unique (``cam``, ``cam-2``...) when two videos share one."""
+    names: dict[Path, str] = {}
+    taken: set[str] = set()
+    for video in sorted(set(videos)):
+        name, n = video.stem, 1
+        while name.lower() in taken:
+            n += 1
+            name = f"{video.stem}-{n}"
+        taken.add(name.lower())
+        names[video] = name
+    return names
 
 
-def _write_frame(info, folder: Path) -> Path:
-    """Save one video frame as a PNG (atomically; an existing identical export is rewritten)."""
-    target = frame_file(info.video, info.frame, folder)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(read_frame(info.video, info.frame), cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ImageReadError(info.video, f"frame {info.frame} could not be encoded as PNG")
-    atomic_write_bytes(target, encoded.tobytes())
-    return target
+def write_frames(infos: list, folder: Path) -> dict[int, Path]:
+    """Save the video frames ``infos`` as lossless PNGs under ``folder/labeled-data``, each
+    video read once; returns image id -> file. Writes are atomic."""
+    by_video: dict[Path, list] = {}
+    for info in infos:
+        by_video.setdefault(Path(info.video), []).append(info)
+    names = frame_folders(list(by_video))
+    out: dict[int, Path] = {}
+    for video, members in by_video.items():
+        target_folder = Path(folder) / "labeled-data" / names[video]
+        targets = {info.id: target_folder / f"img{int(info.frame):05d}.png" for info in members}
+        if not video.is_file() and all(t.is_file() for t in targets.values()):
+            out.update(targets)  # exported before: the frames are there already
+            continue
+        pixels = frames_by_index(video, [info.frame for info in members])
+        target_folder.mkdir(parents=True, exist_ok=True)
+        for info in members:
+            if info.frame not in pixels:
+                raise ImageReadError(video, f"frame {info.frame} cannot be read (the video is shorter or damaged)")
+            ok, encoded = cv2.imencode(".png", cv2.cvtColor(pixels[info.frame], cv2.COLOR_RGB2BGR))
+            if not ok:
+                raise ImageReadError(video, f"frame {info.frame} could not be encoded as PNG")
+            atomic_write_bytes(targets[info.id], encoded.tobytes())
+        out.update(targets)
+    return out

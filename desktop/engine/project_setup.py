@@ -95,13 +95,25 @@ def create_project(folder: Path, sources: list[Path], classes: list[tuple[str, s
     return project, scan
 
 
-def add_images(project: Project, sources: list[Path]) -> tuple[list[int], ImageScan]:
+def add_images(project: Project, sources: list[Path]) -> tuple[list[int], int, ImageScan]:
     """Reference the readable images among ``sources`` (files or folders) in an open project.
 
-    Returns the ids of the images that are new to it (one it has already is not added twice)
-    and the scan, whose ``unreadable`` list says which files were left out and why.
+    Returns the ids of the images new to it, how many of the readable files it had already
+    (those are not added twice), and the scan, whose ``unreadable`` list says which files were
+    left out and why; a file that vanished after the scan, or that the store refused, joins it.
     """
     scan = scan_images(sources)
     known = {info.id for info in project.images()}
-    ids = [project.add_image(path, width, height, levels) for path, width, height, levels in scan.readable]
-    return [i for i in dict.fromkeys(ids) if i not in known], scan
+    new: list[int] = []
+    already: set[int] = set()
+    for path, width, height, levels in scan.readable:
+        try:
+            image_id = project.add_image(path, width, height, levels)
+        except (OSError, PointillistError) as e:
+            scan.unreadable.append((path, getattr(e, "strerror", None) or str(e)))
+            continue
+        if image_id in known:
+            already.add(image_id)
+        elif image_id not in new:  # the same file given twice (a folder and a file in it)
+            new.append(image_id)
+    return new, len(already), scan

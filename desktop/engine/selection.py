@@ -21,6 +21,8 @@ from typing import Callable
 
 import numpy as np
 
+_TOP_UP_CANDIDATES = 200_000  # pixels looked at, best first, to fill a short diverse pick
+
 
 def _accept_spaced(candidates: np.ndarray, k: int, min_distance: float,
                    taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -138,13 +140,23 @@ def choose_queries(scores: np.ndarray, k: int, rng: np.random.Generator,
 
     ``embed`` maps pixels (n, 2) ``yx`` of this score map to the model's embedding (n, D);
     ``labelled`` are the pixels of this map already labelled (their embedding is what the
-    picks should differ from). Falls back to ``select_pixels`` when the pool is too small.
+    picks should differ from). Falls back to ``select_pixels`` when the pool is too small, and
+    fills up with the next most uncertain pixels when the spacing leaves fewer than ``k``.
     """
     candidates = uncertain_pool(scores, rng, exclude=exclude)
     if len(candidates) < k:
         return select_pixels(scores, k, rng, exclude=exclude, min_distance=min_distance)
     known = embed(np.asarray(labelled).reshape(-1, 2)) if labelled is not None and len(labelled) else None
-    return select_diverse(candidates, embed(candidates), k, rng, labelled=known, min_distance=min_distance)
+    picks = select_diverse(candidates, embed(candidates), k, rng, labelled=known, min_distance=min_distance)
+    if len(picks) < k:  # the spacing closed off a compact pool: the next most uncertain, spaced
+        allowed = np.ones(scores.shape, bool) if exclude is None else ~exclude.astype(bool)
+        allowed[picks[:, 0], picks[:, 1]] = False
+        flat = np.flatnonzero(allowed)
+        flat = flat[np.argsort(-scores.ravel()[flat], kind="stable")[:_TOP_UP_CANDIDATES]]
+        more = _accept_spaced(np.stack([flat // scores.shape[1], flat % scores.shape[1]], 1), k - len(picks),
+                              min_distance, [tuple(p) for p in picks])
+        picks = np.vstack([picks, np.asarray(more, np.int64).reshape(-1, 2)])
+    return picks
 
 
 def _kmeans(x: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 15) -> tuple[np.ndarray, np.ndarray]:

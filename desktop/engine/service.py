@@ -406,8 +406,9 @@ class EngineService(threading.Thread):
         from .project_setup import add_images
 
         self._emit(Progress(f"Adding {len(request.paths)} files", None))
-        ids, scan = add_images(self._project, list(request.paths))
-        self._emit(ImagesAdded(ids, len(scan.readable) - len(ids), scan.unreadable))
+        ids, already, scan = add_images(self._project, list(request.paths))
+        self._ranked_version = None  # rank the new images too, without waiting for a new model
+        self._emit(ImagesAdded(ids, already, scan.unreadable))
         self._emit(Progress(f"Added {len(ids)} images", 1.0))
 
     def _export(self, request: Export) -> None:

@@ -201,7 +201,7 @@ class SlideServing:
         labelled = project.label_arrays(grid.image_id)[1]
         exclude = _with_points(~tissue if tissue.any() else None, score_map.shape, grid, col, row,
                                np.concatenate([labelled, project.asked_points(grid.image_id)]))
-        if trained:  # the same choice as on an image (selection.choose_queries), in tile pixels
+        if trained:  # as on an image (selection.choose_queries), in tile pixels; tiles score random and bald by margin
             ref = tile_ref(grid, col, row)
             points = selection.choose_queries(
                 score_map, request.k, engine.rng, lambda yx: engine.learner.embed_points(ref, yx + CONTEXT),

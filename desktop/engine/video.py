@@ -82,12 +82,13 @@ def uniform_frames(total: int, n: int) -> list[int]:
     return sorted({int((i + 0.5) * total / n) for i in range(n)})
 
 
-def _frames(path: Path, indices: list[int]) -> list[np.ndarray]:
-    """Several frames in one pass through the video (sequential reading is reliable everywhere)."""
+def frames_by_index(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
+    """The frames ``indices`` of a video (RGB) that it has, read in one pass: sequential reading
+    is reliable everywhere, seeking is not, and one pass is far faster than a seek per frame."""
     wanted, out = set(indices), {}
-    capture = _open(path)
+    capture = _open(Path(path))
     try:
-        for index in range(max(indices) + 1):
+        for index in range(max(indices, default=-1) + 1):
             if not capture.grab():
                 break
             if index in wanted:
@@ -96,6 +97,11 @@ def _frames(path: Path, indices: list[int]) -> list[np.ndarray]:
                     out[index] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
     finally:
         capture.release()
+    return out
+
+
+def _frames(path: Path, indices: list[int]) -> list[np.ndarray]:
+    out = frames_by_index(path, indices)
     return [out[i] for i in indices if i in out]
 
 

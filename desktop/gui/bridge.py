@@ -94,7 +94,7 @@ class EngineBridge(QObject):
         self._send(messages.SetLearner(learner, device))
 
     def add_images(self, paths: list[Path]) -> None:
-        """Check and add image or slide files (or folders) to the project, on the engine thread."""
+        """Check and add image or slide files (or folders of them) to the project, on the engine thread."""
         self._send(messages.AddImages(tuple(Path(p) for p in paths)))
 
     def add_video(self, path: Path, frames: int, sampling: str = "uniform") -> None:

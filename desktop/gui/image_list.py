@@ -43,6 +43,7 @@ class ImageList(QTableWidget):
         self.horizontalHeader().setStretchLastSection(True)
         self.setSortingEnabled(True)
         self.problems: dict[int, str] = {}
+        self._uncertainty: dict[int, float] = {}  # kept, so that a refill shows each image its own
         self.cellActivated.connect(self._activated)
         self.cellClicked.connect(self._activated)
 
@@ -63,7 +64,10 @@ class ImageList(QTableWidget):
                 problem.setToolTip(self.problems[info.id])
             self.setItem(row, 4, problem)
             self._fill_counts(row, project, info.id)
+            self.setItem(row, 3, self._uncertainty_item(info.id))
         self.setSortingEnabled(True)
+        if self._uncertainty:
+            self.sortItems(3, Qt.DescendingOrder)
 
     def refresh_counts(self, project: Project, image_id: int) -> None:
         """Update one image's counts in place (called at every click: no rebuilding, no re-sort
@@ -77,13 +81,16 @@ class ImageList(QTableWidget):
                     item.setText(str(value))
 
     def set_uncertainty(self, ranking: dict[int, float]) -> None:
+        self._uncertainty = dict(ranking)
         self.setSortingEnabled(False)
         for row in range(self.rowCount()):
-            image_id = self.item(row, 0).data(Qt.UserRole)
-            value = ranking.get(image_id)
-            self.setItem(row, 3, _Number(value, "" if value is None else f"{value:.3f}"))
+            self.setItem(row, 3, self._uncertainty_item(self.item(row, 0).data(Qt.UserRole)))
         self.setSortingEnabled(True)
         self.sortItems(3, Qt.DescendingOrder)
+
+    def _uncertainty_item(self, image_id: int) -> QTableWidgetItem:
+        value = self._uncertainty.get(image_id)
+        return _Number(value, "" if value is None else f"{value:.3f}")
 
     def image_ids(self) -> list[int]:
         return [self.item(row, 0).data(Qt.UserRole) for row in range(self.rowCount())]
@@ -106,8 +113,6 @@ class ImageList(QTableWidget):
         queries = len(project.queries(image_id))
         self.setItem(row, 1, _Number(labels, str(labels)))
         self.setItem(row, 2, _Number(queries, str(queries)))
-        if self.item(row, 3) is None:
-            self.setItem(row, 3, _Number(None, ""))
 
     def _activated(self, row: int, _column: int) -> None:
         image_id = self.item(row, 0).data(Qt.UserRole)

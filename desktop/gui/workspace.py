@@ -170,13 +170,15 @@ class ProjectWorkspace(QWidget):
 
     # ----- images ----------------------------------------------------------------------------
     def add_images(self, paths: list[Path]) -> None:
-        """Add image or slide files (or folders of them); the engine thread checks each file
-        and the image list updates when they are in."""
+        """Add image or slide files; the engine thread checks each file and the image list
+        updates when they are in."""
         self.message.emit(f"Checking {len(paths)} files...")
         self.bridge.add_images(paths)
 
     def _images_added(self, event) -> None:
         self.image_list.fill(self.project, self.problems)
+        if self.image_id is not None:
+            self.image_list.select_image(self.image_id)
         text = f"Added {len(event.image_ids)} images."
         if event.already:
             text += f" {event.already} were in the project already."

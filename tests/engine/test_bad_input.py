@@ -90,9 +90,10 @@ def test_adding_images_takes_the_readable_and_says_why_for_each_other(tmp_path):
         assert [lab.id for lab in project.labels()] == [label] and project.integrity_ok()
         # Adding to the open project: the same rules, nothing added twice, labels untouched.
         Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(tmp_path / "later.png")
-        ids, scan = add_images(project, [pictures, tmp_path / "later.png", tmp_path / "gone.png"])
-        assert [project.image(i).name for i in ids] == ["later.png"]
-        assert len(scan.readable) == 3 and {p.name for p, _ in scan.unreadable} >= {"cut.png", "gone.png"}
+        ids, already, scan = add_images(project, [pictures, tmp_path / "later.png", tmp_path / "gone.png",
+                                                  tmp_path / "later.png"])
+        assert [project.image(i).name for i in ids] == ["later.png"] and already == 2
+        assert len(scan.readable) == 4 and {p.name for p, _ in scan.unreadable} >= {"cut.png", "gone.png"}
         assert len(project.images()) == 3 and [lab.id for lab in project.labels()] == [label]
 
 

@@ -53,10 +53,19 @@ def test_bad_inputs_are_refused_with_the_file_named(tmp_path):
         compare([broken])
     with pytest.raises(PointillistError, match="cover 100 to 200, not 300"):
         compare([kp], at=300)
+    with pytest.raises(PointillistError, match="both random, seed 0: give each run once"):
+        compare([kp, _write(tmp_path / "kp2.json", "random", 0, _kp([100, 200], [3.0, 2.0]))])
+    with pytest.raises(PointillistError, match="mix learners"):
+        compare([kp, _write(tmp_path / "deep.json", "random", 1, _kp([100, 200], [3.0, 2.0]), learner="deep")])
+    with pytest.raises(PointillistError, match="clicks do not grow"):
+        compare([_write(tmp_path / "down.json", "random", 0, _kp([200, 100], [3.0, 2.0]))])
+    with pytest.raises(PointillistError, match="share no clicks: one starts at 300, another ends at 200"):
+        compare([kp, _write(tmp_path / "late.json", "flip", 0, _kp([300, 400], [3.0, 2.0]))])
 
 
 def test_the_command_prints_the_table_and_refuses_a_bad_file(tmp_path, capsys):
-    files = [_write(tmp_path / f"{s}.json", s, 0, _kp([100, 200], [r, r - 1])) for s, r in [("random", 9.0), ("flip", 5.0)]]
+    files = [_write(tmp_path / f"{s}.json", s, 0, _kp([100, 200], [r, r - 1]))
+             for s, r in [("random", 9.0), ("flip", 5.0)]]
     assert main(["bench", "compare", *map(str, files)]) == 0
     out = capsys.readouterr().out
     assert "rmse_px at 200 clicks" in out and out.index("flip") < out.index("random")

@@ -118,3 +118,13 @@ def test_choose_queries_pools_the_uncertain_then_asks_what_labels_do_not_cover()
     almost_all = np.ones(scores.shape, bool)
     almost_all[0, :3] = False  # a pool too small for k: the plain draw fills what it can
     assert len(selection.choose_queries(scores, 5, np.random.default_rng(0), kind, exclude=almost_all)) == 3
+
+
+def test_choose_queries_fills_up_when_spacing_closes_off_a_compact_pool():
+    scores = np.full((64, 64), 0.1, np.float32)
+    scores[10:25, 10:24] = np.linspace(0.5, 0.9, 14)[None]  # a small uncertain patch
+    embed = lambda yx: np.asarray(yx, np.float64)
+    picks = selection.choose_queries(scores, 8, np.random.default_rng(0), embed, min_distance=8)
+    assert len(picks) == 8 and len({tuple(p) for p in picks}) == 8
+    d = np.sqrt(((picks[:, None] - picks[None]) ** 2).sum(-1))
+    assert d[np.triu_indices(8, 1)].min() >= 8

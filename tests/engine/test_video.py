@@ -83,14 +83,45 @@ def test_exported_frames_are_real_images_that_import_again(tmp_path):
         assert again.image(new_ids[1]).path == (out.parent / table.images[1]).resolve()
 
 
-def test_export_with_a_video_gone_is_refused_and_writes_no_label_file(tmp_path):
-    from desktop.engine.keypoint_formats import export_project
+def test_export_with_a_video_gone_uses_earlier_frames_or_is_refused(tmp_path):
+    from desktop.engine.keypoint_formats import export_project, read_table
 
     video = write_video(tmp_path / "clip.avi", [(10 * i, 100, 200) for i in range(10)])
     with Project.create(tmp_path / "p", task="keypoints") as project:
         project.set_skeleton(Skeleton(("nose",)))
         add_video(project, video, 2)
+        export_project(project, tmp_path / "first" / "labels.csv")
         video.unlink()
+        export_project(project, tmp_path / "first" / "labels.csv")  # the frames exported before serve
+        assert read_table(tmp_path / "first" / "labels.csv").images == ["labeled-data/clip/img00002.png",
+                                                                         "labeled-data/clip/img00007.png"]
         with pytest.raises(ImageReadError, match="clip.avi"):
-            export_project(project, tmp_path / "labels.csv")
-    assert not (tmp_path / "labels.csv").exists()
+            export_project(project, tmp_path / "second" / "labels.csv")
+    assert not (tmp_path / "second" / "labels.csv").exists()
+
+
+def test_export_keeps_videos_of_one_name_apart_and_names_outside_images_absolutely(tmp_path):
+    from desktop.engine.keypoint_formats import export_project, read_table
+
+    a = write_video((tmp_path / "a").mkdir() or tmp_path / "a" / "cam.avi", [(200, 0, 0)] * 4)
+    b = write_video((tmp_path / "b").mkdir() or tmp_path / "b" / "cam.avi", [(0, 0, 200)] * 4)
+    picture = tmp_path / "elsewhere" / "still.png"
+    picture.parent.mkdir()
+    cv2.imwrite(str(picture), np.zeros((48, 64, 3), np.uint8))
+    out = tmp_path / "out" / "labels.csv"
+    with Project.create(tmp_path / "p", task="keypoints") as project:
+        project.set_skeleton(Skeleton(("nose",)))
+        add_video(project, a, 1)
+        add_video(project, b, 1)
+        project.add_image(picture, 64, 48)
+        export_project(project, out)
+    names = read_table(out).images
+    assert names == ["labeled-data/cam/img00002.png", "labeled-data/cam-2/img00002.png", str(picture.resolve())]
+    red, blue = (read_pixels_of(out.parent / n) for n in names[:2])
+    assert red[..., 0].mean() > 150 and blue[..., 2].mean() > 150  # each video's own frame
+
+
+def read_pixels_of(path):
+    from desktop.engine.imageio import read_image
+
+    return read_image(path)
