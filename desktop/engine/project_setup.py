@@ -83,7 +83,7 @@ def create_project(folder: Path, sources: list[Path], classes: list[tuple[str, s
     A keypoint project needs ``skeleton`` (at least one keypoint) instead of classes."""
     if task == "keypoints" and (skeleton is None or not len(skeleton)):
         raise ProjectError("A keypoint project needs at least one keypoint.")
-    scan = scan_images(sources)
+    scan = _for_task(scan_images(sources), task)
     if not scan.readable:
         reasons = "; ".join(f"{p.name}: {r}" for p, r in scan.unreadable[:5])
         raise ProjectError("No readable images were found" + (f" ({reasons})." if reasons else "."))
@@ -102,7 +102,7 @@ def add_images(project: Project, sources: list[Path]) -> tuple[list[int], int, I
     (those are not added twice), and the scan, whose ``unreadable`` list says which files were
     left out and why; a file that vanished after the scan, or that the store refused, joins it.
     """
-    scan = scan_images(sources)
+    scan = _for_task(scan_images(sources), project.task)
     known = {info.id for info in project.images()}
     new: list[int] = []
     already: set[int] = set()
@@ -117,3 +117,13 @@ def add_images(project: Project, sources: list[Path]) -> tuple[list[int], int, I
         elif image_id not in new:  # the same file given twice (a folder and a file in it)
             new.append(image_id)
     return new, len(already), scan
+
+
+def _for_task(scan: ImageScan, task: str) -> ImageScan:
+    """Keypoint projects label pictures and video frames; a slide is left out, with the reason."""
+    if task != "keypoints":
+        return scan
+    slides = [entry for entry in scan.readable if entry[3] > 1 or is_slide_file(entry[0])]
+    scan.readable = [entry for entry in scan.readable if entry not in slides]
+    scan.unreadable += [(entry[0], "a slide: keypoint projects take pictures and video frames") for entry in slides]
+    return scan

@@ -89,6 +89,7 @@ class MainWindow(QMainWindow):
         self.export_slide_action.setEnabled(enabled and not keypoints)
         for action in (self.add_video_action, self.export_dlc_action, self.export_coco_action):
             action.setEnabled(keypoints)
+        self.add_images_action.setText("&Add images..." if keypoints else "&Add images or slides...")
         self.edit_menu.clear()
         self.view_menu.clear()
         if enabled:
@@ -176,9 +177,11 @@ class MainWindow(QMainWindow):
             self.workspace.bridge.export(model_dir=Path(folder))
 
     def add_images(self) -> None:
-        suffixes = " ".join(f"*{s}" for s in IMAGE_SUFFIXES + SLIDE_SUFFIXES)
-        paths, _ = QFileDialog.getOpenFileNames(self, "Add images or slides", "",
-                                                f"Images and slides ({suffixes});;All files (*)")
+        """Keypoint projects take pictures only (their files' rules are in project_setup)."""
+        keypoints = isinstance(self.workspace, KeypointWorkspace)
+        kinds = "Images" if keypoints else "Images and slides"
+        suffixes = " ".join(f"*{s}" for s in IMAGE_SUFFIXES + (() if keypoints else SLIDE_SUFFIXES))
+        paths, _ = QFileDialog.getOpenFileNames(self, f"Add {kinds.lower()}", "", f"{kinds} ({suffixes});;All files (*)")
         if paths and self.workspace is not None:
             self.workspace.add_images([Path(p) for p in paths])
 

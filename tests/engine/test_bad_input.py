@@ -333,3 +333,19 @@ def test_the_export_command_says_which_model_it_passed_over(saved, tmp_path, cap
     assert ("A saved model cannot be used: 'fast-v5.pt' is damaged or incomplete. Using the saved version 4 "
             "instead; your labels are safe.") in out
     assert "mask(s) to" in out
+
+
+def test_a_keypoint_project_leaves_slides_out_with_the_reason(tmp_path):
+    from desktop.engine.skeleton import Skeleton
+    from desktop.engine.synthetic_slide import generate_ome_tiff
+
+    generate_ome_tiff(tmp_path / "slide.ome.tif", 3000)
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(tmp_path / "frame.png")
+    project, scan = create_project(tmp_path / "kp", [tmp_path / "frame.png", tmp_path / "slide.ome.tif"], [],
+                                   task="keypoints", skeleton=Skeleton(("nose",)))
+    with project:
+        assert [i.name for i in project.images()] == ["frame.png"]
+        assert scan.unreadable == [(tmp_path / "slide.ome.tif", "a slide: keypoint projects take pictures and video "
+                                                                 "frames")]
+        ids, already, later = add_images(project, [tmp_path / "slide.ome.tif"])
+        assert ids == [] and already == 0 and "a slide" in later.unreadable[0][1]
