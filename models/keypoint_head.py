@@ -99,7 +99,8 @@ class FastHeatmapHead(nn.Module):
     The projection (centring, PCA, whitening) is fixed from the first labelled images, so each
     image's projected map is computed once and training touches only ``dims`` channels: that is
     what makes a retrain take seconds on a CPU. Wide context comes from the encoder's coarse
-    scales, already stacked into the features; the last 3x3 layer smooths the peaks. Dropping
+    scales, already stacked into the features, and where each cell is from two position
+    channels (see ``forward``); the last 3x3 layer smooths the peaks. Dropping
     whole projected channels while training is the regulariser that helped most on the
     mirror-mouse frames (an extra 3x3 context layer only memorised the training frames).
     """
@@ -110,7 +111,7 @@ class FastHeatmapHead(nn.Module):
         self.register_buffer("mean", torch.zeros(in_channels))
         self.register_buffer("projection", torch.eye(in_channels)[:dims].clone())  # (dims, in)
         self.drop = nn.Dropout2d(dropout)
-        self.inp = nn.Conv2d(dims, hidden, 1)
+        self.inp = nn.Conv2d(dims + 2, hidden, 1)  # + where in the image (see ``forward``)
         self.out = nn.Conv2d(hidden, num_keypoints, 3, padding=1)
 
     def fit_projection(self, samples: torch.Tensor) -> None:
@@ -129,7 +130,15 @@ class FastHeatmapHead(nn.Module):
         return out.T.reshape(-1, h, w).contiguous()
 
     def forward(self, projected: torch.Tensor) -> torch.Tensor:
-        return self.out(F.relu(self.inp(self.drop(projected))))
+        """Logits from projected features and two position channels (x and y from -1 to 1
+        across the map): with frozen features alone, the head cannot tell two places that look
+        alike (a paw seen from above and its reflection in the mirror below); position lets it
+        learn where each keypoint tends to be in a fixed camera's view."""
+        b, _, h, w = projected.shape
+        ys = torch.linspace(-1.0, 1.0, h, device=projected.device)
+        xs = torch.linspace(-1.0, 1.0, w, device=projected.device)
+        where = torch.stack(torch.meshgrid(xs, ys, indexing="xy")).expand(b, -1, -1, -1)
+        return self.out(F.relu(self.inp(torch.cat([self.drop(projected), where], 1))))
 
 
 class KeypointNet(nn.Module):

@@ -202,7 +202,7 @@ class SegmentationEngine:
             try:
                 self.learner.load_state_dict(state)
             except Exception:
-                passed_over.append(f"'{path.name}' does not match this project's classes or keypoints")
+                passed_over.append(f"'{path.name}' does not match this project's classes or keypoints (or an older Pointillist made it)")
                 continue
             self.version = model.version
             if passed_over:

@@ -91,3 +91,25 @@ def test_deep_learner_trains_and_predicts_probability_maps(tmp_path, deep_learne
     heatmaps = deep_learner.predict_heatmaps(refs[0])
     assert heatmaps.shape == (3, 16, 16)
     np.testing.assert_allclose(heatmaps.sum(axis=(1, 2)), 1.0, rtol=1e-4)
+
+
+def test_fast_head_can_place_a_keypoint_where_nothing_in_the_features_marks_it():
+    """Position channels: on features that are the same everywhere, the head still learns
+    where a keypoint tends to be (a fixed camera's view). Without them its output would be the
+    same in every cell but those at the border."""
+    from models.keypoint_head import FastHeatmapHead, decode_peaks, heatmap_loss
+
+    torch.manual_seed(0)
+    head = FastHeatmapHead(in_channels=8, num_keypoints=1, dims=8, hidden=16, dropout=0.0)
+    flat = torch.zeros(1, 8, 20, 24)
+    target = torch.tensor([[[15.0, 6.0]]])  # cell x = 15, y = 6
+    optimizer = torch.optim.Adam(head.parameters(), lr=1e-2)
+    for _ in range(300):
+        loss = heatmap_loss(head(flat), target, sigma=1.5)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    peak, _ = decode_peaks(torch.softmax(head(flat).flatten(2), -1).view(1, 1, 20, 24)[0])
+    assert torch.linalg.norm(peak[0] - target[0, 0]) < 1.5, peak
+
+
