@@ -202,7 +202,8 @@ class SegmentationEngine:
             try:
                 self.learner.load_state_dict(state)
             except Exception:
-                passed_over.append(f"'{path.name}' does not match this project's classes or keypoints (or an older Pointillist made it)")
+                passed_over.append(f"'{path.name}' does not fit this project (made for other classes or "
+                                   "keypoints, or by an older version)")
                 continue
             self.version = model.version
             if passed_over:

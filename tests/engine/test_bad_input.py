@@ -288,8 +288,9 @@ def test_a_damaged_newest_model_falls_back_to_the_one_before(saved, tmp_path, ho
     _damage(project.models_dir / "fast-v5.pt", how, tmp_path)
     restored = SegmentationEngine(project)
     assert restored.load_latest_weights().version == 4 and restored.version == 4
-    why = {"missing": "is missing", "other classes": "does not match this project's classes or keypoints"}.get(
-        how, "is damaged or incomplete")
+    why = {"missing": "is missing",
+           "other classes": "does not fit this project (made for other classes or keypoints, or by an older version)",
+           }.get(how, "is damaged or incomplete")
     assert restored.problems == [f"A saved model cannot be used: 'fast-v5.pt' {why}. Using the saved "
                                  "version 4 instead; your labels are safe."]
     assert not (tmp_path / "ran").exists()
