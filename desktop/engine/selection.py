@@ -146,8 +146,10 @@ def choose_queries(scores: np.ndarray, k: int, rng: np.random.Generator,
     candidates = uncertain_pool(scores, rng, exclude=exclude)
     if len(candidates) < k:
         return select_pixels(scores, k, rng, exclude=exclude, min_distance=min_distance)
-    known = embed(np.asarray(labelled).reshape(-1, 2)) if labelled is not None and len(labelled) else None
-    picks = select_diverse(candidates, embed(candidates), k, rng, labelled=known, min_distance=min_distance)
+    labelled = np.zeros((0, 2), np.int64) if labelled is None else np.asarray(labelled).reshape(-1, 2)
+    embedded = embed(np.concatenate([candidates, labelled]))  # one call: a deep learner runs its network once
+    known = embedded[len(candidates):] if len(labelled) else None
+    picks = select_diverse(candidates, embedded[:len(candidates)], k, rng, labelled=known, min_distance=min_distance)
     if len(picks) < k:  # the spacing closed off a compact pool: the next most uncertain, spaced
         allowed = np.ones(scores.shape, bool) if exclude is None else ~exclude.astype(bool)
         allowed[picks[:, 0], picks[:, 1]] = False

@@ -26,7 +26,7 @@ from desktop.engine.slides import ImageSource
 from desktop.engine.tiles import TileCache, TileGrid, TileKey, level_for_view
 
 from .slide_overview import SlideOverview
-from .viewer import LAYERS, ViewerCommon, _clamp_centre, class_lut, heat_lut
+from .viewer import ViewerCommon, _clamp_centre, class_lut, heat_lut
 
 READ_THREADS = 2
 MAX_VIEW_TILES = 256  # image tiles drawn at once (a slide without small levels, zoomed out)
@@ -47,17 +47,7 @@ class SlideViewer(ViewerCommon, pg.GraphicsView):
         self.setFocusPolicy(Qt.StrongFocus)
         self.view = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.setCentralItem(self.view)
-        self.items = {name: pg.ItemGroup() for name in ("image", "prediction", "uncertainty")}
-        self.items["labels"] = pg.ScatterPlotItem(size=9, pen=pg.mkPen("#ffffff", width=1.2), pxMode=True)
-        self.items["queries"] = pg.ScatterPlotItem(size=20, pen=pg.mkPen("#ffe14d", width=2), brush=None,
-                                                   pxMode=True)
-        self.current_ring = pg.ScatterPlotItem(size=34, pen=pg.mkPen("#00e5ff", width=3), brush=None, pxMode=True)
-        for z, name in enumerate(LAYERS):
-            self.items[name].setZValue(z)
-            self.view.addItem(self.items[name])
-        self.current_ring.setZValue(len(LAYERS))
-        self.view.addItem(self.current_ring)
-        self.items["prediction"].setOpacity(0.45)
+        self._stack_layers({name: pg.ItemGroup() for name in ("image", "prediction", "uncertainty")})
         self._thumbnail = pg.ImageItem()
         self._thumbnail.setParentItem(self.items["image"])
         self._thumbnail.setZValue(-1)

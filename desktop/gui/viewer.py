@@ -43,6 +43,21 @@ class ViewerCommon:
     the current query's ring in ``current_ring``) and clicks in image (level-0) pixels, whose
     centres are whole numbers (``view``, ``image_shape`` and the ``clicked`` signal)."""
 
+    def _stack_layers(self, image_layers: dict) -> None:
+        """Put ``image_layers`` (image, prediction, uncertainty) and the point layers (labels,
+        queries, the current query's ring) into ``view``, bottom to top in ``LAYERS`` order."""
+        self.items = {**image_layers,
+                      "labels": pg.ScatterPlotItem(size=9, pen=pg.mkPen("#ffffff", width=1.2), pxMode=True),
+                      "queries": pg.ScatterPlotItem(size=20, pen=pg.mkPen("#ffe14d", width=2), brush=None,
+                                                    pxMode=True)}
+        self.current_ring = pg.ScatterPlotItem(size=34, pen=pg.mkPen("#00e5ff", width=3), brush=None, pxMode=True)
+        for z, name in enumerate(LAYERS):
+            self.items[name].setZValue(z)
+            self.view.addItem(self.items[name])
+        self.current_ring.setZValue(len(LAYERS))
+        self.view.addItem(self.current_ring)
+        self.items["prediction"].setOpacity(0.45)
+
     def toggle_layer(self, name: str) -> bool:
         item = self.items[name]
         item.setVisible(not item.isVisible())
@@ -83,20 +98,7 @@ class ImageViewer(ViewerCommon, pg.GraphicsView):
         self.setFocusPolicy(Qt.StrongFocus)
         self.view = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.setCentralItem(self.view)
-        self.items = {
-            "image": pg.ImageItem(),
-            "prediction": pg.ImageItem(),
-            "uncertainty": pg.ImageItem(),
-            "labels": pg.ScatterPlotItem(size=9, pen=pg.mkPen("#ffffff", width=1.2), pxMode=True),
-            "queries": pg.ScatterPlotItem(size=20, pen=pg.mkPen("#ffe14d", width=2), brush=None, pxMode=True),
-        }
-        self.current_ring = pg.ScatterPlotItem(size=34, pen=pg.mkPen("#00e5ff", width=3), brush=None, pxMode=True)
-        for z, name in enumerate(LAYERS):
-            self.items[name].setZValue(z)
-            self.view.addItem(self.items[name])
-        self.current_ring.setZValue(len(LAYERS))
-        self.view.addItem(self.current_ring)
-        self.items["prediction"].setOpacity(0.45)
+        self._stack_layers({name: pg.ImageItem() for name in ("image", "prediction", "uncertainty")})
         self._heat = heat_lut()
         self._class_lut = class_lut([])
         self.image_shape: tuple[int, int] | None = None

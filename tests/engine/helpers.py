@@ -1,4 +1,5 @@
-"""Small real pictures for engine tests, written to disk like a user's files."""
+"""Small real pictures for engine tests, written to disk like a user's files, and the fixture
+that keeps torch to one thread (import it into a test module to apply it there)."""
 from __future__ import annotations
 
 import struct
@@ -7,6 +8,17 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Two threads on two cores shared with other jobs run several times slower than one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def blob_image(path: Path, size: int = 128, seed: int = 0) -> np.ndarray:

@@ -22,18 +22,9 @@ from desktop.engine.export import export_masks, export_model
 from desktop.engine.project_setup import add_images, create_project, default_classes, scan_images
 from desktop.engine.store import Project
 
-from .helpers import black_png, blob_image, clicks_from_mask
+from .helpers import black_png, blob_image, clicks_from_mask, one_thread  # noqa: F401 (autouse)
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two threads on two cores shared with other jobs run several times slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _files(folder):

@@ -3,7 +3,6 @@ import sqlite3
 
 import numpy as np
 import pytest
-import torch
 
 from desktop.engine.keypoint_engine import COLD_START, KeypointEngine
 from desktop.engine.keypoint_formats import import_table
@@ -11,15 +10,8 @@ from desktop.engine.keypoint_uncertainty import KEYPOINT_STRATEGIES
 from desktop.engine.schema import SCHEMA_VERSION, migrate, schema_version
 from desktop.engine.store import Project
 
+from .helpers import one_thread  # noqa: F401 (autouse)
 from .keypoint_data import synthetic_table
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def keypoint_project(tmp_path, n_images=6, labelled=4):

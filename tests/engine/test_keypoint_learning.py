@@ -9,16 +9,8 @@ from desktop.engine.keypoint_formats import read_dlc_csv
 from desktop.engine.learners.base import ImageRef
 from desktop.engine.learners.keypoints import DeepKeypointLearner, FastKeypointLearner, KeypointLabels, locate
 
+from .helpers import one_thread  # noqa: F401 (autouse)
 from .keypoint_data import MIRROR_CSV, MIRROR_MOUSE, synthetic_table
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two threads on two cores shared with other jobs run several times slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def training_frames(tmp_path, n):

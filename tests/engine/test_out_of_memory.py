@@ -13,17 +13,8 @@ from desktop.engine.learners.deep import DeepLearner
 from desktop.engine.learners.keypoints import DeepKeypointLearner, KeypointLabels
 from desktop.engine.store import Project
 
-from .helpers import blob_image, clicks_from_mask
+from .helpers import blob_image, clicks_from_mask, one_thread  # noqa: F401 (autouse)
 from .keypoint_data import synthetic_table
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two threads on two cores shared with other jobs run several times slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -200,13 +200,19 @@ def test_an_absent_device_falls_back_to_the_cpu(tmp_path, service_factory):
     events.wait_for(lambda e: isinstance(e, ModelPublished))
 
 
-def test_labels_added_while_closed_are_trained_on_when_reopened(tmp_path, service_factory):
+def _first_model(tmp_path, service_factory):
+    """A one-image project with blob labels, and a running service that published a model."""
     project = blob_project(tmp_path / "data", images=1)
     image_id = project.images()[0].id
     label_blob(project, image_id)
-    first, events = service_factory(project.folder)
-    first.start()
+    service, events = service_factory(project.folder)
+    service.start()
     version = events.wait_for(lambda e: isinstance(e, ModelPublished)).version
+    return project, image_id, service, events, version
+
+
+def test_labels_added_while_closed_are_trained_on_when_reopened(tmp_path, service_factory):
+    project, image_id, first, events, version = _first_model(tmp_path, service_factory)
     first.stop()
     project.add_label(image_id, 60, 60, project.classes()[1].id)  # while no engine runs
 
@@ -217,12 +223,7 @@ def test_labels_added_while_closed_are_trained_on_when_reopened(tmp_path, servic
 
 
 def test_a_damaged_model_file_is_reported_and_the_one_before_restored(tmp_path, service_factory):
-    project = blob_project(tmp_path / "data", images=1)
-    image_id = project.images()[0].id
-    label_blob(project, image_id)
-    first, events = service_factory(project.folder)
-    first.start()
-    version = events.wait_for(lambda e: isinstance(e, ModelPublished)).version
+    project, image_id, first, events, version = _first_model(tmp_path, service_factory)
     project.add_label(image_id, 60, 60, project.classes()[1].id)
     first.send(LabelsChanged())
     events.wait_for(lambda e: isinstance(e, ModelPublished) and e.version > version)
