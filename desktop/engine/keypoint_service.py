@@ -1,7 +1,7 @@
 """What the engine thread does differently in a keypoint project, and the messages for it.
 
 ``EngineService`` runs the same loop for both tasks; for a keypoint project it hands
-prediction, queries, ranking and adding videos to the functions here, which drive a
+prediction, queries, ranking, adding videos and exporting to the functions here, which drive a
 ``KeypointEngine``. Like ``service.py``, importing this module does not import torch.
 """
 from __future__ import annotations
@@ -23,6 +23,11 @@ class AddVideo:
     path: Path
     frames: int = 20
     sampling: str = "uniform"  # or "kmeans"
+
+
+@dataclass(frozen=True)
+class ExportKeypoints:
+    path: Path  # .csv (DeepLabCut) or .json (COCO)
 
 
 # ----- events out -----------------------------------------------------------------------------
@@ -107,3 +112,20 @@ def add_video(service, request: AddVideo) -> None:
     ids = sample(service._project, request.path, request.frames, request.sampling, seed=service.seed)
     service._emit(VideoAdded(Path(request.path), ids))
     service._emit(Progress(f"Added {len(ids)} frames of {Path(request.path).name}", 1.0))
+
+
+def export_keypoints(service, request: ExportKeypoints) -> None:
+    """Write every keypoint label to a DeepLabCut CSV or COCO JSON file, here rather than on the
+    GUI thread: video frames are decoded and written as PNG files, seconds for a few hundred."""
+    from .keypoint_formats import export_project
+    from .service import Exported, Progress
+
+    path = Path(request.path)
+    service._emit(Progress(f"Exporting the keypoints to {path.name}", None))
+    table = export_project(service._project, path)
+    text = f"Exported the keypoints of {len(table.images)} images to {path}."
+    frames = sum(info.video is not None for info in service._project.images())
+    if frames:
+        text += f" The {frames} video frames are saved beside it as PNG files, under labeled-data."
+    service._emit(Exported(text))
+    service._emit(Progress(f"Exported {path.name}", 1.0))

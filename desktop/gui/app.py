@@ -202,11 +202,7 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, "Export keypoints", f"keypoints.{suffix}", kind)
         if not path or not isinstance(self.workspace, KeypointWorkspace):
             return
-        path = Path(path).with_suffix(f".{suffix}")
-        try:
-            self.statusBar().showMessage(self.workspace.export_keypoints(path), 8000)
-        except PointillistError as e:
-            QMessageBox.warning(self, "Cannot export the keypoints", str(e))
+        self.workspace.export_keypoints(Path(path).with_suffix(f".{suffix}"))
 
     def closeEvent(self, event) -> None:
         self.close_project()

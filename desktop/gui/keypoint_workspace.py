@@ -12,7 +12,6 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 
-from desktop.engine.keypoint_formats import export_project
 from desktop.engine.store import Project
 
 from .keypoint_overlay import KeypointOverlay
@@ -67,15 +66,11 @@ class KeypointWorkspace(ProjectWorkspace):
         if self.image_id is None and event.image_ids:
             self.open_image(event.image_ids[0])
 
-    def export_keypoints(self, path: Path) -> str:
-        """Write every keypoint label to a DeepLabCut CSV or COCO JSON file; returns what was done."""
-        table = export_project(self.project, path)
-        text = f"Exported the keypoints of {len(table.images)} images to {path}."
-        frames = sum(info.video is not None for info in self.project.images())
-        if frames:
-            text += f" The {frames} video frames are saved beside it as PNG files, under labeled-data."
-        self.message.emit(text)
-        return text
+    def export_keypoints(self, path: Path) -> None:
+        """Write every keypoint label to a DeepLabCut CSV or COCO JSON file, on the engine thread;
+        the status bar says what was written, or why not."""
+        self.message.emit(f"Exporting the keypoints to {Path(path).name}...")
+        self.bridge.export_keypoints(path)
 
     # ----- input -----------------------------------------------------------------------------
     def _clicked(self, x: float, y: float, button) -> None:

@@ -1,5 +1,8 @@
 """Keypoint labelling through real mouse and key events on the real window (engine thread off:
 what the engine would send is handed to the workspace as the bridge would)."""
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -198,18 +201,25 @@ def test_new_project_dialog_builds_a_skeleton(qtbot, keypoint_project, tmp_path)
         assert project.skeleton() == Skeleton(("snout", "ear_l", "ear_r", "tail"), ((0, 3),), ((1, 2),))
 
 
-def test_file_menu_exports_dlc_csv_and_coco_that_import_back(show, keypoint_project, monkeypatch, tmp_path):
+def exported(qtbot, win, out: Path) -> None:
+    """Wait for the engine thread to write ``out`` and the status bar to say so."""
+    qtbot.waitUntil(lambda: win.statusBar().currentMessage().startswith("Exported the keypoints")
+                    and str(out) in win.statusBar().currentMessage(), timeout=60_000)
+
+
+def test_file_menu_exports_dlc_csv_and_coco_that_import_back(qtbot, show, keypoint_project, monkeypatch, tmp_path):
     with Project.open(keypoint_project) as project:
         first, second = [i.id for i in project.images()]
         project.set_keypoint_labels([(first, 0, 10.25, 20.5, "visible"), (first, 2, 30.0, 40.0, "occluded"),
                                      (second, 1, 0.0, 0.0, "absent")])
-    win = open_window(show, keypoint_project)
+    win = show(MainWindow(keypoint_project, torch_threads=1))  # the engine thread writes the file
     assert win.export_dlc_action.isEnabled() and not win.export_masks_action.isEnabled()
     assert not win.export_model_action.isEnabled()
     for suffix, action in (("csv", win.export_dlc_action), ("json", win.export_coco_action)):
         out = keypoint_project.parent / f"labels.{suffix}"
         monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, out=out, **k: (str(out), ""))
         action.trigger()
+        exported(qtbot, win, out)
         table = read_table(out)
         assert table.images == ["frame0.png", "frame1.png"] and table.skeleton.names == SKELETON.names
         assert table.xy[0, 0] == pytest.approx([10.25, 20.5])
@@ -243,10 +253,18 @@ def test_file_menu_adds_frames_of_a_video(qtbot, show, keypoint_project, monkeyp
     assert stored(keypoint_project, frames[1].id)[1][0] == "visible"
     out = keypoint_project.parent / "labels.csv"  # exported frames become files the CSV names
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
-    win.export_dlc_action.trigger()
+    win.export_dlc_action.trigger()  # written on the engine thread: the window stays responsive
+    exported(qtbot, win, out)
     assert "3 video frames are saved beside it" in win.statusBar().currentMessage()
     table = read_table(out)
     assert table.images[2:] == [f"labeled-data/clip/img{f:05d}.png" for f in (2, 6, 10)]
     assert (keypoint_project.parent / table.images[3]).is_file()
+    shutil.rmtree(keypoint_project.parent / "labeled-data")  # frames nowhere to be read: refused, said
+    video.unlink()
+    refused = keypoint_project.parent / "again.csv"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(refused), ""))
+    win.export_dlc_action.trigger()
+    qtbot.waitUntil(lambda: "clip.avi" in win.statusBar().currentMessage(), timeout=60_000)
+    assert "does not exist" in win.statusBar().currentMessage() and not refused.exists()
     win.close()
 
