@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from .atomic import atomic_write_bytes
-from .errors import FormatError, ImageReadError
+from .errors import FormatError, ImageReadError, ProjectError, write_refusal
 from .imageio import image_size
 from .skeleton import UNLABELLED, Skeleton, SkeletonError
 from .store import Project
@@ -373,6 +373,24 @@ def export_project(project: Project, path: str | Path) -> KeypointTable:
     table = project_table(project, images_root=root, paths=frames)
     write_table(table, path)
     return table
+
+
+def export_project_file(folder: str | Path, path: str | Path) -> str:
+    """Open the project in ``folder`` on a connection of its own (so that a worker thread can
+    do this while the window and the engine use theirs), export it to ``path`` (see
+    ``export_project``) and say what was written. A refusal of the file system is a
+    ProjectError, like every other reason this can fail."""
+    path = Path(path)
+    try:
+        with Project.open(folder) as project:
+            table = export_project(project, path)
+            frames = sum(info.video is not None for info in project.images())
+    except OSError as e:
+        raise ProjectError(f"Cannot write beside '{path}': {write_refusal(e)}.") from e
+    text = f"Exported the keypoints of {len(table.images)} images to {path}."
+    if frames:
+        text += f" The {frames} video frames are saved beside it as PNG files, under labeled-data."
+    return text
 
 
 def frame_folders(videos: list[Path]) -> dict[Path, str]:

@@ -1,7 +1,7 @@
 """What the engine thread does differently in a keypoint project, and the messages for it.
 
 ``EngineService`` runs the same loop for both tasks; for a keypoint project it hands
-prediction, queries, ranking, adding videos and exporting to the functions here, which drive a
+prediction, queries, ranking and adding videos to the functions here, which drive a
 ``KeypointEngine``. Like ``service.py``, importing this module does not import torch.
 """
 from __future__ import annotations
@@ -16,18 +16,12 @@ from .keypoint_uncertainty import KEYPOINT_STRATEGIES
 from .skeleton import Skeleton
 
 
-
 # ----- messages in ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AddVideo:
     path: Path
     frames: int = 20
     sampling: str = "uniform"  # or "kmeans"
-
-
-@dataclass(frozen=True)
-class ExportKeypoints:
-    path: Path  # .csv (DeepLabCut) or .json (COCO)
 
 
 # ----- events out -----------------------------------------------------------------------------
@@ -63,8 +57,9 @@ def keypoint_strategy(name: str, skeleton: Skeleton) -> str:
 
     On the mirror-mouse benchmark (``bench compare`` at equal clicks), flip with the rig's pairs
     was ahead of random at 400 and 449 clicks over six seeds, where confidence was behind it.
-    Without declared pairs a mirrored left paw would be compared with the left paw, not its
-    partner, so flip cannot be trusted.
+    It costs a second prediction, on the mirrored image, for every image scored. Without
+    declared pairs a mirrored left paw would be compared with the left paw, not its partner,
+    so flip cannot be trusted.
     """
     if name in KEYPOINT_STRATEGIES:
         return name
@@ -122,20 +117,3 @@ def add_video(service, request: AddVideo) -> None:
     ids = sample(service._project, request.path, request.frames, request.sampling, seed=service.seed)
     service._emit(VideoAdded(Path(request.path), ids))
     service._emit(Progress(f"Added {len(ids)} frames of {Path(request.path).name}", 1.0))
-
-
-def export_keypoints(service, request: ExportKeypoints) -> None:
-    """Write every keypoint label to a DeepLabCut CSV or COCO JSON file, here rather than on the
-    GUI thread: video frames are decoded and written as PNG files, seconds for a few hundred."""
-    from .keypoint_formats import export_project
-    from .service import Exported, Progress
-
-    path = Path(request.path)
-    service._emit(Progress(f"Exporting the keypoints to {path.name}", None))
-    table = export_project(service._project, path)
-    text = f"Exported the keypoints of {len(table.images)} images to {path}."
-    frames = sum(info.video is not None for info in service._project.images())
-    if frames:
-        text += f" The {frames} video frames are saved beside it as PNG files, under labeled-data."
-    service._emit(Exported(text))
-    service._emit(Progress(f"Exported {path.name}", 1.0))

@@ -11,8 +11,9 @@ the model's own embedding (as BADGE does), measured from the pixels already labe
 few per cent of a pixel-wise score are mostly thin bands along predicted borders, and the
 embedding spreads the questions over the different kinds of uncertain pixel instead of asking
 about one kind again and again. ``choose_queries`` is the whole choice, for images and slide
-tiles alike; it also draws a share of its queries uniformly (``EXPLORE_SHARE``, see there). What it gains and what it does not is measured with ``pointillist bench
-segmentation`` (figures in the closing notes of issue 2).
+tiles alike; it also draws a share of its queries uniformly (``EXPLORE_SHARE``, see there).
+What it gains and what it does not is measured with ``pointillist bench segmentation``
+(figures in the closing notes of issue 2).
 """
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import PointillistError
 from . import keypoint_service, selection, slide_service
-from .keypoint_service import AddVideo, ExportKeypoints
+from .keypoint_service import AddVideo
 from .store import Project
 
 # ----- messages in ----------------------------------------------------------------------------
@@ -290,8 +290,6 @@ class EngineService(threading.Thread):
                 self._guarded(self._add_images, message)
             elif isinstance(message, AddVideo):
                 self._guarded(keypoint_service.add_video, self, message)
-            elif isinstance(message, ExportKeypoints):
-                self._guarded(keypoint_service.export_keypoints, self, message)
             elif isinstance(message, Export):
                 self._guarded(self._export, message)
             elif isinstance(message, slide_service.MESSAGES):

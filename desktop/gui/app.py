@@ -111,6 +111,9 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Cannot open the project", str(e))
             return False
         self.workspace.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        if isinstance(self.workspace, KeypointWorkspace):
+            self.workspace.exportFailed.connect(
+                lambda text: QMessageBox.warning(self, "Cannot export the keypoints", text))
         problems = list(self.workspace.problems.values())
         if problems:  # each one is listed, with its reason, in the image list
             more = f" (and {len(problems) - 1} more: see the image list)" if len(problems) > 1 else ""
@@ -202,7 +205,7 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, "Export keypoints", f"keypoints.{suffix}", kind)
         if not path or not isinstance(self.workspace, KeypointWorkspace):
             return
-        self.workspace.export_keypoints(Path(path).with_suffix(f".{suffix}"))
+        self.workspace.export_keypoints(Path(path).with_suffix(f".{suffix}"))  # in the background
 
     def closeEvent(self, event) -> None:
         self.close_project()

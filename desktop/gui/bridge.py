@@ -101,10 +101,6 @@ class EngineBridge(QObject):
         """Sample frames of a video into the (keypoint) project, on the engine thread."""
         self._send(keypoint_service.AddVideo(Path(path), frames, sampling))
 
-    def export_keypoints(self, path: Path) -> None:
-        """Write the keypoint labels (and video frames) to ``path``, on the engine thread."""
-        self._send(keypoint_service.ExportKeypoints(Path(path)))
-
     def export(self, masks_dir: Path | None = None, model_dir: Path | None = None) -> None:
         self._send(messages.Export(masks_dir, model_dir))
 

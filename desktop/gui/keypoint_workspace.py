@@ -7,11 +7,14 @@ remaining proposal of the image, V marks the asked keypoint occluded, A absent.
 """
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 
+from desktop.engine.errors import PointillistError
+from desktop.engine.keypoint_formats import export_project_file
 from desktop.engine.store import Project
 
 from .keypoint_overlay import KeypointOverlay
@@ -29,6 +32,9 @@ def workspace_for(folder: Path) -> type[ProjectWorkspace]:
 
 
 class KeypointWorkspace(ProjectWorkspace):
+    exportFailed = Signal(str)  # why File > Export wrote nothing, for a warning box
+    _exportDone = Signal(str, bool)  # from the export thread: (what was written or why not, ok)
+
     # ----- the task's parts ------------------------------------------------------------------
     def _make_session(self) -> KeypointSession:
         return KeypointSession(self.project, parent=self)
@@ -52,6 +58,8 @@ class KeypointWorkspace(ProjectWorkspace):
     def _connect(self) -> None:
         super()._connect()
         self.bridge.videoAdded.connect(self._video_added)
+        self._export: threading.Thread | None = None
+        self._exportDone.connect(self._export_done)
 
     # ----- project-level actions -------------------------------------------------------------
     def add_video(self, path: Path, frames: int, sampling: str = "uniform") -> None:
@@ -67,10 +75,26 @@ class KeypointWorkspace(ProjectWorkspace):
             self.open_image(event.image_ids[0])
 
     def export_keypoints(self, path: Path) -> None:
-        """Write every keypoint label to a DeepLabCut CSV or COCO JSON file, on the engine thread;
-        the status bar says what was written, or why not."""
+        """Write every keypoint label to a DeepLabCut CSV or COCO JSON file on a thread of its
+        own: video frames are decoded and written as PNG files (2 s for 300 frames), and the
+        export must not wait for training, nor need the engine thread at all. The status bar
+        says what was written; a refusal comes as ``exportFailed``."""
+        if self._export is not None and self._export.is_alive():
+            self.exportFailed.emit("An export is still being written; try again when it is done.")
+            return
         self.message.emit(f"Exporting the keypoints to {Path(path).name}...")
-        self.bridge.export_keypoints(path)
+        self._export = threading.Thread(target=self._write_export, args=(Path(path),), name="keypoint-export",
+                                        daemon=True)
+        self._export.start()
+
+    def _write_export(self, path: Path) -> None:
+        try:
+            self._exportDone.emit(export_project_file(self.folder, path), True)
+        except PointillistError as e:
+            self._exportDone.emit(str(e), False)
+
+    def _export_done(self, text: str, ok: bool) -> None:
+        (self.message if ok else self.exportFailed).emit(text)
 
     # ----- input -----------------------------------------------------------------------------
     def _clicked(self, x: float, y: float, button) -> None:

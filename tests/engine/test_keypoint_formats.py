@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from desktop.engine.errors import FormatError
-from desktop.engine.keypoint_formats import (KeypointTable, import_table, project_table, read_coco, read_dlc_csv,
-                                             read_table, write_coco, write_dlc_csv)
+from desktop.engine.errors import FormatError, ProjectError
+from desktop.engine.keypoint_formats import (KeypointTable, export_project_file, import_table, project_table,
+                                             read_coco, read_dlc_csv, read_table, write_coco, write_dlc_csv)
 from desktop.engine.skeleton import Skeleton
 from desktop.engine.store import Project
 
@@ -189,3 +189,16 @@ def test_an_import_must_fit_the_projects_skeleton(tmp_path):
     with Project.create(tmp_path / "seg", task="segmentation") as project:
         with pytest.raises(FormatError, match="segmentation project"):
             import_table(project, table, tmp_path, "labels.csv")
+
+
+def test_export_from_a_connection_of_its_own_says_what_it_wrote_or_why_not(tmp_path):
+    table = synthetic_table(tmp_path, 3, size=64)
+    project = Project.create(tmp_path / "project", task="keypoints")
+    import_table(project, table, tmp_path, tmp_path / "labels.csv")
+    text = export_project_file(project.folder, tmp_path / "out.csv")  # the window's connection stays open
+    assert text == f"Exported the keypoints of 3 images to {tmp_path / 'out.csv'}."
+    assert read_dlc_csv(tmp_path / "out.csv").images == table.images
+    (tmp_path / "blocked").write_text("a file, not a folder")
+    with pytest.raises(ProjectError, match="Cannot save 'labels.csv'"):
+        export_project_file(project.folder, tmp_path / "blocked" / "labels.csv")
+    project.close()

@@ -128,7 +128,7 @@ def test_choose_queries_draws_its_exploring_share_anywhere_and_keeps_the_spacing
     assert (focused[:, 0] < 5).all()
     mixed = selection.choose_queries(scores, 10, np.random.default_rng(0), embed, min_distance=4, explore=0.3)
     assert len(mixed) == 10 and (mixed[:7, 0] < 5).all()
-    assert 1 <= (mixed[7:, 0] >= 5).sum() <= 3  # uniform over the image: mostly outside the pool
+    assert (mixed[7:, 0] >= 5).any()  # the last 3 drawn over the whole image: some outside the pool
     d = np.sqrt(((mixed[:, None] - mixed[None]) ** 2).sum(-1))
     assert d[np.triu_indices(10, 1)].min() >= 4
     excluded = np.zeros(scores.shape, bool)

@@ -100,6 +100,21 @@ def test_export_with_a_video_gone_uses_earlier_frames_or_is_refused(tmp_path):
     assert not (tmp_path / "second" / "labels.csv").exists()
 
 
+def test_export_where_frames_cannot_be_written_is_refused_in_words(tmp_path):
+    from desktop.engine.errors import ProjectError
+    from desktop.engine.keypoint_formats import export_project_file
+
+    video = write_video(tmp_path / "clip.avi", [(10 * i, 100, 200) for i in range(10)])
+    with Project.create(tmp_path / "p", task="keypoints") as project:
+        project.set_skeleton(Skeleton(("nose",)))
+        add_video(project, video, 2)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "labeled-data").write_text("a file where the frames' folder goes")
+    with pytest.raises(ProjectError, match="Cannot write beside .*labels.csv"):
+        export_project_file(tmp_path / "p", tmp_path / "out" / "labels.csv")
+    assert not (tmp_path / "out" / "labels.csv").exists()
+
+
 def test_export_keeps_videos_of_one_name_apart_and_names_outside_images_absolutely(tmp_path):
     from desktop.engine.keypoint_formats import export_project, read_table
 

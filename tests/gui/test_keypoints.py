@@ -1,5 +1,6 @@
-"""Keypoint labelling through real mouse and key events on the real window (engine thread off:
-what the engine would send is handed to the workspace as the bridge would)."""
+"""Keypoint labelling through real mouse and key events on the real window (engine thread off,
+what the engine would send handed to the workspace as the bridge would, except where a test
+says it needs the engine)."""
 import shutil
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QDialogButtonBox, QFileDialog, QInputDialog
+from PySide6.QtWidgets import QDialogButtonBox, QFileDialog, QInputDialog, QMessageBox
 
 from desktop.engine.keypoint_formats import import_table, read_table
 from desktop.engine.keypoint_service import KeypointPrediction
@@ -263,8 +264,31 @@ def test_file_menu_adds_frames_of_a_video(qtbot, show, keypoint_project, monkeyp
     video.unlink()
     refused = keypoint_project.parent / "again.csv"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(refused), ""))
+    warnings = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text: warnings.append((title, text)))
     win.export_dlc_action.trigger()
-    qtbot.waitUntil(lambda: "clip.avi" in win.statusBar().currentMessage(), timeout=60_000)
-    assert "does not exist" in win.statusBar().currentMessage() and not refused.exists()
+    qtbot.waitUntil(lambda: bool(warnings), timeout=60_000)
+    assert warnings == [("Cannot export the keypoints", "Cannot read image 'clip.avi': the file does not exist")]
+    assert not refused.exists()
+    win.close()
+
+
+def test_export_needs_no_engine_and_a_refused_folder_is_said(qtbot, show, keypoint_project, monkeypatch):
+    with Project.open(keypoint_project) as project:
+        project.set_keypoint_labels([(project.images()[0].id, 0, 10.0, 20.0, "visible")])
+    warnings = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text: warnings.append((title, text)))
+    win = open_window(show, keypoint_project)  # engine thread off: export does not wait for it
+    out = keypoint_project.parent / "labels.csv"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    win.export_dlc_action.trigger()
+    exported(qtbot, win, out)
+    assert read_table(out).xy[0, 0] == pytest.approx([10.0, 20.0]) and not warnings
+    blocked = keypoint_project.parent / "blocked"
+    blocked.write_text("a file where the export wants a folder")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(blocked / "labels.csv"), ""))
+    win.export_dlc_action.trigger()
+    qtbot.waitUntil(lambda: bool(warnings), timeout=60_000)
+    assert warnings[0][0] == "Cannot export the keypoints" and "labels.csv" in warnings[0][1]
     win.close()
 
