@@ -11,9 +11,8 @@ the model's own embedding (as BADGE does), measured from the pixels already labe
 few per cent of a pixel-wise score are mostly thin bands along predicted borders, and the
 embedding spreads the questions over the different kinds of uncertain pixel instead of asking
 about one kind again and again. ``choose_queries`` is the whole choice, for images and slide
-tiles alike; it also draws a share of its queries uniformly (``EXPLORE_SHARE``, see there).
-What it gains and what it does not is measured with ``pointillist bench segmentation``
-(figures in the closing notes of issue 2).
+tiles alike. What it gains and what it does not is measured with ``pointillist bench
+segmentation`` (figures in the closing notes of issue 2).
 """
 from __future__ import annotations
 
@@ -23,7 +22,6 @@ from typing import Callable
 import numpy as np
 
 _TOP_UP_CANDIDATES = 200_000  # pixels looked at, best first, to fill a short diverse pick
-EXPLORE_SHARE = 0.3  # of a trained model's queries, drawn uniformly from the allowed pixels
 
 
 def _accept_spaced(candidates: np.ndarray, k: int, min_distance: float,
@@ -134,62 +132,17 @@ def select_diverse(candidates: np.ndarray, embeddings: np.ndarray, k: int, rng: 
     return candidates[chosen].reshape(-1, 2)
 
 
-def uniform_pixels(shape: tuple[int, int], k: int, rng: np.random.Generator, exclude: np.ndarray | None = None,
-                   min_distance: float = 0.0) -> np.ndarray:
-    """Up to ``k`` pixels drawn uniformly from those ``exclude`` allows, ``min_distance`` apart."""
-    allowed = np.ones(shape, bool) if exclude is None else ~exclude.astype(bool)
-    flat = np.flatnonzero(allowed)
-    if k <= 0 or flat.size == 0:
-        return np.zeros((0, 2), np.int64)
-    draw = rng.choice(flat, min(flat.size, k if min_distance <= 0 else 20 * k), replace=False)
-    yx = np.stack([draw // shape[1], draw % shape[1]], axis=1)
-    return np.asarray(_accept_spaced(yx, k, min_distance, []), np.int64).reshape(-1, 2)
-
-
-def _block_near(mask: np.ndarray, points: np.ndarray, radius: float) -> None:
-    """Set ``mask`` within ``radius`` pixels of each point (in place)."""
-    r = int(np.ceil(radius))
-    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
-    disk = dy ** 2 + dx ** 2 < radius ** 2
-    for y, x in points:
-        y0, x0 = max(y - r, 0), max(x - r, 0)
-        window = mask[y0:y + r + 1, x0:x + r + 1]
-        window |= disk[y0 - (y - r):y0 - (y - r) + window.shape[0], x0 - (x - r):x0 - (x - r) + window.shape[1]]
-
-
 def choose_queries(scores: np.ndarray, k: int, rng: np.random.Generator,
                    embed: Callable[[np.ndarray], np.ndarray], exclude: np.ndarray | None = None,
-                   labelled: np.ndarray | None = None, min_distance: float = 0.0,
-                   explore: float = EXPLORE_SHARE) -> np.ndarray:
-    """The query choice for a trained model: a share ``explore`` of the ``k`` drawn uniformly,
-    the rest from the uncertain pool, diverse in the model's embedding.
-
-    Uncertain pixels alone are a biased sample, and a head trained on them can shift its
-    boundary: on MoNuSeg, half of margin's answers were nuclei against 18 % of the pixels, and
-    after one such round the model called 30 % of the test pixels nuclei and lost 0.07 mIoU.
-    The uniform share keeps the labels anchored to what the images hold (with it no round lost
-    more than 0.007 there), and on ISBI margin kept its lead over random with it.
+                   labelled: np.ndarray | None = None, min_distance: float = 0.0) -> np.ndarray:
+    """The query choice for a trained model: the uncertain pool, then ``k`` of it diverse in the
+    model's embedding.
 
     ``embed`` maps pixels (n, 2) ``yx`` of this score map to the model's embedding (n, D);
     ``labelled`` are the pixels of this map already labelled (their embedding is what the
     picks should differ from). Falls back to ``select_pixels`` when the pool is too small, and
     fills up with the next most uncertain pixels when the spacing leaves fewer than ``k``.
     """
-    explored = uniform_pixels(scores.shape, int(round(explore * k)), rng, exclude, min_distance)
-    if len(explored):
-        exclude = np.zeros(scores.shape, bool) if exclude is None else exclude.astype(bool)  # a copy
-        exclude[explored[:, 0], explored[:, 1]] = True
-        if min_distance > 0:
-            _block_near(exclude, explored, min_distance)
-    return np.vstack([_choose_uncertain(scores, k - len(explored), rng, embed, exclude, labelled, min_distance),
-                      explored]).astype(np.int64)
-
-
-def _choose_uncertain(scores: np.ndarray, k: int, rng: np.random.Generator,
-                      embed: Callable[[np.ndarray], np.ndarray], exclude: np.ndarray | None,
-                      labelled: np.ndarray | None, min_distance: float) -> np.ndarray:
-    if k <= 0:
-        return np.zeros((0, 2), np.int64)
     candidates = uncertain_pool(scores, rng, exclude=exclude)
     if len(candidates) < k:
         return select_pixels(scores, k, rng, exclude=exclude, min_distance=min_distance)

@@ -110,31 +110,14 @@ def test_choose_queries_pools_the_uncertain_then_asks_what_labels_do_not_cover()
     scores[20:40, 70:90] = 0.9
     kind = lambda yx: (np.asarray(yx)[:, 1:2] > 50).astype(np.float64)  # left or right, as the model sees it
     labelled_left = np.array([[30, 20]])
-    picks = selection.choose_queries(scores, 1, np.random.default_rng(0), kind, labelled=labelled_left, explore=0)
+    picks = selection.choose_queries(scores, 1, np.random.default_rng(0), kind, labelled=labelled_left)
     assert len(picks) == 1 and 20 <= picks[0, 0] < 40 and 70 <= picks[0, 1] < 90  # the uncovered kind
-    two = selection.choose_queries(scores, 2, np.random.default_rng(1), kind, min_distance=5, explore=0)
+    two = selection.choose_queries(scores, 2, np.random.default_rng(1), kind, min_distance=5)
     assert sorted(int(p[1] > 50) for p in two) == [0, 1]
     assert ((two[:, 0] >= 20) & (two[:, 0] < 40)).all()  # both from the uncertain pool
     almost_all = np.ones(scores.shape, bool)
     almost_all[0, :3] = False  # a pool too small for k: the plain draw fills what it can
     assert len(selection.choose_queries(scores, 5, np.random.default_rng(0), kind, exclude=almost_all)) == 3
-
-
-def test_choose_queries_draws_its_exploring_share_anywhere_and_keeps_the_spacing():
-    scores = np.zeros((100, 100), np.float32)
-    scores[:5] = 0.9  # the top 5 %: the whole uncertain pool
-    embed = lambda yx: np.asarray(yx, np.float64)
-    focused = selection.choose_queries(scores, 10, np.random.default_rng(0), embed, min_distance=4, explore=0)
-    assert (focused[:, 0] < 5).all()
-    mixed = selection.choose_queries(scores, 10, np.random.default_rng(0), embed, min_distance=4, explore=0.3)
-    assert len(mixed) == 10 and (mixed[:7, 0] < 5).all()
-    assert (mixed[7:, 0] >= 5).any()  # the last 3 drawn over the whole image: some outside the pool
-    d = np.sqrt(((mixed[:, None] - mixed[None]) ** 2).sum(-1))
-    assert d[np.triu_indices(10, 1)].min() >= 4
-    excluded = np.zeros(scores.shape, bool)
-    excluded[50:] = True
-    kept_out = selection.choose_queries(scores, 10, np.random.default_rng(2), embed, exclude=excluded)
-    assert (kept_out[:, 0] < 50).all()
 
 
 def test_choose_queries_fills_up_when_spacing_closes_off_a_compact_pool():
