@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from .keypoint_uncertainty import KEYPOINT_STRATEGIES
-from .skeleton import Skeleton
+
+DEFAULT_STRATEGY = "confidence"
 
 
 # ----- messages in ----------------------------------------------------------------------------
@@ -51,19 +52,9 @@ class VideoAdded:
     image_ids: list[int]
 
 
-def keypoint_strategy(name: str, skeleton: Skeleton) -> str:
-    """A segmentation strategy (the service's default is one) means the keypoint default:
-    ``flip`` when the skeleton declares left/right pairs, else ``confidence``.
-
-    On the mirror-mouse benchmark (``bench compare`` at equal clicks), flip with the rig's pairs
-    was ahead of random at 400 and 449 clicks over six seeds, where confidence was behind it.
-    It costs a second prediction, on the mirrored image, for every image scored. Without
-    declared pairs a mirrored left paw would be compared with the left paw, not its partner,
-    so flip cannot be trusted.
-    """
-    if name in KEYPOINT_STRATEGIES:
-        return name
-    return "flip" if skeleton.symmetry else "confidence"
+def keypoint_strategy(name: str) -> str:
+    """A segmentation strategy (the service's default is one) means the keypoint default."""
+    return name if name in KEYPOINT_STRATEGIES else DEFAULT_STRATEGY
 
 
 # ----- the work, on the engine thread ---------------------------------------------------------
@@ -75,7 +66,7 @@ def predict(service, request) -> np.ndarray | None:
     start = time.perf_counter()
     heatmaps = engine.predict(request.image_id)
     xy, confidence = engine.keypoints(request.image_id, heatmaps)
-    uncertainty = engine.scores(request.image_id, keypoint_strategy(service.strategy, engine.skeleton), heatmaps)
+    uncertainty = engine.scores(request.image_id, keypoint_strategy(service.strategy), heatmaps)
     service._emit(KeypointPrediction(request.image_id, request.generation, engine.version, xy.copy(),
                                      confidence.copy(), np.array(uncertainty, np.float64),
                                      time.perf_counter() - start))
@@ -91,7 +82,7 @@ def propose(service, request, heatmaps: np.ndarray | None = None) -> None:
     if request.replace_open:
         project.close_open_queries(request.image_id)
     if not project.queries(request.image_id):
-        engine.propose_queries(request.image_id, keypoint_strategy(request.strategy, engine.skeleton), heatmaps)
+        engine.propose_queries(request.image_id, keypoint_strategy(request.strategy), heatmaps)
     # open queries of a model, least certain first; cold-start ones in skeleton order
     asked = sorted(project.queries(request.image_id),
                    key=lambda q: (q.score is None, -(q.score or 0.0), q.keypoint))
@@ -105,8 +96,7 @@ def propose(service, request, heatmaps: np.ndarray | None = None) -> None:
 
 
 def image_uncertainty(service, image_id: int) -> float:
-    return service._engine.image_uncertainty(
-        image_id, keypoint_strategy(service.strategy, service._engine.skeleton))
+    return service._engine.image_uncertainty(image_id, keypoint_strategy(service.strategy))
 
 
 def add_video(service, request: AddVideo) -> None:

@@ -1,9 +1,7 @@
 """The engine thread on a keypoint project: the same messages, keypoint results."""
-from desktop.engine.keypoint_service import AddVideo, KeypointPrediction, KeypointQuery, VideoAdded, keypoint_strategy
+from desktop.engine.keypoint_service import AddVideo, KeypointPrediction, KeypointQuery, VideoAdded
 from desktop.engine.service import (Failed, ImageRanking, LabelsChanged, ModelPublished, Predict, ProposeQueries,
                                     Queries)
-
-from desktop.engine.skeleton import Skeleton
 
 from .test_keypoint_engine import keypoint_project
 from .test_service import service_factory  # noqa: F401 (a fixture)
@@ -14,7 +12,7 @@ def test_keypoint_project_trains_in_the_background_predicts_and_asks(tmp_path, s
     project, ids, truth = keypoint_project(tmp_path, n_images=5, labelled=0)
     service, events = service_factory(project.folder)
     service.start()
-    service.send(ProposeQueries(ids[0], k=8, strategy="margin"))  # the GUI's default: the keypoint default
+    service.send(ProposeQueries(ids[0], k=8, strategy="margin"))  # the GUI's default: means 'confidence'
     cold = events.wait_for(lambda e: isinstance(e, Queries))
     assert [(p.keypoint, p.confidence) for p in cold.points] == [(0, None), (1, None), (2, None)]
     assert all(isinstance(p, KeypointQuery) for p in cold.points)
@@ -31,7 +29,6 @@ def test_keypoint_project_trains_in_the_background_predicts_and_asks(tmp_path, s
                             and e.version == published.version)
     assert sorted(p.keypoint for p in fresh.points) == [0, 1, 2]
     assert all(p.confidence is not None for p in fresh.points)
-    assert {q.strategy for q in project.queries(ids[3])} == {"flip"}  # its skeleton pairs left and right
     ranking = events.wait_for(lambda e: isinstance(e, ImageRanking))
     assert ranking.uncertainty[ids[0]] == 0.0 and ranking.uncertainty[ids[4]] > 0.0
 
@@ -40,11 +37,3 @@ def test_keypoint_project_trains_in_the_background_predicts_and_asks(tmp_path, s
     added = events.wait_for(lambda e: isinstance(e, VideoAdded))
     assert len(added.image_ids) == 4 and [project.image(i).frame for i in added.image_ids] == [1, 4, 7, 10]
     assert not events.of(Failed)
-
-
-def test_the_keypoint_default_is_flip_only_where_left_and_right_are_declared():
-    plain = Skeleton(("nose", "paw_l", "paw_r"))
-    paired = Skeleton(("nose", "paw_l", "paw_r"), symmetry=((1, 2),))
-    assert keypoint_strategy("margin", plain) == "confidence"
-    assert keypoint_strategy("margin", paired) == "flip"
-    assert keypoint_strategy("entropy", paired) == "entropy"  # a keypoint strategy asked for by name
