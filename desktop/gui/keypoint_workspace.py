@@ -92,6 +92,14 @@ class KeypointWorkspace(ProjectWorkspace):
             self._exportDone.emit(export_project_file(self.folder, path), True)
         except PointillistError as e:
             self._exportDone.emit(str(e), False)
+        except Exception as e:  # noqa: BLE001 - whatever it was, the user is told, not left waiting
+            self._exportDone.emit(f"The export failed: {e}", False)
+
+    def close_project(self) -> None:
+        """Let a running export finish (seconds at most) and say so, then close as usual."""
+        if self._export is not None:
+            self._export.join()
+        super().close_project()
 
     def _export_done(self, text: str, ok: bool) -> None:
         (self.message if ok else self.exportFailed).emit(text)

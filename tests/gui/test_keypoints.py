@@ -1,6 +1,6 @@
 """Keypoint labelling through real mouse and key events on the real window (engine thread off,
 what the engine would send handed to the workspace as the bridge would, except where a test
-says it needs the engine)."""
+starts it)."""
 import shutil
 from pathlib import Path
 
@@ -203,7 +203,7 @@ def test_new_project_dialog_builds_a_skeleton(qtbot, keypoint_project, tmp_path)
 
 
 def exported(qtbot, win, out: Path) -> None:
-    """Wait for the engine thread to write ``out`` and the status bar to say so."""
+    """Wait for the export thread to write ``out`` and the status bar to say so."""
     qtbot.waitUntil(lambda: win.statusBar().currentMessage().startswith("Exported the keypoints")
                     and str(out) in win.statusBar().currentMessage(), timeout=60_000)
 
@@ -213,7 +213,7 @@ def test_file_menu_exports_dlc_csv_and_coco_that_import_back(qtbot, show, keypoi
         first, second = [i.id for i in project.images()]
         project.set_keypoint_labels([(first, 0, 10.25, 20.5, "visible"), (first, 2, 30.0, 40.0, "occluded"),
                                      (second, 1, 0.0, 0.0, "absent")])
-    win = show(MainWindow(keypoint_project, torch_threads=1))  # the engine thread writes the file
+    win = open_window(show, keypoint_project)
     assert win.export_dlc_action.isEnabled() and not win.export_masks_action.isEnabled()
     assert not win.export_model_action.isEnabled()
     for suffix, action in (("csv", win.export_dlc_action), ("json", win.export_coco_action)):
@@ -254,7 +254,7 @@ def test_file_menu_adds_frames_of_a_video(qtbot, show, keypoint_project, monkeyp
     assert stored(keypoint_project, frames[1].id)[1][0] == "visible"
     out = keypoint_project.parent / "labels.csv"  # exported frames become files the CSV names
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
-    win.export_dlc_action.trigger()  # written on the engine thread: the window stays responsive
+    win.export_dlc_action.trigger()
     exported(qtbot, win, out)
     assert "3 video frames are saved beside it" in win.statusBar().currentMessage()
     table = read_table(out)
@@ -292,3 +292,28 @@ def test_export_needs_no_engine_and_a_refused_folder_is_said(qtbot, show, keypoi
     assert warnings[0][0] == "Cannot export the keypoints" and "labels.csv" in warnings[0][1]
     win.close()
 
+
+
+def test_export_runs_in_the_background_and_closing_waits_for_it(qtbot, show, keypoint_project, monkeypatch):
+    import threading
+
+    from desktop.gui import keypoint_workspace
+
+    with Project.open(keypoint_project) as project:
+        project.set_keypoint_labels([(project.images()[0].id, 0, 10.0, 20.0, "visible")])
+    release = threading.Event()
+    real = keypoint_workspace.export_project_file
+    monkeypatch.setattr(keypoint_workspace, "export_project_file",
+                        lambda folder, path: release.wait(30) and real(folder, path))
+    warnings = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text: warnings.append((title, text)))
+    win = open_window(show, keypoint_project)
+    out = keypoint_project.parent / "labels.csv"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    win.export_dlc_action.trigger()  # returns at once: the window stays responsive
+    assert not out.exists() and win.statusBar().currentMessage() == "Exporting the keypoints to labels.csv..."
+    win.export_dlc_action.trigger()  # a second one while the first is written is refused, said
+    assert warnings == [("Cannot export the keypoints", "An export is still being written; try again when it is done.")]
+    threading.Timer(0.3, release.set).start()
+    win.close()  # waits for the export instead of losing it
+    assert read_table(out).xy[0, 0] == pytest.approx([10.0, 20.0])
