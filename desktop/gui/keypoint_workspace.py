@@ -96,7 +96,7 @@ class KeypointWorkspace(ProjectWorkspace):
             self._exportDone.emit(f"The export failed: {e}", False)
 
     def close_project(self) -> None:
-        """Let a running export finish (seconds at most) and say so, then close as usual."""
+        """Let a running export finish (seconds at most) rather than lose it, then close as usual."""
         if self._export is not None:
             self._export.join()
         super().close_project()
