@@ -30,6 +30,21 @@ def test_keypoint_runs_are_compared_at_the_clicks_every_run_reached(tmp_path):
     assert [s["strategy"] for s in result["strategies"]] == ["confidence", "random"]
 
 
+def test_each_strategy_is_set_against_random_on_the_seeds_both_ran(tmp_path):
+    # flip beats random by 2, 4 and -1 px on seeds 0-2; seed 3 has no random run to pair with
+    random_ = {0: 30.0, 1: 26.0, 2: 20.0}
+    flip = {0: 28.0, 1: 22.0, 2: 21.0, 3: 10.0}
+    files = [_write(tmp_path / f"r{k}.json", "random", k, _kp([100, 400], [50.0, v])) for k, v in random_.items()]
+    files += [_write(tmp_path / f"f{k}.json", "flip", k, _kp([100, 400], [50.0, v])) for k, v in flip.items()]
+    by = {s["strategy"]: s for s in compare(files, at=400)["strategies"]}
+    assert by["random"]["vs_random"] is None
+    paired = by["flip"]["vs_random"]
+    assert paired["seeds"] == 3 and paired["better_on"] == 2
+    assert paired["better_by"] == pytest.approx(5 / 3)
+    spread = (((2 - 5 / 3) ** 2 + (4 - 5 / 3) ** 2 + (-1 - 5 / 3) ** 2) / 2) ** 0.5  # sample sd
+    assert paired["standard_error"] == pytest.approx(spread / 3 ** 0.5)
+
+
 def test_segmentation_higher_miou_ranks_first_and_a_chosen_cost_is_used(tmp_path):
     seg = lambda m: [{"round": 1, "labelled_pixels": 100, "miou": 0.5}, {"round": 2, "labelled_pixels": 200, "miou": m}]
     files = [_write(tmp_path / "a.json", "random", 0, seg(0.6)), _write(tmp_path / "b.json", "margin", 0, seg(0.7))]
@@ -69,5 +84,6 @@ def test_the_command_prints_the_table_and_refuses_a_bad_file(tmp_path, capsys):
     assert main(["bench", "compare", *map(str, files)]) == 0
     out = capsys.readouterr().out
     assert "rmse_px at 200 clicks" in out and out.index("flip") < out.index("random")
+    assert "vs random on the same 1 seed: better by 4, better on 1 of 1" in out  # one seed: no error bar
     assert main(["bench", "compare", str(tmp_path / "missing.json")]) == 2
     assert "missing.json: cannot read" in capsys.readouterr().err
