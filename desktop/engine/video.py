@@ -100,11 +100,6 @@ def frames_by_index(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
     return out
 
 
-def _frames(path: Path, indices: list[int]) -> list[np.ndarray]:
-    out = frames_by_index(path, indices)
-    return [out[i] for i in indices if i in out]
-
-
 def pooled_features(frames: list[np.ndarray]) -> np.ndarray:
     """(N, C) average-pooled encoder features of small copies of ``frames``, every stage
     normalised to length one (so that colour and texture count as well as layout)."""
@@ -129,12 +124,11 @@ def kmeans_frames(path: str | Path, n: int, seed: int = 0, candidates: int = KME
     from .selection import _kmeans
 
     info = video_info(path)
-    pool = uniform_frames(info.frames, candidates)
-    frames = _frames(info.path, pool)
-    pool = pool[:len(frames)]
+    read = frames_by_index(info.path, uniform_frames(info.frames, candidates))
+    pool = sorted(read)  # the candidates the video really gave
     if n >= len(pool):
         return pool
-    x = pooled_features(frames)
+    x = pooled_features([read[i] for i in pool])
     centres, assign = _kmeans(x, n, np.random.default_rng(seed))
     chosen = set()
     for j, centre in enumerate(centres):

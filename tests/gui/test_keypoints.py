@@ -202,6 +202,14 @@ def test_new_project_dialog_builds_a_skeleton(qtbot, keypoint_project, tmp_path)
         assert project.skeleton() == Skeleton(("snout", "ear_l", "ear_r", "tail"), ((0, 3),), ((1, 2),))
 
 
+@pytest.fixture
+def warnings(monkeypatch):
+    """The warning boxes the window would show, as (title, text), instead of showing them."""
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text: shown.append((title, text)))
+    return shown
+
+
 def exported(qtbot, win, out: Path) -> None:
     """Wait for the export thread to write ``out`` and the status bar to say so."""
     qtbot.waitUntil(lambda: win.statusBar().currentMessage().startswith("Exported the keypoints")
@@ -235,7 +243,7 @@ def test_file_menu_exports_dlc_csv_and_coco_that_import_back(qtbot, show, keypoi
     win.close()
 
 
-def test_file_menu_adds_frames_of_a_video(qtbot, show, keypoint_project, monkeypatch):
+def test_file_menu_adds_frames_of_a_video(qtbot, show, keypoint_project, monkeypatch, warnings):
     video = write_video(keypoint_project.parent / "clip.avi", [(200, 40 + 10 * i, 40) for i in range(12)])
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(video), ""))
     monkeypatch.setattr(QInputDialog, "getInt", lambda *a, **k: (3, True))
@@ -264,8 +272,6 @@ def test_file_menu_adds_frames_of_a_video(qtbot, show, keypoint_project, monkeyp
     video.unlink()
     refused = keypoint_project.parent / "again.csv"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(refused), ""))
-    warnings = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text: warnings.append((title, text)))
     win.export_dlc_action.trigger()
     qtbot.waitUntil(lambda: bool(warnings), timeout=60_000)
     assert warnings == [("Cannot export the keypoints", "Cannot read image 'clip.avi': the file does not exist")]
@@ -273,11 +279,9 @@ def test_file_menu_adds_frames_of_a_video(qtbot, show, keypoint_project, monkeyp
     win.close()
 
 
-def test_export_needs_no_engine_and_a_refused_folder_is_said(qtbot, show, keypoint_project, monkeypatch):
+def test_export_needs_no_engine_and_a_refused_folder_is_said(qtbot, show, keypoint_project, monkeypatch, warnings):
     with Project.open(keypoint_project) as project:
         project.set_keypoint_labels([(project.images()[0].id, 0, 10.0, 20.0, "visible")])
-    warnings = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text: warnings.append((title, text)))
     win = open_window(show, keypoint_project)  # engine thread off: export does not wait for it
     out = keypoint_project.parent / "labels.csv"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
@@ -294,7 +298,7 @@ def test_export_needs_no_engine_and_a_refused_folder_is_said(qtbot, show, keypoi
 
 
 
-def test_export_runs_in_the_background_and_closing_waits_for_it(qtbot, show, keypoint_project, monkeypatch):
+def test_export_runs_in_the_background_and_closing_waits_for_it(qtbot, show, keypoint_project, monkeypatch, warnings):
     import threading
 
     from desktop.gui import keypoint_workspace
@@ -305,8 +309,6 @@ def test_export_runs_in_the_background_and_closing_waits_for_it(qtbot, show, key
     real = keypoint_workspace.export_project_file
     monkeypatch.setattr(keypoint_workspace, "export_project_file",
                         lambda folder, path: release.wait(30) and real(folder, path))
-    warnings = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text: warnings.append((title, text)))
     win = open_window(show, keypoint_project)
     out = keypoint_project.parent / "labels.csv"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
