@@ -5,6 +5,8 @@ import torch
 
 from desktop.engine.engine import SegmentationEngine, is_validation
 from desktop.engine.features import FeatureExtractor, FeatureMap, sample_points
+from desktop.engine.learners.base import ImageRef, PointLabels
+from desktop.engine.learners.fast import _ANCHOR_BUDGET
 from desktop.engine.imageio import read_image, read_mask
 from desktop.engine.metrics import confusion, iou_per_class
 from desktop.engine.store import Project
@@ -179,3 +181,79 @@ def test_unreadable_project_image_gives_a_clear_error(tmp_path):
 def test_reading_helpers_agree(shared_data):
     image = read_image(shared_data / "isbi2012_em_membranes" / "image" / "0.png")
     assert image.shape == (512, 512, 3) and image.dtype == np.uint8
+
+
+def _border_pixels_of_objects(mask: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` object pixels next to the background: what margin's queries look like."""
+    inner = mask.astype(bool)
+    eroded = inner.copy()
+    eroded[1:-1, 1:-1] = inner[1:-1, 1:-1] & inner[:-2, 1:-1] & inner[2:, 1:-1] & inner[1:-1, :-2] & inner[1:-1, 2:]
+    border = np.argwhere(inner & ~eroded)
+    return border[np.random.default_rng(seed).permutation(len(border))[:count]].astype(np.float64)
+
+
+def test_anchors_are_pixels_the_model_is_sure_of_spread_over_the_image(tmp_path):
+    project, masks = make_project(tmp_path, n_images=1)
+    image_id, mask = next(iter(masks.items()))
+    add_clicks(project, image_id, mask, per_class=10)
+    engine = SegmentationEngine(project, validation_fraction=0.0, save_models=False)
+    engine.train(200)
+    learner, ref = engine.learner, engine.ref(image_id)
+    yx, classes = learner.anchor_points(ref)
+    assert 50 <= len(yx) <= learner.anchors_per_image
+    probs = learner.predict_points(ref, yx)
+    assert (probs.max(1) >= learner.anchor_confidence).all()
+    assert np.array_equal(probs.argmax(1), classes)
+    assert set(classes.tolist()) == {0, 1}
+    rows, cols = (yx // 64).astype(int).T  # every quarter of the image has some
+    assert len(set(zip(rows.tolist(), cols.tolist()))) == 4
+    # However many images are labelled, a fit gets at most the budget of anchors in all.
+    learner.anchors_per_image = 10_000
+    many = [PointLabels(ImageRef(f"copy-{i}", ref.load), yx[:1], classes[:1]) for i in range(4)]
+    assert sum(len(a.yx) for a in learner._anchor_labels(many)) <= _ANCHOR_BUDGET
+
+
+def test_anchors_hold_the_model_when_new_labels_all_sit_on_borders(tmp_path):
+    """The drift that anchors prevent: a second round of labels that are all object pixels on
+    object borders (as uncertainty queries tend to be) makes an unanchored head call more of
+    the image object; the anchored head stays where it was. The first fit, with no model yet,
+    has no anchors: both heads start identical."""
+    fractions = {}
+    for anchors in ("off", "on"):
+        folder = tmp_path / anchors
+        folder.mkdir()
+        project, masks = make_project(folder, n_images=1)
+        image_id, mask = next(iter(masks.items()))
+        add_clicks(project, image_id, mask, per_class=10)
+        engine = SegmentationEngine(project, validation_fraction=0.0, save_models=False, seed=0)
+        if anchors == "off":
+            engine.learner.anchors_per_image = 0
+        engine.train(200)
+        first = engine.predict(image_id)
+        object_id = project.classes()[1].id
+        project.add_labels(image_id, [(x, y, object_id) for y, x in _border_pixels_of_objects(mask, 60)])
+        engine.train(200)
+        fractions[anchors] = (first, first.argmax(0).mean(), engine.predict(image_id).argmax(0).mean())
+        project.close()
+    assert np.allclose(fractions["off"][0], fractions["on"][0])
+    drift = {a: after - before for a, (_, before, after) in fractions.items()}
+    assert drift["off"] > 0.01 and drift["on"] < drift["off"] / 4, drift
+
+
+def test_clicks_on_confidently_wrong_pixels_win_over_anchors(tmp_path):
+    """Anchors come from the model's sure answers, so they disagree with an expert exactly
+    where the model is sure and wrong; one retrain must still follow the expert there."""
+    project, masks = make_project(tmp_path, n_images=1)
+    image_id, mask = next(iter(masks.items()))
+    add_clicks(project, image_id, mask, per_class=10)
+    engine = SegmentationEngine(project, validation_fraction=0.0, save_models=False)
+    engine.train(200)
+    probs = engine.predict(image_id)
+    wrong = np.argwhere((probs.max(0) > 0.95) & (probs.argmax(0) != mask))
+    assert len(wrong) > 20
+    picks = wrong[np.random.default_rng(0).choice(len(wrong), 3, replace=False)]
+    ids = [c.id for c in project.classes()]
+    project.add_labels(image_id, [(float(x), float(y), ids[mask[y, x]]) for y, x in picks])
+    engine.train(200)
+    after = engine.predict(image_id).argmax(0)
+    assert all(after[y, x] == mask[y, x] for y, x in picks)

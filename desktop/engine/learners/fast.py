@@ -24,6 +24,8 @@ from .base import FitReport, ImageRef, PointLabels, concat_labels
 
 _PRECOMPUTE = 100_000  # up to this many labels, gather their features once per fit
 _BATCH = 4096  # labels per step (all of them when there are fewer)
+_ANCHOR_CANDIDATES = 4000  # at most this many pixels per image looked at when drawing anchors
+_ANCHOR_BUDGET = 3000  # anchors per fit in all, so that a fit stays one batch (_BATCH) while labels are few
 
 
 def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -65,10 +67,12 @@ class FastLearner:
     name = "fast"
 
     def __init__(self, num_classes: int, cache: FeatureCache, hidden: int = 64, lr: float = 3e-3,
-                 seed: int = 0):
+                 seed: int = 0, anchors_per_image: int = 300, anchor_confidence: float = 0.95):
         self.num_classes = num_classes
         self.cache = cache
         self.lr = lr
+        self.anchors_per_image = anchors_per_image
+        self.anchor_confidence = anchor_confidence
         torch.manual_seed(seed)
         self._rng = np.random.default_rng(seed)
         self.head = PixelHead(cache.extractor.channels, num_classes, hidden)
@@ -101,10 +105,13 @@ class FastLearner:
         The step size falls from ``lr`` to zero along a cosine within each fit (a warm restart
         every fit), so the model a round publishes has settled instead of being wherever the
         last full-size step left it: with a constant step size the benchmark's mIoU swung by
-        up to 0.03 between consecutive rounds.
+        up to 0.03 between consecutive rounds. Once there is a model, its anchors (see
+        ``anchor_points``) are trained on beside the labels.
         """
         start = time.perf_counter()
         labels = [lab for lab in labels if len(lab.yx)]
+        if labels and self._trained and self.anchors_per_image and sum(len(lab.yx) for lab in labels) <= _PRECOMPUTE:
+            labels = labels + self._anchor_labels(labels)
         owner, yx, cls = concat_labels(labels)
         if len(cls) == 0:
             return FitReport(float("nan"), 0, 0.0)
@@ -136,6 +143,43 @@ class FastLearner:
         self.head.eval()
         self._trained = True
         return FitReport(loss_value, steps, time.perf_counter() - start)
+
+    @torch.no_grad()
+    def anchor_points(self, image: ImageRef, count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Pixels of ``image`` the model in use is sure of, with its own answers: up to ``count``
+        (``anchors_per_image`` by default) drawn uniformly over the image among those it
+        predicts with at least ``anchor_confidence``. Returns ``yx`` (n, 2) and classes (n,).
+
+        ``fit`` trains on them beside the expert's labels, from the second fit on. Why: queries
+        chosen by uncertainty sit on the predicted borders. On MoNuSeg, 39 % of margin's picks
+        lie within 2 px of a true border and 40-50 % are nuclei, where 18 % of the pixels are;
+        a head trained on such labels alone drifts (it called 29 % of the test pixels nuclei in
+        one round and lost 0.07 mIoU). Anchors hold the bulk of each image where the model
+        already had it, at no cost to the expert, as CEAL (Wang et al., 2017) pairs uncertain
+        queries with confident pseudo-labels. Where the model was sure and wrong, an expert's
+        click is still learned in one retrain (a test checks it), and the model stops being
+        sure there, so no more anchors are drawn there.
+        """
+        count = self.anchors_per_image if count is None else count
+        candidates = min(_ANCHOR_CANDIDATES, 20 * count)
+        self.head.eval()
+        fmap = self.features(image)
+        yx = np.stack([self._rng.integers(fmap.height, size=candidates),
+                       self._rng.integers(fmap.width, size=candidates)], 1).astype(np.float64)
+        probs = torch.softmax(self.head.classify(self.head.hidden_points(sample_points(fmap, yx))), dim=-1)
+        confidence, answer = probs.max(1)
+        sure = np.flatnonzero((confidence >= self.anchor_confidence).numpy())
+        sure = self._rng.permutation(sure)[:count]
+        return yx[sure], answer.numpy()[sure]
+
+    def _anchor_labels(self, labels: list[PointLabels]) -> list[PointLabels]:
+        """Anchors (see ``anchor_points``) for each image that has labels, within the budget."""
+        images = {lab.image.key: lab.image for lab in labels}
+        count = min(self.anchors_per_image, _ANCHOR_BUDGET // len(images))
+        if count == 0:
+            return []
+        anchors = [PointLabels(image, *self.anchor_points(image, count)) for image in images.values()]
+        return [a for a in anchors if len(a.yx)]
 
     @staticmethod
     def _gather(maps: list[FeatureMap], owner: np.ndarray, yx: np.ndarray) -> torch.Tensor:
