@@ -42,8 +42,11 @@ class PixelHead(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(hidden, num_classes)
 
+    def standardise(self, feats: torch.Tensor) -> torch.Tensor:
+        return (feats - self.mean) / self.std
+
     def hidden_points(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.inp((feats - self.mean) / self.std)
+        return self.inp(self.standardise(feats))
 
     def classify(self, hidden: torch.Tensor) -> torch.Tensor:
         """Logits from first-layer outputs ``(..., hidden)``."""
@@ -119,9 +122,9 @@ class FastLearner:
         if not self._stats_ready:
             self._init_stats(maps)
         precomputed = len(cls) <= _PRECOMPUTE
-        if precomputed:
-            feats = torch.cat([sample_points(m, np.asarray(lab.yx, np.float64).reshape(-1, 2))
-                               for m, lab in zip(maps, labels)])
+        if precomputed:  # standardised once here rather than at every step
+            feats = self.head.standardise(torch.cat([sample_points(m, np.asarray(lab.yx, np.float64).reshape(-1, 2))
+                                                     for m, lab in zip(maps, labels)]))
             targets = torch.from_numpy(cls)
         self.head.train()
         loss_value = float("nan")
@@ -134,8 +137,9 @@ class FastLearner:
                 x, t = feats[pick], targets[pick]
             else:  # millions of labels (dense masks): draw with replacement, a permutation is too slow
                 pick = self._rng.integers(len(cls), size=_BATCH)
-                x, t = self._gather(maps, owner[pick], yx[pick]), torch.from_numpy(cls[pick])
-            loss = F.cross_entropy(self.head.classify(self.head.hidden_points(x)), t)
+                x = self.head.standardise(self._gather(maps, owner[pick], yx[pick]))
+                t = torch.from_numpy(cls[pick])
+            loss = F.cross_entropy(self.head.classify(self.head.inp(x)), t)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
