@@ -211,6 +211,10 @@ def test_anchors_are_pixels_the_model_is_sure_of_spread_over_the_image(tmp_path)
     learner.anchors_per_image = 10_000
     many = [PointLabels(ImageRef(f"copy-{i}", ref.load), yx[:1], classes[:1]) for i in range(4)]
     assert sum(len(a.yx) for a in learner._anchor_labels(many)) <= _ANCHOR_BUDGET
+    # A model sure of nothing gives no anchors, and training goes on without them.
+    learner.anchor_confidence = 1.01
+    assert len(learner.anchor_points(ref)[0]) == 0 and learner._anchor_labels(many) == []
+    assert engine.train(50).published
 
 
 def test_anchors_hold_the_model_when_new_labels_all_sit_on_borders(tmp_path):
