@@ -165,7 +165,9 @@ STEPS = {"fast": 150, "deep": 4}
 PROBABILITY_STRATEGIES = ("entropy", "least_confidence", "margin")  # scored from one prediction alone
 MIN_DISTANCE = 8.0  # pixels between queries
 RANK_AFTER_S = 2.0  # rank images only once the labels have been still this long
-ROUNDS_AFTER_CHANGE = {"fast": 1, "deep": 20}  # deep keeps improving for a while after a change
+# deep keeps improving for a while after a change; fast needs a second round so that a correction
+# where the model was sure is not held back by anchors drawn before it (see FastLearner.anchor_points)
+ROUNDS_AFTER_CHANGE = {"fast": 2, "deep": 20}
 
 
 class EngineService(threading.Thread):

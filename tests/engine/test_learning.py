@@ -9,6 +9,7 @@ from desktop.engine.learners.base import ImageRef, PointLabels
 from desktop.engine.learners.fast import _ANCHOR_BUDGET
 from desktop.engine.imageio import read_image, read_mask
 from desktop.engine.metrics import confusion, iou_per_class
+from desktop.engine.service import ROUNDS_AFTER_CHANGE, STEPS
 from desktop.engine.store import Project
 
 from .helpers import blob_image, clicks_from_mask
@@ -210,10 +211,11 @@ def test_anchors_are_pixels_the_model_is_sure_of_spread_over_the_image(tmp_path)
     # However many images are labelled, a fit gets at most the budget of anchors in all.
     learner.anchors_per_image = 10_000
     many = [PointLabels(ImageRef(f"copy-{i}", ref.load), yx[:1], classes[:1]) for i in range(4)]
-    assert sum(len(a.yx) for a in learner._anchor_labels(many)) <= _ANCHOR_BUDGET
+    fetched = {lab.image.key: learner.features(ref) for lab in many}
+    assert sum(len(a.yx) for a in learner._anchor_labels(many, fetched)) <= _ANCHOR_BUDGET
     # A model sure of nothing gives no anchors, and training goes on without them.
     learner.anchor_confidence = 1.01
-    assert len(learner.anchor_points(ref)[0]) == 0 and learner._anchor_labels(many) == []
+    assert len(learner.anchor_points(ref)[0]) == 0 and learner._anchor_labels(many, fetched) == []
     assert engine.train(50).published
 
 
@@ -244,20 +246,23 @@ def test_anchors_hold_the_model_when_new_labels_all_sit_on_borders(tmp_path):
     assert drift["off"] > 0.01 and drift["on"] < drift["off"] / 4, drift
 
 
-def test_clicks_on_confidently_wrong_pixels_win_over_anchors(tmp_path):
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_clicks_on_confidently_wrong_pixels_win_over_anchors(tmp_path, seed):
     """Anchors come from the model's sure answers, so they disagree with an expert exactly
-    where the model is sure and wrong; one retrain must still follow the expert there."""
+    where the model is sure and wrong. The app trains ``ROUNDS_AFTER_CHANGE`` rounds after a
+    change, with its own step count; after them every correction must have been learned."""
     project, masks = make_project(tmp_path, n_images=1)
     image_id, mask = next(iter(masks.items()))
-    add_clicks(project, image_id, mask, per_class=10)
-    engine = SegmentationEngine(project, validation_fraction=0.0, save_models=False)
-    engine.train(200)
+    add_clicks(project, image_id, mask, per_class=10, seed=seed)
+    engine = SegmentationEngine(project, validation_fraction=0.0, save_models=False, seed=seed)
+    engine.train(STEPS["fast"])
     probs = engine.predict(image_id)
     wrong = np.argwhere((probs.max(0) > 0.95) & (probs.argmax(0) != mask))
     assert len(wrong) > 20
-    picks = wrong[np.random.default_rng(0).choice(len(wrong), 3, replace=False)]
+    picks = wrong[np.random.default_rng(seed).choice(len(wrong), 3, replace=False)]
     ids = [c.id for c in project.classes()]
     project.add_labels(image_id, [(float(x), float(y), ids[mask[y, x]]) for y, x in picks])
-    engine.train(200)
+    for _ in range(ROUNDS_AFTER_CHANGE["fast"]):
+        engine.train(STEPS["fast"])
     after = engine.predict(image_id).argmax(0)
-    assert all(after[y, x] == mask[y, x] for y, x in picks)
+    assert [after[y, x] == mask[y, x] for y, x in picks] == [True] * 3

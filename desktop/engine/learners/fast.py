@@ -113,12 +113,17 @@ class FastLearner:
         """
         start = time.perf_counter()
         labels = [lab for lab in labels if len(lab.yx)]
-        if labels and self._trained and self.anchors_per_image and sum(len(lab.yx) for lab in labels) <= _PRECOMPUTE:
-            labels = labels + self._anchor_labels(labels)
+        fetched: dict[str, FeatureMap] = {}  # each image's features fetched once, even past the cache's budget
+        for lab in labels:
+            if lab.image.key not in fetched:
+                fetched[lab.image.key] = self.features(lab.image)
+        if (labels and self._trained and self.anchors_per_image
+                and sum(len(lab.yx) for lab in labels) + _ANCHOR_BUDGET <= _PRECOMPUTE):
+            labels = labels + self._anchor_labels(labels, fetched)
         owner, yx, cls = concat_labels(labels)
         if len(cls) == 0:
             return FitReport(float("nan"), 0, 0.0)
-        maps = [self.features(lab.image) for lab in labels]
+        maps = [fetched[lab.image.key] for lab in labels]
         if not self._stats_ready:
             self._init_stats(maps)
         precomputed = len(cls) <= _PRECOMPUTE
@@ -148,26 +153,30 @@ class FastLearner:
         self._trained = True
         return FitReport(loss_value, steps, time.perf_counter() - start)
 
-    @torch.no_grad()
     def anchor_points(self, image: ImageRef, count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Pixels of ``image`` the model in use is sure of, with its own answers: up to ``count``
         (``anchors_per_image`` by default) drawn uniformly over the image among those it
         predicts with at least ``anchor_confidence``. Returns ``yx`` (n, 2) and classes (n,).
 
-        ``fit`` trains on them beside the expert's labels, from the second fit on. Why: queries
-        chosen by uncertainty sit on the predicted borders. On MoNuSeg, 39 % of margin's picks
-        lie within 2 px of a true border and 40-50 % are nuclei, where 18 % of the pixels are;
-        a head trained on such labels alone drifts (it called 29 % of the test pixels nuclei in
-        one round and lost 0.07 mIoU). Anchors hold the bulk of each image where the model
-        already had it, at no cost to the expert, as CEAL (Wang et al., 2017) pairs uncertain
-        queries with confident pseudo-labels. Where the model was sure and wrong, an expert's
-        click is still learned in one retrain (a test checks it), and the model stops being
-        sure there, so no more anchors are drawn there.
+        Whenever there is a model, ``fit`` trains on these beside the expert's labels. Why:
+        queries chosen by uncertainty sit on the predicted borders. On MoNuSeg, 39 % of
+        margin's picks lie within 2 px of a true border and 40-50 % are nuclei, where 18 % of
+        the pixels are; a head trained on such labels alone drifts (it called 29 % of the test
+        pixels nuclei in one round and lost 0.07 mIoU). Anchors hold the bulk of each image
+        where the model already had it, at no cost to the expert, as CEAL (Wang et al., 2017)
+        pairs uncertain queries with confident pseudo-labels.
+
+        Where the model was sure and wrong, the anchors of the round after a correction still
+        carry the old answer and can hold it for that round; the round after that draws them
+        from a model that has been told, and follows the expert. So the app trains two rounds
+        after every change (``service.ROUNDS_AFTER_CHANGE``), and a test checks the second.
         """
-        count = self.anchors_per_image if count is None else count
-        candidates = min(_ANCHOR_CANDIDATES, 20 * count)
+        return self._sure_points(self.features(image), self.anchors_per_image if count is None else count)
+
+    @torch.no_grad()
+    def _sure_points(self, fmap: FeatureMap, count: int) -> tuple[np.ndarray, np.ndarray]:
+        candidates = min(_ANCHOR_CANDIDATES, 20 * count)  # drawn with replacement: a repeat is harmless
         self.head.eval()
-        fmap = self.features(image)
         yx = np.stack([self._rng.integers(fmap.height, size=candidates),
                        self._rng.integers(fmap.width, size=candidates)], 1).astype(np.float64)
         probs = torch.softmax(self.head.classify(self.head.hidden_points(sample_points(fmap, yx))), dim=-1)
@@ -176,13 +185,13 @@ class FastLearner:
         sure = self._rng.permutation(sure)[:count]
         return yx[sure], answer.numpy()[sure]
 
-    def _anchor_labels(self, labels: list[PointLabels]) -> list[PointLabels]:
+    def _anchor_labels(self, labels: list[PointLabels], fetched: dict[str, FeatureMap]) -> list[PointLabels]:
         """Anchors (see ``anchor_points``) for each image that has labels, within the budget."""
         images = {lab.image.key: lab.image for lab in labels}
         count = min(self.anchors_per_image, _ANCHOR_BUDGET // len(images))
         if count == 0:
             return []
-        anchors = [PointLabels(image, *self.anchor_points(image, count)) for image in images.values()]
+        anchors = [PointLabels(image, *self._sure_points(fetched[key], count)) for key, image in images.items()]
         return [a for a in anchors if len(a.yx)]
 
     @staticmethod
