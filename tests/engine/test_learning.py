@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+from skimage.segmentation import find_boundaries
 
 from desktop.engine.engine import SegmentationEngine, is_validation
 from desktop.engine.features import FeatureExtractor, FeatureMap, sample_points
@@ -186,10 +187,7 @@ def test_reading_helpers_agree(shared_data):
 
 def _border_pixels_of_objects(mask: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
     """``count`` object pixels next to the background: what margin's queries look like."""
-    inner = mask.astype(bool)
-    eroded = inner.copy()
-    eroded[1:-1, 1:-1] = inner[1:-1, 1:-1] & inner[:-2, 1:-1] & inner[2:, 1:-1] & inner[1:-1, :-2] & inner[1:-1, 2:]
-    border = np.argwhere(inner & ~eroded)
+    border = np.argwhere(find_boundaries(mask.astype(bool), mode="inner"))
     return border[np.random.default_rng(seed).permutation(len(border))[:count]].astype(np.float64)
 
 
@@ -211,11 +209,12 @@ def test_anchors_are_pixels_the_model_is_sure_of_spread_over_the_image(tmp_path)
     # However many images are labelled, a fit gets at most the budget of anchors in all.
     learner.anchors_per_image = 10_000
     many = [PointLabels(ImageRef(f"copy-{i}", ref.load), yx[:1], classes[:1]) for i in range(4)]
-    fetched = {lab.image.key: learner.features(ref) for lab in many}
-    assert sum(len(a.yx) for a in learner._anchor_labels(many, fetched)) <= _ANCHOR_BUDGET
+    images = {lab.image.key: lab.image for lab in many}
+    fetched = {key: learner.features(ref) for key in images}
+    assert sum(len(a.yx) for a in learner._anchor_labels(images, fetched)) <= _ANCHOR_BUDGET
     # A model sure of nothing gives no anchors, and training goes on without them.
     learner.anchor_confidence = 1.01
-    assert len(learner.anchor_points(ref)[0]) == 0 and learner._anchor_labels(many, fetched) == []
+    assert len(learner.anchor_points(ref)[0]) == 0 and learner._anchor_labels(images, fetched) == []
     assert engine.train(50).published
 
 

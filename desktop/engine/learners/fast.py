@@ -113,13 +113,11 @@ class FastLearner:
         """
         start = time.perf_counter()
         labels = [lab for lab in labels if len(lab.yx)]
-        fetched: dict[str, FeatureMap] = {}  # each image's features fetched once, even past the cache's budget
-        for lab in labels:
-            if lab.image.key not in fetched:
-                fetched[lab.image.key] = self.features(lab.image)
+        images = {lab.image.key: lab.image for lab in labels}
+        fetched = {key: self.features(image) for key, image in images.items()}  # once each, even past the cache
         if (labels and self._trained and self.anchors_per_image
                 and sum(len(lab.yx) for lab in labels) + _ANCHOR_BUDGET <= _PRECOMPUTE):
-            labels = labels + self._anchor_labels(labels, fetched)
+            labels = labels + self._anchor_labels(images, fetched)
         owner, yx, cls = concat_labels(labels)
         if len(cls) == 0:
             return FitReport(float("nan"), 0, 0.0)
@@ -185,9 +183,8 @@ class FastLearner:
         sure = self._rng.permutation(sure)[:count]
         return yx[sure], answer.numpy()[sure]
 
-    def _anchor_labels(self, labels: list[PointLabels], fetched: dict[str, FeatureMap]) -> list[PointLabels]:
-        """Anchors (see ``anchor_points``) for each image that has labels, within the budget."""
-        images = {lab.image.key: lab.image for lab in labels}
+    def _anchor_labels(self, images: dict[str, ImageRef], fetched: dict[str, FeatureMap]) -> list[PointLabels]:
+        """Anchors (see ``anchor_points``) for each labelled image, keyed as ``fetched``, within the budget."""
         count = min(self.anchors_per_image, _ANCHOR_BUDGET // len(images))
         if count == 0:
             return []
