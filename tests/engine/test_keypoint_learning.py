@@ -105,3 +105,51 @@ def test_fast_head_can_place_a_keypoint_where_nothing_in_the_features_marks_it()
     assert torch.linalg.norm(peak[0] - target[0, 0]) < 1.5, peak
 
 
+
+
+def _lookalike_scene(rng, size=48, offset=12):
+    """Features where keypoint 1 (a 'paw') looks exactly like a decoy elsewhere: which of the
+    two look-alikes it is follows only from keypoint 0 (a unique mark), 'offset' cells to its left."""
+    features = torch.zeros(4, size, size)
+    mark = np.array([rng.integers(4, size - offset - 4), rng.integers(4, size - 4)])
+    paw = mark + [offset, 0]
+    while True:  # drawn as the paw is, so that where it is in the frame says nothing
+        decoy = np.array([rng.integers(4, size - offset - 4), rng.integers(4, size - 4)]) + [offset, 0]
+        if np.abs(decoy - paw).max() > 16 and np.abs(decoy - mark).max() > 8:
+            break
+    features[0, mark[1], mark[0]] = 4.0
+    features[1, paw[1], paw[0]] = 4.0
+    features[1, decoy[1], decoy[0]] = 4.0
+    return features, torch.tensor(np.stack([mark, paw]), dtype=torch.float32)
+
+
+def test_skeleton_context_tells_a_keypoint_from_its_lookalike_by_where_the_others_are():
+    """The second stage reads where every keypoint's first-stage heatmap is: a paw that looks
+    exactly like a decoy is found by its place beside the mark. The first stage, which sees only
+    how each place looks (and where it is in the frame), is right about half of the time."""
+    from models.keypoint_head import FastHeatmapHead, decode_peaks, heatmap_loss, spatial_softmax
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    head = FastHeatmapHead(in_channels=4, num_keypoints=2, dims=4, hidden=16, dropout=0.0)
+    train = [_lookalike_scene(rng) for _ in range(32)]
+    optimizer = torch.optim.Adam(head.parameters(), lr=1e-2)
+    for step in range(400):
+        features, cells = train[step % len(train)]
+        loss = sum(heatmap_loss(logits, cells[None], 1.0) for logits in head.stages(features[None]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    head.eval()
+    first_right = both_right = 0
+    with torch.no_grad():
+        for _ in range(40):
+            features, cells = _lookalike_scene(rng)
+            first, final = head.stages(features[None])
+            for logits, tally in ((first, "first"), (final, "final")):
+                peaks, _ = decode_peaks(spatial_softmax(logits)[0])
+                right = bool(torch.linalg.norm(peaks[1] - cells[1]) < 2)
+                first_right += right and tally == "first"
+                both_right += right and tally == "final"
+    assert both_right >= 36, both_right
+    assert first_right <= 28, first_right

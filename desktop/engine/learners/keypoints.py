@@ -5,8 +5,9 @@ Both learners predict ``(K, h, w)`` heatmaps on the stride-4 grid of the image
 positions. Labels are ``(K, 2)`` positions with NaN where a keypoint gives no loss: absent and
 unlabelled ones. Occluded keypoints have a position and are trained on it.
 
-- ``fast``: frozen cached encoder features, projected once per image to a few channels, and a
-  small conv head on top (``models.keypoint_head.FastHeatmapHead``); a retrain takes seconds.
+- ``fast``: frozen cached encoder features, projected once per image to a few channels, a
+  small conv head on top and a coarse second stage that reads all keypoints' heatmaps at once
+  (``models.keypoint_head.FastHeatmapHead``); a retrain takes seconds.
 - ``deep``: encoder + decoder fine-tuned together, warm-started every round, on whole images
   augmented with horizontal flips (left/right partners swap channels), rotation and scale.
 """
@@ -110,8 +111,8 @@ class FastKeypointLearner:
         loss_value = float("nan")
         for _ in range(steps):
             chosen = self._rng.choice(len(labels), min(self.batch, len(labels)), replace=False)
-            loss = sum(heatmap_loss(self.head(inputs[i][None]), targets[i][None], SIGMA_CELLS)
-                       for i in chosen) / len(chosen)
+            loss = sum(heatmap_loss(logits, targets[i][None], SIGMA_CELLS)
+                       for i in chosen for logits in self.head.stages(inputs[i][None])) / len(chosen)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -135,6 +136,8 @@ class FastKeypointLearner:
     def load_state_dict(self, state: dict) -> None:
         if state.get("learner") != self.name or state.get("keypoints") != list(self.skeleton.names):
             raise ValueError("these weights belong to a different learner or skeleton")
+        if set(state["head"]) != set(self.head.state_dict()):
+            raise ValueError("these weights were made by another version of the fast keypoint head")
         self.head.load_state_dict(state["head"])
         self.optimizer.load_state_dict(state["optimizer"])
         self._projection_ready = bool(state["projection_ready"])
