@@ -111,15 +111,20 @@ class FastKeypointLearner:
         loss_value = float("nan")
         for _ in range(steps):
             chosen = self._rng.choice(len(labels), min(self.batch, len(labels)), replace=False)
-            loss = sum(heatmap_loss(logits, targets[i][None], SIGMA_CELLS)
-                       for i in chosen for logits in self.head.stages(inputs[i][None])) / len(chosen)
+            first, final = zip(*(self._stage_losses(inputs[i], targets[i]) for i in chosen))
+            loss = (sum(first) + sum(final)) / len(chosen)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            loss_value = loss.item()
+            loss_value = sum(final).item() / len(chosen)  # the prediction's loss, as the deep learner reports
         self.head.eval()
         self._trained = True
         return FitReport(loss_value, steps, time.perf_counter() - start)
+
+    def _stage_losses(self, projected: torch.Tensor, cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both stages carry the loss, so that the first stays a heatmap the second can read."""
+        first, final = self.head.stages(projected[None])
+        return heatmap_loss(first, cells[None], SIGMA_CELLS), heatmap_loss(final, cells[None], SIGMA_CELLS)
 
     @torch.inference_mode()
     def predict_heatmaps(self, image: ImageRef) -> np.ndarray:
@@ -136,7 +141,8 @@ class FastKeypointLearner:
     def load_state_dict(self, state: dict) -> None:
         if state.get("learner") != self.name or state.get("keypoints") != list(self.skeleton.names):
             raise ValueError("these weights belong to a different learner or skeleton")
-        if set(state["head"]) != set(self.head.state_dict()):
+        shapes = {key: tuple(value.shape) for key, value in self.head.state_dict().items()}
+        if {key: tuple(value.shape) for key, value in state["head"].items()} != shapes:
             raise ValueError("these weights were made by another version of the fast keypoint head")
         self.head.load_state_dict(state["head"])
         self.optimizer.load_state_dict(state["optimizer"])
