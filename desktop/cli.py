@@ -40,7 +40,8 @@ def _add_bench(sub) -> None:
     kp.add_argument("--initial-images", type=int, required=True)
     kp.add_argument("--images-per-round", type=int, required=True)
     kp.add_argument("--rounds", type=int, required=True)
-    kp.add_argument("--strategy", required=True, choices=["random", "confidence", "entropy", "flip", "plausibility"])
+    kp.add_argument("--strategy", required=True,
+                    choices=["random", "confidence", "entropy", "flip", "plausibility", "spread"])
     kp.add_argument("--learner", choices=["fast", "deep"], default="fast")
     kp.add_argument("--correct-threshold", type=float, default=3.0, help="pixels")
     kp.add_argument("--seed", type=int, default=0)

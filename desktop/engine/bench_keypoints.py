@@ -4,7 +4,8 @@ The labelled images (a DeepLabCut CSV or COCO JSON) are split once, seeded, into
 test set. Round 1 labels ``initial_images`` random pool images fully from the file (a click per
 labelled keypoint; an empty cell is stored as ``absent`` at no cost: nothing was proposed
 there). Each later round the strategy ranks the unlabelled pool images by their least certain
-keypoints and takes ``images_per_round``; the annotator sees the model's proposals and, one
+keypoints and takes ``images_per_round`` (``spread``: the batch is also spread out in feature
+space, see :func:`keypoint_uncertainty.spread_images`); the annotator sees the model's proposals and, one
 click each, moves every keypoint that is more than ``correct_threshold`` pixels off or marks
 absent one the file leaves empty (the softmax heatmaps always propose a position), and accepts
 the rest where they are. Labels go through a real project, as clicks would. After each round
@@ -154,7 +155,12 @@ def _choose(strategy, model, table: KeypointTable, refs, pool, labelled, k, skel
     for i in candidates:
         width = project.image(ids[i]).width
         scores[i] = keypoint_scores(strategy, model, refs[i], width, skeleton, lambda: reference, rng)
-    chosen = [i for i, _ in ku.rank_images(scores)[:k]]
+    if strategy == "spread":
+        uncertainty = dict(ku.rank_images(scores))
+        chosen = ku.spread_images(uncertainty, {i: model.describe(refs[i]) for i in candidates},
+                                  [model.describe(refs[i]) for i in labelled], k)
+    else:
+        chosen = [i for i, _ in ku.rank_images(scores)[:k]]
     proposals = {i: locate(model.predict_heatmaps(refs[i]))[0] for i in chosen}
     return chosen, proposals
 

@@ -2,7 +2,9 @@
 
 Scoring and selection are separate, as for segmentation: the four scoring functions below each
 return a ``(K,)`` array for one image; :func:`rank_images` and :func:`select_queries` turn the
-scores of many images into an order of images and a list of ``(image, keypoint)`` queries.
+scores of many images into an order of images and a list of ``(image, keypoint)`` queries, and
+:func:`spread_images` picks a batch of images that are both unsure and unlike each other (the
+``spread`` strategy: peak confidence, spread out).
 Heatmaps are ``(K, h, w)`` probability maps (each sums to one), as the learners give them.
 """
 from __future__ import annotations
@@ -13,7 +15,8 @@ import numpy as np
 
 from .skeleton import Skeleton
 
-KEYPOINT_STRATEGIES = ("random", "confidence", "entropy", "flip", "plausibility")
+KEYPOINT_STRATEGIES = ("random", "confidence", "entropy", "flip", "plausibility", "spread")
+SPREAD_SCORE = "confidence"  # the per-keypoint score that ``spread`` ranks by, before spreading out
 _EPS = 1e-12
 _MAD_TO_SIGMA = 1.4826  # the MAD of a normal distribution times this is its standard deviation
 
@@ -96,3 +99,29 @@ def select_queries(scores: dict[int, np.ndarray], n: int) -> list[tuple[int, int
     pairs = [(image_id, k, float(v)) for image_id, values in scores.items()
              for k, v in enumerate(values) if np.isfinite(v)]
     return sorted(pairs, key=lambda p: (-p[2], p[0], p[1]))[:n]
+
+
+def spread_images(uncertainty: dict[int, float], descriptors: dict[int, np.ndarray],
+                  labelled: list[np.ndarray], k: int) -> list[int]:
+    """``k`` image ids, picked one at a time: each the one whose uncertainty times its distance
+    (in ``descriptors`` space) to the nearest labelled or already picked image is largest.
+
+    The least certain images are often alike: frames of one clip where the same keypoint is
+    lost. A batch of them teaches the model one thing several times. Weighting by distance
+    keeps the batch unsure, but spread over the kinds of frames not yet labelled (uncertainty
+    weighted by novelty, as in core-set and diverse mini-batch active learning). With nothing
+    labelled yet, the first pick is by uncertainty alone.
+    """
+    have = [np.asarray(d, np.float64) for d in labelled]
+    left = dict(uncertainty)
+    chosen: list[int] = []
+    while left and len(chosen) < k:
+        def worth(image_id):
+            d = np.asarray(descriptors[image_id], np.float64)
+            distance = min((np.linalg.norm(d - h) for h in have), default=1.0)
+            return left[image_id] * distance, -image_id
+        best = max(left, key=worth)
+        chosen.append(best)
+        have.append(np.asarray(descriptors[best], np.float64))
+        del left[best]
+    return chosen

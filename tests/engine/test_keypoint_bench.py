@@ -29,14 +29,15 @@ def test_pairs_are_parsed_and_bad_ones_refused():
         parse_pairs("a-b")
 
 
-def test_a_small_benchmark_runs_from_the_command_line(tmp_path, capsys):
+@pytest.mark.parametrize("strategy", ["flip", "spread"])
+def test_a_small_benchmark_runs_from_the_command_line(tmp_path, capsys, strategy):
     table = synthetic_table(tmp_path, 10, size=64)
     table.xy[4, 2], table.visibility[4, 2] = np.nan, ""
     write_dlc_csv(table, tmp_path / "labels.csv")
     threads = torch.get_num_threads()
     try:
         code = main(["bench", "keypoints", "--labels", str(tmp_path / "labels.csv"), "--images-root", str(tmp_path),
-                     "--initial-images", "3", "--images-per-round", "2", "--rounds", "2", "--strategy", "flip",
+                     "--initial-images", "3", "--images-per-round", "2", "--rounds", "2", "--strategy", strategy,
                      "--symmetric", "left:right", "--steps", "10", "--threads", "1", "--device", "cpu",
                      "--out", str(tmp_path / "out.json")])
     finally:

@@ -91,3 +91,21 @@ def test_loss_ignores_absent_keypoints_and_rewards_the_right_peak():
     other = right.clone()
     other[0, 1] = torch.randn(H, W)  # anything at all for the absent keypoint
     assert heatmap_loss(other, cells, 1.5) == heatmap_loss(right, cells, 1.5)
+
+
+def test_spread_takes_unsure_images_that_are_unlike_each_other_and_the_labelled_ones():
+    # Images 1-3 are alike (one clip) and the least sure; 4 is unlike them and a little surer;
+    # 5 is as unsure as they are but looks exactly like a labelled frame.
+    descriptors = {1: [0.0, 0.0], 2: [0.1, 0.0], 3: [0.0, 0.1], 4: [5.0, 5.0], 5: [9.0, 0.0]}
+    uncertainty = {1: 0.9, 2: 0.85, 3: 0.8, 4: 0.5, 5: 0.9}
+    labelled = [np.array([9.0, 0.0]), np.array([0.0, 9.0])]
+    assert ku.spread_images(uncertainty, descriptors, labelled, 2) == [1, 4]
+    by_uncertainty = [i for i, _ in sorted(uncertainty.items(), key=lambda item: (-item[1], item[0]))][:2]
+    assert by_uncertainty == [1, 5]  # what ranking alone would take
+    assert ku.spread_images(uncertainty, descriptors, labelled, 9) == [1, 4, 2, 3, 5]  # all, never twice
+    assert ku.spread_images(uncertainty, descriptors, labelled, 0) == []
+
+
+def test_spread_with_nothing_labelled_starts_from_the_least_sure_image():
+    descriptors = {7: [0.0], 8: [1.0], 9: [1.1]}
+    assert ku.spread_images({7: 0.2, 8: 0.3, 9: 0.25}, descriptors, [], 2) == [8, 7]

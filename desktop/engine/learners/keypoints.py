@@ -121,6 +121,11 @@ class FastKeypointLearner:
         self._trained = True
         return FitReport(loss_value, steps, time.perf_counter() - start)
 
+    def describe(self, image: ImageRef) -> np.ndarray:
+        """(dims,) the image's projected features averaged over the map: where it sits among
+        the others, for spreading a batch out (:func:`keypoint_uncertainty.spread_images`)."""
+        return self.projected(image).mean(dim=(1, 2)).numpy()
+
     def _stage_losses(self, projected: torch.Tensor, cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Both stages carry the loss, so that the first stays a heatmap the second can read."""
         first, final = self.head.stages(projected[None])
@@ -230,6 +235,15 @@ class DeepKeypointLearner(ShrinksOnOutOfMemory):
             heatmaps = self.net(x).float()[0]
         h, w = grid_size(*pixels.shape[:2])
         return spatial_softmax(heatmaps[:, :h, :w]).cpu().numpy()
+
+    @torch.inference_mode()
+    def describe(self, image: ImageRef) -> np.ndarray:
+        """(C,) the encoder's deepest features averaged over the image (see the fast learner's)."""
+        self.net.eval()
+        x = pad_to_multiple(normalize(image.load())).to(self.device)
+        with autocast(self.device):
+            deepest = self.net.encoder(x)[-1].float()
+        return deepest.mean(dim=(0, 2, 3)).cpu().numpy()
 
     def state_dict(self) -> dict:
         return {"learner": self.name, "keypoints": list(self.skeleton.names), "net": self.net.state_dict(),
