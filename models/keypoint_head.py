@@ -37,6 +37,27 @@ def gaussian_targets(xy_cells: torch.Tensor, height: int, width: int, sigma: flo
     return torch.nan_to_num(g, nan=0.0)
 
 
+def target_distribution(xy_cells: torch.Tensor, height: int, width: int,
+                        sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """What :func:`heatmap_loss` compares with: ``(target (B, K, h * w), inside (B, K))``, each
+    keypoint's Gaussian normalised to sum to one, and which keypoints give loss at all.
+    Building it costs as much as a layer of the fast head, so a fit builds it once per image."""
+    b, k = xy_cells.shape[:2]
+    inside = (torch.isfinite(xy_cells).all(-1) & (xy_cells[..., 0] > -0.5) & (xy_cells[..., 1] > -0.5)
+              & (xy_cells[..., 0] < width - 0.5) & (xy_cells[..., 1] < height - 0.5))
+    target = gaussian_targets(xy_cells, height, width, sigma).reshape(b, k, -1)
+    return target / target.sum(-1, keepdim=True).clamp_min(1e-12), inside
+
+
+def heatmap_cross_entropy(logits: torch.Tensor, target: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+    """:func:`heatmap_loss` against a prepared :func:`target_distribution`."""
+    if not inside.any():
+        return logits.sum() * 0.0
+    b, k = logits.shape[:2]
+    log_p = torch.log_softmax(logits.reshape(b, k, -1), dim=-1)
+    return -(target * log_p).sum(-1)[inside].mean()
+
+
 def heatmap_loss(logits: torch.Tensor, xy_cells: torch.Tensor, sigma: float) -> torch.Tensor:
     """Cross-entropy between each keypoint's spatial softmax and its normalised Gaussian target.
 
@@ -44,15 +65,7 @@ def heatmap_loss(logits: torch.Tensor, xy_cells: torch.Tensor, sigma: float) -> 
     peak at once (the left paw where the right one is), which is what few labels need most.
     Keypoints without a position (NaN: absent, unlabelled) or outside the map give no loss.
     """
-    b, k, h, w = logits.shape
-    inside = (torch.isfinite(xy_cells).all(-1) & (xy_cells[..., 0] > -0.5) & (xy_cells[..., 1] > -0.5)
-              & (xy_cells[..., 0] < w - 0.5) & (xy_cells[..., 1] < h - 0.5))
-    if not inside.any():
-        return logits.sum() * 0.0
-    target = gaussian_targets(xy_cells, h, w, sigma).reshape(b, k, -1)
-    target = target / target.sum(-1, keepdim=True).clamp_min(1e-12)
-    log_p = torch.log_softmax(logits.reshape(b, k, -1), dim=-1)
-    return -(target * log_p).sum(-1)[inside].mean()
+    return heatmap_cross_entropy(logits, *target_distribution(xy_cells, *logits.shape[-2:], sigma))
 
 
 def spatial_softmax(logits: torch.Tensor) -> torch.Tensor:

@@ -23,13 +23,15 @@ import torch
 
 from models.encoder import normalize
 from models.keypoint_head import (STRIDE, FastHeatmapHead, KeypointNet, cells_to_pixels, decode_peaks,
-                                  heatmap_loss, pixels_to_cells, spatial_softmax)
+                                  heatmap_cross_entropy, heatmap_loss, pixels_to_cells, spatial_softmax,
+                                  target_distribution)
 
 from ..features import FeatureCache, pad_to_multiple
 from ..skeleton import Skeleton
 from .base import FitReport, ImageRef, LoadedImages, ShrinksOnOutOfMemory, autocast, fine_tune_optimizer
 
 SIGMA_CELLS = 1.5  # target Gaussian width on the stride-4 grid (6 image pixels)
+_TARGET_BYTES = 256 << 20  # loss targets a fit keeps ready (about 300 frames of 640 x 480, 17 keypoints)
 _PROJECTION_SAMPLES = 2048  # feature vectors per image for the projection, from at most 32 images
 
 
@@ -56,6 +58,27 @@ def flipped(image: ImageRef) -> ImageRef:
 
 def _known_cells(labels: KeypointLabels) -> torch.Tensor:
     return pixels_to_cells(torch.as_tensor(np.asarray(labels.xy, np.float32)))
+
+
+class _LossTargets:
+    """Each labelled image's :func:`target_distribution`, built the first time the fit draws the
+    image and kept for the rest of the fit while they fit in ``_TARGET_BYTES``: building one
+    costs as much as a layer of the head, at every step."""
+
+    def __init__(self, cells: list[torch.Tensor], shapes: list[tuple[int, int]]):
+        self._cells = cells
+        self._shapes = shapes
+        self._kept: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._room = _TARGET_BYTES
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if i not in self._kept:
+            target = target_distribution(self._cells[i], *self._shapes[i], SIGMA_CELLS)
+            if target[0].nbytes > self._room:
+                return target
+            self._kept[i] = target
+            self._room -= target[0].nbytes
+        return self._kept[i]
 
 
 class FastKeypointLearner:
@@ -106,7 +129,7 @@ class FastKeypointLearner:
         if not self._projection_ready:
             self._fit_projection([lab.image for lab in labels])
         inputs = [self.projected(lab.image) for lab in labels]
-        targets = [_known_cells(lab) for lab in labels]
+        targets = _LossTargets([_known_cells(lab)[None] for lab in labels], [x.shape[-2:] for x in inputs])
         self.head.train()
         loss_value = float("nan")
         for _ in range(steps):
@@ -126,10 +149,10 @@ class FastKeypointLearner:
         the others, for spreading a batch out (:func:`keypoint_uncertainty.spread_images`)."""
         return self.projected(image).mean(dim=(1, 2)).numpy()
 
-    def _stage_losses(self, projected: torch.Tensor, cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _stage_losses(self, projected: torch.Tensor, target: tuple) -> tuple[torch.Tensor, torch.Tensor]:
         """Both stages carry the loss, so that the first stays a heatmap the second can read."""
         first, final = self.head.stages(projected[None])
-        return heatmap_loss(first, cells[None], SIGMA_CELLS), heatmap_loss(final, cells[None], SIGMA_CELLS)
+        return heatmap_cross_entropy(first, *target), heatmap_cross_entropy(final, *target)
 
     @torch.inference_mode()
     def predict_heatmaps(self, image: ImageRef) -> np.ndarray:
