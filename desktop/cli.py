@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from desktop.engine.errors import PointillistError
+from desktop.engine.keypoint_uncertainty import BENCH_STRATEGIES
 
 
 def _add_bench(sub) -> None:
@@ -40,8 +41,7 @@ def _add_bench(sub) -> None:
     kp.add_argument("--initial-images", type=int, required=True)
     kp.add_argument("--images-per-round", type=int, required=True)
     kp.add_argument("--rounds", type=int, required=True)
-    kp.add_argument("--strategy", required=True,
-                    choices=["random", "confidence", "entropy", "flip", "plausibility", "spread"])
+    kp.add_argument("--strategy", required=True, choices=BENCH_STRATEGIES)
     kp.add_argument("--learner", choices=["fast", "deep"], default="fast")
     kp.add_argument("--correct-threshold", type=float, default=3.0, help="pixels")
     kp.add_argument("--seed", type=int, default=0)

@@ -88,8 +88,8 @@ def run(labels_path: Path, images_root: Path, *, initial_images: int, images_per
         strategy: str, learner: str = "fast", test_fraction: float = 0.2, correct_threshold: float = 3.0,
         seed: int = 0, steps: int | None = None, device: str = "auto", symmetric: str | None = None,
         edges: str | None = None, log: Callable[[str], None] = print) -> dict:
-    if strategy not in ku.KEYPOINT_STRATEGIES:
-        raise PointillistError(f"Unknown strategy {strategy!r}: choose one of {', '.join(ku.KEYPOINT_STRATEGIES)}.")
+    if strategy not in ku.BENCH_STRATEGIES:
+        raise PointillistError(f"Unknown strategy {strategy!r}: choose one of {', '.join(ku.BENCH_STRATEGIES)}.")
     if not 0 < test_fraction < 1:
         raise PointillistError("--test-fraction must be between 0 and 1.")
     table = read_table(labels_path)
@@ -148,13 +148,15 @@ def run(labels_path: Path, images_root: Path, *, initial_images: int, images_per
 
 
 def _choose(strategy, model, table: KeypointTable, refs, pool, labelled, k, skeleton, project, ids, rng):
-    """The ``k`` pool images the strategy ranks least certain, and the model's proposals for them."""
+    """The ``k`` pool images the strategy ranks least certain (``spread``: least certain and
+    unlike each other), and the model's proposals for them."""
     candidates = [int(i) for i in pool if int(i) not in set(labelled)]
     reference = np.array([project.keypoint_arrays(ids[i])[0] for i in labelled])
+    scoring = ku.SPREAD_SCORE if strategy == "spread" else strategy
     scores = {}
     for i in candidates:
         width = project.image(ids[i]).width
-        scores[i] = keypoint_scores(strategy, model, refs[i], width, skeleton, lambda: reference, rng)
+        scores[i] = keypoint_scores(scoring, model, refs[i], width, skeleton, lambda: reference, rng)
     if strategy == "spread":
         uncertainty = dict(ku.rank_images(scores))
         chosen = ku.spread_images(uncertainty, {i: model.describe(refs[i]) for i in candidates},

@@ -40,7 +40,7 @@ def keypoint_scores(strategy: str, learner, ref: ImageRef, width: int, skeleton:
     if strategy == "random":
         return rng.random(len(skeleton))
     heatmaps = learner.predict_heatmaps(ref) if heatmaps is None else heatmaps
-    if strategy in ("confidence", "spread"):  # spread: these scores, then spread_images
+    if strategy == "confidence":
         return ku.peak_confidence(heatmaps)
     if strategy == "entropy":
         return ku.heatmap_entropy(heatmaps)

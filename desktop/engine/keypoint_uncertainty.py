@@ -15,8 +15,9 @@ import numpy as np
 
 from .skeleton import Skeleton
 
-KEYPOINT_STRATEGIES = ("random", "confidence", "entropy", "flip", "plausibility", "spread")
+KEYPOINT_STRATEGIES = ("random", "confidence", "entropy", "flip", "plausibility")  # scores of one image
 SPREAD_SCORE = "confidence"  # the per-keypoint score that ``spread`` ranks by, before spreading out
+BENCH_STRATEGIES = KEYPOINT_STRATEGIES + ("spread",)  # spread picks a batch of images: the benchmark's
 _EPS = 1e-12
 _MAD_TO_SIGMA = 1.4826  # the MAD of a normal distribution times this is its standard deviation
 
@@ -112,16 +113,21 @@ def spread_images(uncertainty: dict[int, float], descriptors: dict[int, np.ndarr
     weighted by novelty, as in core-set and diverse mini-batch active learning). With nothing
     labelled yet, the first pick is by uncertainty alone.
     """
-    have = [np.asarray(d, np.float64) for d in labelled]
-    left = dict(uncertainty)
+    ids = list(uncertainty)
+    if not ids or k <= 0:
+        return []
+    points = np.array([descriptors[i] for i in ids], np.float64)
+    unsure = np.array([uncertainty[i] for i in ids], np.float64)
+    nearest = np.ones(len(ids))  # distance to the nearest labelled or picked image
+    if len(labelled):
+        have = np.asarray(labelled, np.float64)
+        nearest = np.linalg.norm(points[:, None] - have[None], axis=2).min(1)
+    left = list(range(len(ids)))
     chosen: list[int] = []
     while left and len(chosen) < k:
-        def worth(image_id):
-            d = np.asarray(descriptors[image_id], np.float64)
-            distance = min((np.linalg.norm(d - h) for h in have), default=1.0)
-            return left[image_id] * distance, -image_id
-        best = max(left, key=worth)
-        chosen.append(best)
-        have.append(np.asarray(descriptors[best], np.float64))
-        del left[best]
+        # Ties (a frame that looks exactly like a labelled one) go to the less sure, then the lower id.
+        best = max(left, key=lambda j: (unsure[j] * nearest[j], unsure[j], -ids[j]))
+        chosen.append(ids[best])
+        left.remove(best)
+        nearest = np.minimum(nearest, np.linalg.norm(points - points[best], axis=1))
     return chosen

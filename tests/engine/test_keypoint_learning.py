@@ -91,6 +91,8 @@ def test_deep_learner_trains_and_predicts_probability_maps(tmp_path, deep_learne
     heatmaps = deep_learner.predict_heatmaps(refs[0])
     assert heatmaps.shape == (3, 16, 16)
     np.testing.assert_allclose(heatmaps.sum(axis=(1, 2)), 1.0, rtol=1e-4)
+    described = deep_learner.describe(refs[0])  # what the spread strategy measures distances in
+    assert described.shape == (deep_learner.net.encoder.channels[-1],) and np.isfinite(described).all()
 
 
 def test_fast_head_can_place_a_keypoint_where_nothing_in_the_features_marks_it():

@@ -109,3 +109,8 @@ def test_spread_takes_unsure_images_that_are_unlike_each_other_and_the_labelled_
 def test_spread_with_nothing_labelled_starts_from_the_least_sure_image():
     descriptors = {7: [0.0], 8: [1.0], 9: [1.1]}
     assert ku.spread_images({7: 0.2, 8: 0.3, 9: 0.25}, descriptors, [], 2) == [8, 7]
+
+
+def test_spread_breaks_ties_by_uncertainty_when_a_frame_repeats_a_labelled_one():
+    # Both candidates look exactly like the labelled frame: the less sure one comes first.
+    assert ku.spread_images({1: 0.1, 2: 0.9}, {1: [0.0], 2: [0.0]}, [np.array([0.0])], 1) == [2]

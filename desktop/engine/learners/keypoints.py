@@ -31,7 +31,7 @@ from ..skeleton import Skeleton
 from .base import FitReport, ImageRef, LoadedImages, ShrinksOnOutOfMemory, autocast, fine_tune_optimizer
 
 SIGMA_CELLS = 1.5  # target Gaussian width on the stride-4 grid (6 image pixels)
-_TARGET_BYTES = 256 << 20  # loss targets a fit keeps ready (about 300 frames of 640 x 480, 17 keypoints)
+_TARGET_BYTES = 256 << 20  # loss targets a fit keeps ready (about 200 frames of 640 x 480, 17 keypoints)
 _PROJECTION_SAMPLES = 2048  # feature vectors per image for the projection, from at most 32 images
 
 
@@ -263,10 +263,13 @@ class DeepKeypointLearner(ShrinksOnOutOfMemory):
     def describe(self, image: ImageRef) -> np.ndarray:
         """(C,) the encoder's deepest features averaged over the image (see the fast learner's)."""
         self.net.eval()
-        x = pad_to_multiple(normalize(image.load())).to(self.device)
+        pixels = image.load()
+        x = pad_to_multiple(normalize(pixels)).to(self.device)
         with autocast(self.device):
             deepest = self.net.encoder(x)[-1].float()
-        return deepest.mean(dim=(0, 2, 3)).cpu().numpy()
+        stride = self.net.encoder.strides[-1]
+        h, w = (math.ceil(side / stride) for side in pixels.shape[:2])  # not the padding
+        return deepest[..., :h, :w].mean(dim=(0, 2, 3)).cpu().numpy()
 
     def state_dict(self) -> dict:
         return {"learner": self.name, "keypoints": list(self.skeleton.names), "net": self.net.state_dict(),
