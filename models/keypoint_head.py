@@ -125,9 +125,8 @@ class SkeletonContext(nn.Module):
     over its reflection in the mirror. On the mirror-mouse frames, a fast head trained on 35
     frames had a test RMSE of 17.8 / 23.4 / 24.9 px on three splits without this stage, and
     11.8 / 12.0 / 18.0 px with it (the last with a first version), because most of its gross
-    errors went. It sees only the heatmaps,
-    not the features, so it has few inputs to memorise. Its last layer starts at zero:
-    untrained, it leaves the first stage as it is.
+    errors went. It sees only the heatmaps, not the features, so it has few inputs to memorise.
+    Its last layer starts at zero: untrained, it leaves the first stage as it is.
     """
 
     def __init__(self, num_keypoints: int, width: int = 32, pool: int = 8, kernel: int = 5):

@@ -249,13 +249,16 @@ class DeepKeypointLearner(ShrinksOnOutOfMemory):
         self.optimizer.step()
         return loss.item()
 
+    def _input(self, pixels: np.ndarray) -> torch.Tensor:
+        """(1, 3, H', W') the normalised image, padded to the encoder's multiple, on the device."""
+        return pad_to_multiple(normalize(pixels)).to(self.device)
+
     @torch.inference_mode()
     def predict_heatmaps(self, image: ImageRef) -> np.ndarray:
         pixels = image.load()
         self.net.eval()
-        x = pad_to_multiple(normalize(pixels)).to(self.device)
         with autocast(self.device):
-            heatmaps = self.net(x).float()[0]
+            heatmaps = self.net(self._input(pixels)).float()[0]
         h, w = grid_size(*pixels.shape[:2])
         return spatial_softmax(heatmaps[:, :h, :w]).cpu().numpy()
 
@@ -264,9 +267,8 @@ class DeepKeypointLearner(ShrinksOnOutOfMemory):
         """(C,) the encoder's deepest features averaged over the image (see the fast learner's)."""
         self.net.eval()
         pixels = image.load()
-        x = pad_to_multiple(normalize(pixels)).to(self.device)
         with autocast(self.device):
-            deepest = self.net.encoder(x)[-1].float()
+            deepest = self.net.encoder(self._input(pixels))[-1].float()
         stride = self.net.encoder.strides[-1]
         h, w = (math.ceil(side / stride) for side in pixels.shape[:2])  # not the padding
         return deepest[..., :h, :w].mean(dim=(0, 2, 3)).cpu().numpy()
