@@ -176,6 +176,7 @@ def test_new_project_dialog_builds_a_skeleton(qtbot, keypoint_project, tmp_path)
     dialog = NewProjectDialog()
     qtbot.addWidget(dialog)
     dialog.set_sources([keypoint_project.parent])
+    qtbot.waitUntil(lambda: not dialog.scanning)  # the files are checked on a worker
     QTest.keyClick(dialog.task, Qt.Key_Down)  # Keypoints
     editor = dialog.skeleton_editor
     assert dialog.task_pages.currentWidget() is editor

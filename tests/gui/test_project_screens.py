@@ -33,6 +33,7 @@ def test_new_project_dialog_counts_images_and_names_the_unreadable(qtbot, blob_p
     dialog = NewProjectDialog()
     qtbot.addWidget(dialog)
     dialog.set_sources([pictures])
+    qtbot.waitUntil(lambda: not dialog.scanning)  # the files are checked on a worker
     assert dialog.found.text().startswith("2 readable images found, 1 unreadable")
     assert dialog.unreadable.count() == 1 and dialog.unreadable.item(0).text().startswith("broken.png: ")
     dialog.add_class("nucleus")
