@@ -22,9 +22,13 @@ def atomic_output(target: Path):
     read-only folder), in the block or here, becomes a ProjectError that says so."""
     target = Path(target)
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{_short(target.name)}.", suffix=".tmp")
     except OSError as e:
         raise _not_saved(target, e) from e
+    try:
+        os.fchmod(fd, _NEW_FILE_MODE)  # mkstemp makes files only their owner may read
+    except (AttributeError, OSError):  # Windows has no fchmod, nor such modes
+        pass
     os.close(fd)
     try:
         yield Path(tmp)
@@ -38,6 +42,26 @@ def atomic_output(target: Path):
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(target.parent)
+
+
+def _umask() -> int:
+    """The process's umask, which can only be read by setting it; done once, at import."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_NEW_FILE_MODE = 0o666 & ~_umask()
+"""The mode any program's new file gets (``open(..., 'w')``): exported masks, models and tables
+are for others to read too, as the user's umask allows."""
+
+_TEMPORARY_STEM_BYTES = 32
+"""The temporary is named after the target, cut to this many bytes: a name near the 255-byte
+limit plus the temporary's prefix and suffix would otherwise be refused."""
+
+
+def _short(name: str) -> str:
+    return name.encode()[:_TEMPORARY_STEM_BYTES].decode(errors="ignore")
 
 
 def _not_saved(target: Path, error: OSError) -> ProjectError:

@@ -1,6 +1,7 @@
 """Export: indexed PNG masks with colour previews, and the model as TorchScript + model card."""
 from __future__ import annotations
 
+import csv
 import io
 import json
 import time
@@ -15,17 +16,25 @@ from PIL import Image
 from models.encoder import MODEL_CARD, normalize
 
 from .atomic import atomic_write_bytes
-from .errors import ImageReadError, ProjectError, write_refusal
+from .errors import ImageReadError, PointillistError, ProjectError, write_refusal
+from .export_names import export_stems
 from .features import PAD_MULTIPLE, pad_to_multiple
+from .store import ClassInfo
 
 _TRACE_SIZE = (256, 256)
 _CHECK_SIZE = (192, 320)
+
+
+MAPPING_FILE = "masks.csv"
+"""Written beside the masks: which file came from which image, and why an image has none."""
+_MAPPING_COLUMNS = ("mask", "preview", "image_id", "image_name", "image_path", "status")
 
 
 @dataclass
 class MaskExport:
     written: list[Path] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (image name, reason)
+    mapping: Path | None = None  # the CSV that maps each mask back to its image
 
 
 def _rgb(colour: str) -> tuple[int, int, int]:
@@ -48,40 +57,72 @@ def _prepare(out_dir: Path) -> Path:
     return out_dir
 
 
-def export_masks(engine, out_dir: Path, preview_opacity: float = 0.5) -> MaskExport:
-    """One indexed PNG per image (pixel value = class index, palette = class colours) plus
-    ``NAME_preview.png``, the image with the prediction blended over it."""
-    out_dir = _prepare(out_dir)
-    project = engine.project
-    classes = project.classes()
+def _palette(classes: list[ClassInfo]) -> np.ndarray:
+    """(256, 3) uint8: the colour of each class index, black for the indices no class has."""
     palette = np.zeros((256, 3), np.uint8)
     for c in classes:
         palette[c.index] = _rgb(c.colour)
-    result = MaskExport()
+    return palette
+
+
+def export_masks(engine, out_dir: Path, preview_opacity: float = 0.5) -> MaskExport:
+    """One indexed PNG per image (pixel value = class index, palette = class colours) plus
+    ``NAME_preview.png``, the image with the prediction blended over it, and ``masks.csv``.
+
+    Names are unique within the export (see ``export_names``). An image that cannot be read or
+    written is reported in ``skipped`` and in the CSV, and the others are exported all the same."""
     if not engine.learner.trained:
         raise ProjectError("There is no trained model yet: label a few points first.")
-    for info in project.images():
+    out_dir = _prepare(out_dir)
+    project = engine.project
+    palette = _palette(project.classes())
+    images = project.images()
+    stems = export_stems(images, ("", "_preview"))
+    result = MaskExport()
+    rows = []
+    for info in images:
+        mask_name, preview_name = f"{stems[info.id]}.png", f"{stems[info.id]}_preview.png"
         try:
             pixels = engine.image(info.id)
+            mask = engine.predict(info.id).argmax(0).astype(np.uint8)
+            indexed = Image.fromarray(mask, mode="P")
+            indexed.putpalette(palette.ravel().tolist())
+            atomic_write_bytes(out_dir / mask_name, _png_bytes(indexed))
+            preview = (pixels * (1 - preview_opacity) + palette[mask] * preview_opacity).astype(np.uint8)
+            atomic_write_bytes(out_dir / preview_name, _png_bytes(Image.fromarray(preview)))
         except ImageReadError as e:
-            result.skipped.append((info.name, e.reason))
+            reason = e.reason
+        except (PointillistError, MemoryError) as e:
+            reason = str(e) if isinstance(e, PointillistError) else "not enough free memory to predict it"
+        else:
+            result.written.append(out_dir / mask_name)
+            rows.append((mask_name, preview_name, info.id, info.name, str(info.source), "ok"))
             continue
-        mask = engine.predict(info.id).argmax(0).astype(np.uint8)
-        indexed = Image.fromarray(mask, mode="P")
-        indexed.putpalette(palette.ravel().tolist())
-        stem = Path(info.name).stem
-        target = out_dir / f"{stem}.png"
-        atomic_write_bytes(target, _png_bytes(indexed))
-        preview = (pixels * (1 - preview_opacity) + palette[mask] * preview_opacity).astype(np.uint8)
-        atomic_write_bytes(out_dir / f"{stem}_preview.png", _png_bytes(Image.fromarray(preview)))
-        result.written.append(target)
+        result.skipped.append((info.name, reason))
+        rows.append(("", "", info.id, info.name, str(info.source), reason))
+    if result.skipped and not result.written:  # e.g. a full disk: say why, and leave the old CSV as it was
+        name, reason = result.skipped[0]
+        raise ProjectError(reason if name in reason else f"Cannot export the mask of '{name}': {reason}.")
+    result.mapping = out_dir / MAPPING_FILE
+    atomic_write_bytes(result.mapping, _csv_bytes(_MAPPING_COLUMNS, rows))
     return result
+
+
+def _csv_bytes(header: tuple[str, ...], rows: list[tuple]) -> bytes:
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return text.getvalue().encode()
 
 
 def export_model(engine, out_dir: Path) -> Path:
     """``model.pt`` (TorchScript) and ``model_card.json`` describing how to feed it."""
     if not engine.learner.trained:
         raise ProjectError("There is no trained model yet: label a few points first.")
+    if engine.version is None:
+        raise ProjectError("The model in use has no version yet: let it train once, then export.")
+    trained_on = engine.project.model_version(engine.version)  # as it was when this version was trained
     out_dir = _prepare(out_dir)
     module = engine.learner.inference_module()
     example = torch.zeros(1, 3, *_TRACE_SIZE)
@@ -102,7 +143,8 @@ def export_model(engine, out_dir: Path) -> Path:
         "model_version": engine.version,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "classes": [{"index": c.index, "name": c.name, "colour": c.colour} for c in project.classes()],
-        "training_label_count": project.label_count(),
+        "training_label_count": trained_on.label_count,
+        "validation_label_count": trained_on.validation_count,
         "input": {**MODEL_CARD["input"], "size": f"any height and width that are multiples of {PAD_MULTIPLE}; "
                   "pad other sizes by reflection on the bottom and right, then crop the output",
                   "traced_at": list(_TRACE_SIZE)},

@@ -54,14 +54,15 @@ def test_export_command_writes_masks_matching_the_prediction_and_a_loadable_mode
     folder, masks = labelled_project
     assert main(["export", str(folder), "--masks", str(tmp_path / "masks"), "--model", str(tmp_path / "model")]) == 0
     written = sorted(p.name for p in (tmp_path / "masks").iterdir())
-    assert written == ["cells0.png", "cells0_preview.png", "cells1.png", "cells1_preview.png"]
+    assert written == ["cells0.png", "cells0_preview.png", "cells1.png", "cells1_preview.png", "masks.csv"]
     indexed = Image.open(tmp_path / "masks" / "cells0.png")
     assert indexed.mode == "P"
     mask = np.array(indexed)
     assert (mask == masks[0]).mean() > 0.9
     card = json.loads((tmp_path / "model" / "model_card.json").read_text())
     assert [c["name"] for c in card["classes"]] == ["background", "cell"]
-    assert card["training_label_count"] == 48 and card["input"]["mean"] == [0.5, 0.5, 0.5]
+    assert card["training_label_count"] + card["validation_label_count"] == 48
+    assert card["input"]["mean"] == [0.5, 0.5, 0.5]
     with Project.open(folder) as project:
         engine = SegmentationEngine(project)
         assert engine.load_latest_weights()
