@@ -1,8 +1,9 @@
 """Keypoint labels in and out: DeepLabCut-style CSV and COCO keypoints JSON.
 
-Both formats go through :class:`KeypointTable` (one row per image). Readers check the whole
-file before returning, so a malformed file raises :class:`FormatError` naming the row and the
-reason, and nothing reaches the project.
+Both formats go through :class:`KeypointTable` (one row per image). Readers check every field of
+the whole file before returning (see ``keypoint_validation``), and ``import_table`` checks every
+image and position before its first write and then writes in one transaction, so a malformed file
+raises :class:`FormatError` naming the record and the reason, and nothing of it reaches the project.
 
 What each format can carry:
 - DeepLabCut CSV: positions only. A labelled cell pair is read as ``visible``; an empty pair is
@@ -15,10 +16,10 @@ What each format can carry:
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,8 @@ import numpy as np
 
 from .atomic import atomic_write_bytes
 from .errors import FormatError, ImageReadError, ProjectError, write_refusal
-from .imageio import image_size
+from .keypoint_validation import (check_images, check_position, coco_annotation, coco_category, coco_images,
+                                  refuse_malformed)
 from .skeleton import UNLABELLED, Skeleton, SkeletonError
 from .store import Project
 from .video import frames_by_index
@@ -48,6 +50,7 @@ class KeypointTable:
     visibility: np.ndarray  # (N, K) str: 'visible' / 'occluded' / 'absent' / '' (unlabelled)
     scorer: str = "pointillist"
     sizes: list[tuple[int, int]] | None = None  # (width, height) per image, when known
+    records: list[int | str] | None = None  # where each image is in its file (CSV row...), for messages
 
     def __post_init__(self):
         n, k = len(self.images), len(self.skeleton)
@@ -56,6 +59,7 @@ class KeypointTable:
 
 
 # ----- DeepLabCut CSV ---------------------------------------------------------------------------
+@refuse_malformed("DeepLabCut CSV")
 def read_dlc_csv(path: str | Path) -> KeypointTable:
     path = Path(path)
     rows = _csv_rows(path)
@@ -91,7 +95,7 @@ def read_dlc_csv(path: str | Path) -> KeypointTable:
         skeleton = Skeleton(tuple(names))
     except SkeletonError as e:
         raise FormatError(path, 2, str(e).rstrip(".")) from e
-    images, xy, seen = [], [], {}
+    images, xy, seen, records = [], [], {}, []
     for number, row in enumerate(rows[3:], 4):
         if not any(c.strip() for c in row):
             continue  # a blank line (often the last one)
@@ -111,16 +115,20 @@ def read_dlc_csv(path: str | Path) -> KeypointTable:
             if "" in cells:
                 raise FormatError(path, number, f"'{names[k]}' has only one of x and y")
             try:
+                if any("_" in c for c in cells):  # Python reads '1_0' as 10; no other tool does
+                    raise ValueError(cells)
                 values[k] = [float(c) for c in cells]
             except ValueError:
                 raise FormatError(path, number, f"'{names[k]}' is not a pair of numbers: {cells}") from None
             if not np.isfinite(values[k]).all():
                 raise FormatError(path, number, f"'{names[k]}' is not a finite position: {cells}")
+            check_position(path, number, name, names[k], *values[k])  # the picture's size comes at import
         images.append(name)
         xy.append(values)
+        records.append(number)
     xy = np.array(xy).reshape(len(images), len(names), 2)
     visibility = np.where(np.isfinite(xy[..., 0]), "visible", UNLABELLED)
-    return KeypointTable(skeleton, images, xy, visibility, scorer=scorers.pop())
+    return KeypointTable(skeleton, images, xy, visibility, scorer=scorers.pop(), records=records)
 
 
 def write_dlc_csv(table: KeypointTable, path: str | Path) -> None:
@@ -188,7 +196,11 @@ def write_coco(table: KeypointTable, path: str | Path) -> None:
     atomic_write_bytes(Path(path), json.dumps(data, indent=1).encode("utf-8"))
 
 
+@refuse_malformed("COCO keypoints")
 def read_coco(path: str | Path) -> KeypointTable:
+    """Every field Pointillist reads or writes is checked (see ``keypoint_validation``); a placed
+    keypoint must lie on its picture when the image record gives its width and height (else
+    ``import_table`` checks it against the picture itself)."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -196,89 +208,54 @@ def read_coco(path: str | Path) -> KeypointTable:
         raise FormatError(path, None, "file not found") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FormatError(path, None, f"not valid JSON ({e})") from e
+    except (ValueError, RecursionError) as e:  # a number of thousands of digits; lists nested thousands deep
+        raise FormatError(path, None, "the JSON holds numbers or nesting too large to read") from e
     except OSError as e:
         raise FormatError(path, None, f"the file could not be read ({e.strerror or e})") from e
     if not isinstance(data, dict) or not all(isinstance(data.get(key), list)
                                              for key in ("images", "annotations", "categories")):
         raise FormatError(path, None, "a COCO file is an object with lists 'images', 'annotations', 'categories'")
-    categories = [c for c in data["categories"] if isinstance(c, dict) and c.get("keypoints")]
-    if len(categories) != 1:
-        raise FormatError(path, None, f"expected one category with keypoints, found {len(categories)}")
-    category = categories[0]
-    skeleton = _coco_skeleton(path, category)
+    category_id, category, skeleton = coco_category(path, data["categories"])
+    images = coco_images(path, data["images"])
+    rows = {image_id: row for row, (image_id, _, _) in enumerate(images)}
+    category_ids = {c["id"] for c in data["categories"]}
     k = len(skeleton)
-    rows, sizes = {}, []
-    for number, image in enumerate(data["images"], 1):
-        where = f"images[{number - 1}]"
-        if not isinstance(image, dict) or not isinstance(image.get("file_name"), str) or "id" not in image:
-            raise FormatError(path, where, "an image needs an 'id' and a 'file_name'")
-        if image["id"] in rows:
-            raise FormatError(path, where, f"image id {image['id']} is used twice")
-        rows[image["id"]] = len(rows)
-        sizes.append((image.get("width"), image.get("height")))
     xy = np.full((len(rows), k, 2), np.nan)
     visibility = np.full((len(rows), k), UNLABELLED, _VIS_DTYPE)
-    done: set[int] = set()
+    done: dict[int, int] = {}
     for number, ann in enumerate(data["annotations"]):
-        where = f"annotations[{number}]"
-        if not isinstance(ann, dict) or ann.get("category_id") != category.get("id"):
+        read = coco_annotation(path, number, ann, category_id, category_ids, set(rows), skeleton)
+        if read is None:
             continue  # other categories (e.g. plain boxes) are not keypoints of this skeleton
-        if ann.get("image_id") not in rows:
-            raise FormatError(path, where, f"image_id {ann.get('image_id')!r} is not in 'images'")
-        row = rows[ann["image_id"]]
+        image_id, points, absent = read
+        row = rows[image_id]
         if row in done:
-            raise FormatError(path, where, "a second annotation for the same image: only one animal "
-                                           "per image is supported")
-        done.add(row)
-        flat = ann.get("keypoints")
-        if not isinstance(flat, list) or len(flat) != 3 * k or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in flat):
-            raise FormatError(path, where, f"'keypoints' must be {3 * k} numbers (x, y, flag for each of {k})")
-        for i in range(k):
-            x, y, flag = flat[3 * i:3 * i + 3]
-            if flag not in (0, 1, 2):
-                raise FormatError(path, where, f"keypoint '{skeleton.names[i]}' has flag {flag}; flags are 0, 1, 2")
+            raise FormatError(path, f"annotations[{number}]", f"a second annotation for image id {image_id} (the "
+                                                              f"first is annotations[{done[row]}]): only one "
+                                                              "animal per image is supported")
+        done[row] = number
+        _, name, size = images[row]
+        for i, (x, y, flag) in enumerate(points):
             if flag:
+                check_position(path, f"annotations[{number}].keypoints", name, skeleton.names[i], x, y, size)
                 xy[row, i] = (x, y)
                 visibility[row, i] = _COCO_VIS[flag]
-        absent = ann.get("absent", [])
-        if not isinstance(absent, list) or not all(isinstance(a, int) and 1 <= a <= k for a in absent):
-            raise FormatError(path, where, f"'absent' must list keypoint numbers from 1 to {k}")
-        for a in absent:
-            if visibility[row, a - 1] != UNLABELLED:
-                raise FormatError(path, where, f"keypoint '{skeleton.names[a - 1]}' is both placed and absent")
-            visibility[row, a - 1] = "absent"
-    names = [image["file_name"] for image in data["images"]]
-    known = all(isinstance(w, int) and isinstance(h, int) for w, h in sizes)
-    return KeypointTable(skeleton, names, xy, visibility, scorer=str(category.get("name", "pointillist")),
-                         sizes=sizes if known else None)
-
-
-def _coco_skeleton(path: Path, category: dict) -> Skeleton:
-    names = category["keypoints"]
-    if not all(isinstance(n, str) for n in names):
-        raise FormatError(path, "categories", "keypoint names must be strings")
-
-    def pairs(key):
-        value = category.get(key, [])
-        if not isinstance(value, list) or not all(
-                isinstance(p, list) and len(p) == 2 and all(isinstance(i, int) and 1 <= i <= len(names) for i in p)
-                for p in value):
-            raise FormatError(path, "categories", f"'{key}' must be pairs of keypoint numbers from 1 to {len(names)}")
-        return tuple((a - 1, b - 1) for a, b in value)
-
-    try:
-        return Skeleton(tuple(names), pairs("skeleton"), pairs("symmetric_pairs"))
-    except SkeletonError as e:
-        raise FormatError(path, "categories", str(e).rstrip(".")) from e
+        visibility[row, absent] = "absent"
+    sizes = [size for _, _, size in images]
+    return KeypointTable(skeleton, [name for _, name, _ in images], xy, visibility,
+                         scorer=str(category.get("name", "pointillist")),
+                         sizes=sizes if all(sizes) else None, records=[f"images[{i}]" for i in range(len(images))])
 
 
 # ----- projects ---------------------------------------------------------------------------------
 def import_table(project: Project, table: KeypointTable, images_root: str | Path, source: str | Path) -> list[int]:
     """Add the table's images (paths relative to ``images_root``) and labels to a keypoint project.
 
-    Everything is checked first: every image must be readable and every keypoint must be in the
-    project's skeleton (an empty skeleton becomes the table's). Returns the image ids, in order.
+    Everything is checked first: every image must be readable, name a file no other row names,
+    have the size the file gives for it (if it gives one), and hold its placed keypoints (within
+    ``keypoint_validation.BORDER``); every keypoint must be in the project's skeleton (an empty
+    skeleton becomes the table's). Then all is written in one transaction, so that a failure
+    while writing (a full disk) leaves nothing of the import either. Returns the image ids, in order.
     """
     images_root = Path(images_root)
     if project.task != "keypoints":
@@ -291,21 +268,37 @@ def import_table(project: Project, table: KeypointTable, images_root: str | Path
         channel = [current.names.index(n) for n in table.skeleton.names]
     else:
         channel = list(range(len(table.skeleton)))
-    found = []
-    for row, name in enumerate(table.images, 1):
-        path = images_root / name
-        try:
-            found.append((path, image_size(path)))
-        except ImageReadError as e:
-            raise FormatError(source, row, f"image '{name}': {e.reason}") from e
-    if not len(current):
-        project.set_skeleton(table.skeleton)
-    ids = [project.add_image(path, w, h) for path, (w, h) in found]
-    entries = [(image_id, channel[k], float(x), float(y), str(v))
-               for image_id, xy, vis in zip(ids, table.xy, table.visibility)
-               for k, ((x, y), v) in enumerate(zip(xy, vis)) if v != UNLABELLED]
-    project.set_keypoint_labels(entries, author=f"import:{Path(source).name}")
+    found = check_images(table, images_root, source)
+    with _all_or_nothing(project):
+        if not len(current):
+            project.set_skeleton(table.skeleton)
+        ids = []
+        for path, (w, h), record in found:
+            try:
+                ids.append(project.add_image(path, w, h))
+            except OSError as e:  # gone or locked since it was checked
+                raise FormatError(source, record, f"image '{path.name}' could not be read "
+                                                  f"({e.strerror or e})") from e
+        entries = [(image_id, channel[k], float(x), float(y), str(v))
+                   for image_id, xy, vis in zip(ids, table.xy, table.visibility)
+                   for k, ((x, y), v) in enumerate(zip(xy, vis)) if v != UNLABELLED]
+        project.set_keypoint_labels(entries, author=f"import:{Path(source).name}")
     return ids
+
+
+@contextlib.contextmanager
+def _all_or_nothing(project: Project):
+    """One SQLite transaction around the whole import. The store commits each call on its own
+    (a click is saved at once), and an import is several calls (the skeleton, each image, the
+    labels); if one of them fails, say on a full disk, the earlier ones must go too. So for the
+    length of the import the store's own transactions are parts of this one: it commits at the
+    end or rolls everything back."""
+    with project._transaction() as conn:
+        project._transaction = lambda: contextlib.nullcontext(conn)  # shadows the method, see finally
+        try:
+            yield
+        finally:
+            del project._transaction
 
 
 def project_table(project: Project, images_root: str | Path | None = None, scorer: str = "pointillist",

@@ -135,15 +135,15 @@ def coco(**changes):
 
 
 BAD_COCO = {
-    "flag 3": (coco(annotations__keypoints=[1, 2, 3, 3, 4, 1]), "annotations[0]", "flag 3"),
-    "too few numbers": (coco(annotations__keypoints=[1, 2, 2]), "annotations[0]", "6 numbers"),
-    "text coordinate": (coco(annotations__keypoints=["1", 2, 2, 3, 4, 1]), "annotations[0]", "6 numbers"),
-    "unknown image": (coco(annotations__image_id=9), "annotations[0]", "image_id 9"),
-    "edge to keypoint 3": (coco(categories__skeleton=[[1, 3]]), "categories", "'skeleton' must be pairs"),
+    "flag 3": (coco(annotations__keypoints=[1, 2, 3, 3, 4, 1]), "annotations[0].keypoints", "flag 3"),
+    "too few numbers": (coco(annotations__keypoints=[1, 2, 2]), "annotations[0].keypoints", "6 numbers"),
+    "text coordinate": (coco(annotations__keypoints=["1", 2, 2, 3, 4, 1]), "annotations[0].keypoints", "6 numbers"),
+    "unknown image": (coco(annotations__image_id=9), "annotations[0].image_id", "image_id 9"),
+    "edge to keypoint 3": (coco(categories__skeleton=[[1, 3]]), "categories[0].skeleton", "'skeleton' must be pairs"),
     "no keypoint category": (coco(categories=[]), None, "one category with keypoints"),
     "repeated image id": (coco(images=[{"id": 1, "file_name": "a"}, {"id": 1, "file_name": "b"}]),
-                          "images[1]", "used twice"),
-    "absent but placed": (coco(annotations__absent=[1]), "annotations[0]", "both placed and absent"),
+                          "images[1].id", "used twice"),
+    "absent but placed": (coco(annotations__absent=[1]), "annotations[0].absent", "both placed and absent"),
     "not an object": ([1, 2], None, "an object with lists"),
 }
 
