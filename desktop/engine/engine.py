@@ -137,10 +137,7 @@ class SegmentationEngine:
             return TrainReport(None, report.loss, n_train, n_val, accuracy, False, time.perf_counter() - start,
                                report.note)
         self._gate.published(signature, accuracy)
-        path = self._save_weights() if self.save_models else None
-        self.version = self.project.add_model_version(self.learner_name, n_train, path, n_val, accuracy)
-        if path is not None:
-            self._delete_old_weights()
+        self._publish(n_train, n_val, accuracy)
         return TrainReport(self.version, report.loss, n_train, n_val, accuracy, True,
                            time.perf_counter() - start, report.note)
 
@@ -152,12 +149,24 @@ class SegmentationEngine:
             total += len(labels.classes)
         return correct / total if total else float("nan")
 
-    def _save_weights(self) -> str | None:
-        """Write the weights of the version about to be published to ``models/LEARNER-vN.pt``,
-        atomically (see ``atomic.py``): one file per version, so that a damaged file leaves the
-        one before it to fall back on. Returns the file name, or None when the disk refused it
-        (said in ``problems``: the model stays in use, and training goes on)."""
-        name = f"{self.learner_name}-v{self.project.next_model_version()}.pt"
+    def _publish(self, n_train: int, n_val: int, accuracy: float | None) -> None:
+        """Make the learner's weights the next model version: the version number and its file
+        name are claimed together (see ``Project.reserve_model_version``), the file is written,
+        then the version is published and old files are cleaned up."""
+        if not self.save_models:
+            self.version = self.project.add_model_version(self.learner_name, n_train, None, n_val, accuracy)
+            return
+        version, name = self.project.reserve_model_version(self.learner_name, n_train, n_val, accuracy)
+        saved = self._save_weights(name)
+        self.project.publish_model_version(version, saved)
+        self.version = version
+        if saved:
+            self._delete_old_weights()
+
+    def _save_weights(self, name: str) -> bool:
+        """Write the weights to ``models/NAME`` atomically (see ``atomic.py``): one file per version,
+        so that a damaged file leaves the one before it to fall back on. False when the disk
+        refused it (said in ``problems``: the model stays in use, and training goes on)."""
         buffer = io.BytesIO()
         torch.save(self.learner.state_dict(), buffer)
         try:
@@ -165,18 +174,25 @@ class SegmentationEngine:
         except ProjectError as e:
             self.problems.append(f"{e} The model in use is not affected; the next version will be saved "
                                  "again.")
-            return None
-        return name
+            return False
+        return True
 
     def _delete_old_weights(self) -> None:
-        """Delete this learner's model files but those of its newest ``KEPT_MODEL_FILES`` versions
-        (older names, such as ``fast-latest.pt``, included). Best effort: a file that stays harms
-        nothing."""
-        ours = [m.path for m in self.project.model_versions() if m.learner == self.learner_name and m.path]
-        keep = set(ours[-KEPT_MODEL_FILES:])
-        for path in self.project.models_dir.glob(f"{self.learner_name}-*.pt"):
-            if path.name not in keep:
-                path.unlink(missing_ok=True)
+        """Delete the files of this learner's published versions but the newest
+        ``KEPT_MODEL_FILES``. Only files that the project records as written by the app are
+        touched: anything else in ``models/`` (a user's ``fast-best-keep.pt``) is left alone.
+        Best effort: a file that stays harms nothing."""
+        ours = [m for m in self.project.model_versions()
+                if m.learner == self.learner_name and m.path and m.published]
+        removed = []
+        for model in ours[:-KEPT_MODEL_FILES]:
+            try:
+                (self.project.models_dir / model.path).unlink(missing_ok=True)
+            except OSError:
+                continue
+            removed.append(model.version)
+        if removed:
+            self.project.forget_model_files(removed)
 
     def load_latest_weights(self) -> ModelVersion | None:
         """Restore this learner's newest published model whose file loads, and return its

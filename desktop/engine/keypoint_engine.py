@@ -54,6 +54,7 @@ def keypoint_scores(strategy: str, learner, ref: ImageRef, width: int, skeleton:
 
 class KeypointEngine:
     # Model files and image pixels are kept, named and restored exactly as for segmentation.
+    _publish = SegmentationEngine._publish
     _save_weights = SegmentationEngine._save_weights
     _delete_old_weights = SegmentationEngine._delete_old_weights
     load_latest_weights = SegmentationEngine.load_latest_weights
@@ -130,10 +131,7 @@ class KeypointEngine:
             self.project.add_model_version(self.learner_name, n_train, None, n_val, accuracy, published=False)
             return TrainReport(None, report.loss, n_train, n_val, accuracy, False, time.perf_counter() - start, note)
         self._gate.published(signature, accuracy)
-        path = self._save_weights() if self.save_models else None
-        self.version = self.project.add_model_version(self.learner_name, n_train, path, n_val, accuracy)
-        if path is not None:
-            self._delete_old_weights()
+        self._publish(n_train, n_val, accuracy)
         return TrainReport(self.version, report.loss, n_train, n_val, accuracy, True, time.perf_counter() - start,
                            note)
 

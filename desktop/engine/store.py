@@ -128,9 +128,10 @@ def file_checksum(path: Path, chunk: int = 1 << 16) -> str:
 class Project:
     """The project folder and its database connection."""
 
-    def __init__(self, folder: Path, conn: sqlite3.Connection):
+    def __init__(self, folder: Path, conn: sqlite3.Connection, read_only: bool = False):
         self.folder = folder
         self._conn = conn
+        self.read_only = read_only
 
     # ----- opening -------------------------------------------------------------------------
     @classmethod
@@ -157,18 +158,24 @@ class Project:
         return project
 
     @classmethod
-    def open(cls, folder: str | os.PathLike) -> "Project":
+    def open(cls, folder: str | os.PathLike, *, read_only: bool = False, busy_timeout: float = 10.0) -> "Project":
         """Open an existing project, migrating an older schema; refuse a newer one, an empty
         database and a read-only project untouched.
 
-        A read-only project is refused rather than opened for viewing: labels are saved at the
-        click, so a project that cannot take them would lose the expert's work silently.
+        A project on a read-only disk or folder is refused rather than opened for viewing:
+        labels are saved at the click, so a project that cannot take them would lose the
+        expert's work silently. ``read_only`` is the user's choice instead, for a project open for
+        writing in another window (see ``project_lock``): every write is then refused with a
+        message that says so, and nothing on disk is touched.
+
+        ``busy_timeout``: how long a write waits for another program's write lock before it is
+        refused. The GUI thread uses a short one, so that a click never freezes the window.
         """
         folder = Path(folder)
         db = folder / DB_NAME
         if not db.is_file():
             raise ProjectError(f"'{folder}' is not a Pointillist project (no {DB_NAME} in it).")
-        locked = [p for p in (folder, db, db.with_name(f"{DB_NAME}-wal"), db.with_name(f"{DB_NAME}-shm"),
+        locked = [] if read_only else [p for p in (folder, db, db.with_name(f"{DB_NAME}-wal"), db.with_name(f"{DB_NAME}-shm"),
                               folder / "models", folder / "cache") if p.exists() and not os.access(p, os.W_OK)]
         if locked:
             raise ProjectError(
@@ -176,7 +183,7 @@ class Project:
                 "Pointillist saves every label the moment you click, so it opens only projects it can "
                 "write to. Copy the project folder to a place where you may write (or ask for write "
                 "permission), then open it again. Nothing was changed.")
-        conn = cls._connect(db, read_version_first=True)
+        conn = cls._connect(db, read_version_first=True, busy_timeout=busy_timeout)
         try:
             version = schema_version(conn)
             if version == 0:
@@ -190,19 +197,26 @@ class Project:
                     f"(schema {version}; this version reads up to {SCHEMA_VERSION}). "
                     "Please update Pointillist to open it. The project was not changed.")
             if version < SCHEMA_VERSION:
+                if read_only:
+                    raise ProjectError(
+                        f"The project '{folder.name}' must be upgraded to this version of Pointillist before "
+                        "it can be opened read-only. Open it for writing once. Nothing was changed.")
                 migrate(conn)
+            if read_only:
+                conn.execute("PRAGMA query_only = ON")  # a second guard below the one in _Transaction
         except BaseException:
             conn.close()
             raise
-        project = cls(folder, conn)
-        for sub in (project.models_dir, project.cache_dir):  # what a crash mid-write left behind
-            remove_stale_temporaries(sub)
+        project = cls(folder, conn, read_only)
+        if not read_only:
+            for sub in (project.models_dir, project.cache_dir):  # what a crash mid-write left behind
+                remove_stale_temporaries(sub)
         return project
 
     @staticmethod
-    def _connect(db: Path, read_version_first: bool = False) -> sqlite3.Connection:
+    def _connect(db: Path, read_version_first: bool = False, busy_timeout: float = 10.0) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(db, isolation_level=None, timeout=10.0)
+            conn = sqlite3.connect(db, isolation_level=None, timeout=busy_timeout)
             if read_version_first and not 0 < schema_version(conn) <= SCHEMA_VERSION:
                 # Do not switch the journal mode of a database we are going to refuse.
                 return conn
@@ -224,6 +238,9 @@ class Project:
         self.close()
 
     def _transaction(self):
+        if self.read_only:
+            raise ProjectError(f"The project '{self.folder.name}' is open read-only here, so this change was not "
+                               "saved. Close the window that has it open for writing, then open it again here.")
         return _Transaction(self._conn)
 
     @property
@@ -394,6 +411,13 @@ class Project:
             "AND class_id IS NOT NULL ORDER BY id", (image_id,)).fetchall()
         ids = np.array([r[0] for r in rows], np.int64)
         yx = np.array([(r[1], r[2]) for r in rows], np.float64).reshape(-1, 2)
+        unknown = sorted({r[3] for r in rows} - index_of.keys())
+        if unknown:
+            name = self.image(image_id).name
+            raise ProjectError(
+                f"The project database is damaged: labels on the image '{name}' belong to a class (id "
+                f"{', '.join(map(str, unknown))}) that the project no longer has; was project.sqlite edited "
+                "by hand? Restore it from a backup. Nothing was changed.")
         cls = np.array([index_of[r[3]] for r in rows], np.int64)
         return ids, yx, cls
 
@@ -478,24 +502,59 @@ class Project:
     def add_model_version(self, learner: str, label_count: int, path: str | None = None,
                           validation_count: int = 0, validation_accuracy: float | None = None,
                           published: bool = True) -> int:
+        """Record a version whose file, if any, is already named (a refused round has none)."""
         with self._transaction():
-            version = self._conn.execute("SELECT COALESCE(MAX(version) + 1, 1) FROM model_versions").fetchone()[0]
-            self._conn.execute(
-                "INSERT INTO model_versions(version, learner, path, created_at, label_count, validation_count, "
-                "validation_accuracy, published) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (version, learner, path, time.time(), label_count, validation_count, validation_accuracy,
-                 int(published)))
+            return self._insert_model_version(learner, label_count, lambda version: path, validation_count,
+                                              validation_accuracy, published)
+
+    def reserve_model_version(self, learner: str, label_count: int, validation_count: int = 0,
+                              validation_accuracy: float | None = None) -> tuple[int, str]:
+        """Claim the next version number and its file name, ``LEARNER-vN.pt``, in one transaction,
+        unpublished until ``publish_model_version``. Two engines on one project (two windows)
+        can never claim the same number, so a file always holds the weights of the version that
+        names it. A crash before publishing leaves an unpublished row, which nothing loads."""
+        with self._transaction():
+            version = self._insert_model_version(learner, label_count, lambda v: f"{learner}-v{v}.pt",
+                                                 validation_count, validation_accuracy, published=False)
+            path = self._conn.execute("SELECT path FROM model_versions WHERE version = ?", (version,)).fetchone()[0]
+        return version, path
+
+    def publish_model_version(self, version: int, saved: bool) -> None:
+        """Publish a reserved version; ``saved`` says whether its file was written (when the disk
+        refused it, the version is still the one in use, but has no file to reload)."""
+        with self._transaction():
+            self._conn.execute("UPDATE model_versions SET published = 1, path = CASE WHEN ? THEN path END "
+                               "WHERE version = ?", (int(saved), version))
+
+    def forget_model_files(self, versions: list[int]) -> None:
+        """Record that these versions' files were deleted (by the app's clean-up)."""
+        with self._transaction():
+            self._conn.executemany("UPDATE model_versions SET path = NULL WHERE version = ?",
+                                   [(v,) for v in versions])
+
+    def _insert_model_version(self, learner, label_count, path_of, validation_count, validation_accuracy,
+                              published) -> int:
+        version = self._conn.execute("SELECT COALESCE(MAX(version) + 1, 1) FROM model_versions").fetchone()[0]
+        self._conn.execute(
+            "INSERT INTO model_versions(version, learner, path, created_at, label_count, validation_count, "
+            "validation_accuracy, published) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (version, learner, path_of(version), time.time(), label_count, validation_count,
+             validation_accuracy, int(published)))
         return version
 
+    _MODEL_COLUMNS = ("version, learner, path, created_at, label_count, validation_count, validation_accuracy, "
+                      "published")
+
     def model_versions(self) -> list[ModelVersion]:
-        rows = self._conn.execute(
-            "SELECT version, learner, path, created_at, label_count, validation_count, validation_accuracy, "
-            "published FROM model_versions ORDER BY version").fetchall()
+        rows = self._conn.execute(f"SELECT {self._MODEL_COLUMNS} FROM model_versions ORDER BY version").fetchall()
         return [ModelVersion(*r[:7], bool(r[7])) for r in rows]
 
-    def next_model_version(self) -> int:
-        """The version ``add_model_version`` will give next (so that its file can be named first)."""
-        return self._conn.execute("SELECT COALESCE(MAX(version) + 1, 1) FROM model_versions").fetchone()[0]
+    def model_version(self, version: int) -> ModelVersion:
+        row = self._conn.execute(f"SELECT {self._MODEL_COLUMNS} FROM model_versions WHERE version = ?",
+                                 (version,)).fetchone()
+        if row is None:
+            raise ProjectError(f"No model version {version} in this project.")
+        return ModelVersion(*row[:7], bool(row[7]))
 
     def latest_published_model(self) -> ModelVersion | None:
         published = [m for m in self.model_versions() if m.published]
