@@ -127,30 +127,48 @@ def _print_problems(engine) -> None:
 
 
 def _export(args) -> int:
-    from desktop.engine.engine import SegmentationEngine
-    from desktop.engine.export import export_masks, export_model
+    from desktop.engine.project_lock import ProjectInUse, ProjectLock
     from desktop.engine.store import Project
 
     if args.masks is None and args.model is None:
         raise SystemExit("Nothing to export: give --masks DIR and/or --model DIR.")
-    with Project.open(args.project) as project:
-        engine = SegmentationEngine(project, learner=args.learner, device="cpu")
-        loaded = engine.load_latest_weights()
-        _print_problems(engine)
-        if not loaded:
-            print(f"No saved {args.learner} model: training one from the project's labels.")
-            trained = engine.train(args.steps)
-            _print_problems(engine)
-            if trained.version is None:
-                raise SystemExit("The project has no labels yet: nothing to learn from.")
-        if args.masks is not None:
-            result = export_masks(engine, args.masks)
-            print(f"Wrote {len(result.written)} mask(s) to {args.masks}.")
-            for name, reason in result.skipped:
-                print(f"  skipped {name}: {reason}")
-        if args.model is not None:
-            print(f"Wrote {export_model(engine, args.model)} and its model_card.json.")
+    lock = ProjectLock(args.project, purpose="'pointillist export'")
+    try:
+        lock.acquire()
+    except ProjectInUse as e:
+        print(f"The project is open in {e.holder}: exporting its saved model, without training.")
+    try:
+        with Project.open(args.project, read_only=not lock.held) as project:
+            _export_project(args, project)
+    finally:
+        lock.release()
     return 0
+
+
+def _export_project(args, project) -> None:
+    from desktop.engine.engine import SegmentationEngine
+    from desktop.engine.export import export_masks, export_model
+
+    engine = SegmentationEngine(project, learner=args.learner, device="cpu")
+    loaded = engine.load_latest_weights()
+    _print_problems(engine)
+    if not loaded and project.read_only:
+        raise SystemExit(f"No saved {args.learner} model to export, and the project is open elsewhere: "
+                         "train it there, or close it there and export again.")
+    if not loaded:
+        print(f"No saved {args.learner} model: training one from the project's labels.")
+        trained = engine.train(args.steps)
+        _print_problems(engine)
+        if trained.version is None:
+            raise SystemExit("The project has no labels yet: nothing to learn from.")
+    if args.masks is not None:
+        result = export_masks(engine, args.masks)
+        print(f"Wrote {len(result.written)} mask(s) to {args.masks} ({result.mapping.name} says which "
+              "image each one is).")
+        for name, reason in result.skipped:
+            print(f"  skipped {name}: {reason}")
+    if args.model is not None:
+        print(f"Wrote {export_model(engine, args.model)} and its model_card.json.")
 
 
 def _bench_ui(args) -> int:

@@ -175,7 +175,8 @@ class EngineService(threading.Thread):
 
     def __init__(self, folder: str | os.PathLike, on_event: Callable[[object], None], *,
                  learner: str = "fast", device: str = "auto", strategy: str = "margin",
-                 queries_per_image: int = 8, torch_threads: int | None = None, seed: int = 0):
+                 queries_per_image: int = 8, torch_threads: int | None = None, seed: int = 0,
+                 read_only: bool = False):
         super().__init__(name="pointillist-engine", daemon=True)
         self.folder = Path(folder)
         self.on_event = on_event
@@ -186,6 +187,7 @@ class EngineService(threading.Thread):
         # Leave a core to the GUI thread on small machines: intra-op threads compete with it.
         self.torch_threads = torch_threads or max(1, (os.cpu_count() or 2) - 1)
         self.seed = seed
+        self.read_only = read_only  # the project is open for writing elsewhere: show its model, never train
         self.inbox: queue.Queue = queue.Queue()
         self.paused = False
         self._engine = None
@@ -210,7 +212,7 @@ class EngineService(threading.Thread):
     # ----- the thread -----------------------------------------------------------------------------
     def run(self) -> None:
         try:
-            self._project = Project.open(self.folder)
+            self._project = Project.open(self.folder, read_only=self.read_only)
             self._build_engine()
             while self._step():
                 pass
@@ -336,7 +338,8 @@ class EngineService(threading.Thread):
             self._emit(Failed(str(e)))
 
     def _wants_training(self) -> bool:
-        return self._rounds_left > 0 and self._engine is not None and self._project.label_count() > 0
+        return (not self.read_only and self._rounds_left > 0 and self._engine is not None
+                and self._project.label_count() > 0)
 
     def _train_slice(self) -> None:
         revision = self._project.label_revision()
@@ -375,8 +378,10 @@ class EngineService(threading.Thread):
     def _propose(self, request: ProposeQueries, probs: np.ndarray | None = None) -> None:
         """Make queries for an image unless it still has open ones, then send its open queries."""
         if self._keypoints:
-            return keypoint_service.propose(self, request, probs)
+            return None if self.read_only else keypoint_service.propose(self, request, probs)
         image_id = request.image_id
+        if self.read_only:  # show what is asked there; asking anew would write
+            return self._emit_queries(image_id, probs)
         if request.replace_open:
             self._project.close_open_queries(image_id)
         if not self._project.queries(image_id):

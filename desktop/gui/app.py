@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMainWind
 
 from desktop.engine.errors import PointillistError
 from desktop.engine.imageio import IMAGE_SUFFIXES
+from desktop.engine.project_lock import ProjectInUse
 from desktop.engine.slides import SLIDE_SUFFIXES
 
 from .keypoint_workspace import KeypointWorkspace, workspace_for
@@ -100,13 +101,21 @@ class MainWindow(QMainWindow):
 
     def _set_title(self) -> None:
         name = f" - {self.workspace.folder.name}" if self.workspace else ""
+        if self.workspace is not None and self.workspace.read_only:
+            name += " [read-only]"
         self.setWindowTitle("Pointillist" + name)
 
     # ----- projects ----------------------------------------------------------------------------
-    def open_project(self, folder: Path) -> bool:
+    def open_project(self, folder: Path, read_only: bool = False) -> bool:
+        """Open a project; when another window has it open for writing, offer to open it read-only."""
         self.close_project()
         try:
-            self.workspace = workspace_for(folder)(folder, learner=self.learner, **self.engine_options)
+            self.workspace = workspace_for(folder)(folder, learner=self.learner, read_only=read_only,
+                                                   **self.engine_options)
+        except ProjectInUse as e:
+            answer = QMessageBox.question(self, "The project is open elsewhere", f"{e}\n\nOpen it read-only?",
+                                          QMessageBox.Open | QMessageBox.Cancel, QMessageBox.Cancel)
+            return answer == QMessageBox.Open and self.open_project(folder, read_only=True)
         except PointillistError as e:
             QMessageBox.warning(self, "Cannot open the project", str(e))
             return False
@@ -124,6 +133,9 @@ class MainWindow(QMainWindow):
         remember_project(folder)
         self._project_actions_enabled(True)
         self._set_title()
+        if read_only:
+            self.statusBar().showMessage("Read-only: the project is open for writing in another window. You can "
+                                         "look at its images, labels and model; nothing you do here is saved.")
         return True
 
     def close_project(self) -> None:

@@ -14,8 +14,9 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QSplitter, QStackedWidget, QTabWidget, QVBoxLayout, QWidget
 
 from desktop.engine.errors import ImageReadError
-from desktop.engine.video import read_pixels
+from desktop.engine.project_lock import ProjectLock
 from desktop.engine.store import Project
+from desktop.engine.video import read_pixels
 
 from .bridge import EngineBridge
 from .image_list import ImageList
@@ -27,23 +28,37 @@ from .training_panel import TrainingPanel
 from .viewer import ImageViewer
 
 REPAINT_MS = 33  # overlays repaint at most ~30 times a second
+GUI_BUSY_TIMEOUT_S = 0.5
+"""How long a click's write waits when another program holds the database's write lock (a
+backup tool, a hand edit), before it is refused and said so: the window must not freeze, as it
+did for SQLite's usual 10 s per click. The engine thread's own writes take milliseconds."""
 
 
 class ProjectWorkspace(QWidget):
     message = Signal(str)  # for the status bar
 
     def __init__(self, folder: Path, learner: str = "fast", start_engine: bool = True, parent=None,
-                 **engine_options):
+                 read_only: bool = False, **engine_options):
+        """Raises ProjectInUse when another window has the project open for writing (unless
+        ``read_only``), and ProjectError when it cannot be opened."""
         super().__init__(parent)
         self.folder = Path(folder)
-        self.project = Project.open(self.folder)
+        self.read_only = read_only
+        self.lock = ProjectLock(self.folder)
+        if not read_only:
+            self.lock.acquire()
+        try:
+            self.project = Project.open(self.folder, read_only=read_only, busy_timeout=GUI_BUSY_TIMEOUT_S)
+        except BaseException:
+            self.lock.release()
+            raise
         self.classes = self.project.classes()
         self.problems = {info.id: problem for info in self.project.images()
                          if (problem := self.project.image_problem(info)) is not None}
         self.ranking: dict[int, float] = {}
         self.image_id: int | None = None
         self.session = self._make_session()
-        self.bridge = EngineBridge(self.folder, learner=learner, parent=self, **engine_options)
+        self.bridge = EngineBridge(self.folder, learner=learner, parent=self, read_only=read_only, **engine_options)
 
         self.viewer = self.image_viewer = ImageViewer()  # self.viewer: the one showing now
         self.slides = SlideController(self.project, self.bridge, parent=self)
@@ -343,3 +358,4 @@ class ProjectWorkspace(QWidget):
         self.slides.shutdown()
         self.bridge.stop()
         self.project.close()
+        self.lock.release()
