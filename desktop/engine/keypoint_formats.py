@@ -16,7 +16,6 @@ What each format can carry:
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -269,7 +268,7 @@ def import_table(project: Project, table: KeypointTable, images_root: str | Path
     else:
         channel = list(range(len(table.skeleton)))
     found = check_images(table, images_root, source)
-    with _all_or_nothing(project):
+    with project.batch():  # an import is whole or not at all
         if not len(current):
             project.set_skeleton(table.skeleton)
         ids = []
@@ -284,21 +283,6 @@ def import_table(project: Project, table: KeypointTable, images_root: str | Path
                    for k, ((x, y), v) in enumerate(zip(xy, vis)) if v != UNLABELLED]
         project.set_keypoint_labels(entries, author=f"import:{Path(source).name}")
     return ids
-
-
-@contextlib.contextmanager
-def _all_or_nothing(project: Project):
-    """One SQLite transaction around the whole import. The store commits each call on its own
-    (a click is saved at once), and an import is several calls (the skeleton, each image, the
-    labels); if one of them fails, say on a full disk, the earlier ones must go too. So for the
-    length of the import the store's own transactions are parts of this one: it commits at the
-    end or rolls everything back."""
-    with project._transaction() as conn:
-        project._transaction = lambda: contextlib.nullcontext(conn)  # shadows the method, see finally
-        try:
-            yield
-        finally:
-            del project._transaction
 
 
 def project_table(project: Project, images_root: str | Path | None = None, scorer: str = "pointillist",

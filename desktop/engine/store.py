@@ -9,6 +9,7 @@ thread opens its own with ``Project.open(folder)``.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -132,6 +133,7 @@ class Project:
         self.folder = folder
         self._conn = conn
         self.read_only = read_only
+        self._in_batch = False
 
     # ----- opening -------------------------------------------------------------------------
     @classmethod
@@ -237,7 +239,20 @@ class Project:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    @contextlib.contextmanager
+    def batch(self):
+        """Several writes as one transaction (an import: the skeleton, each image, the labels):
+        committed together at the end, or, when any of them fails, none of them."""
+        with self._transaction():
+            self._in_batch = True
+            try:
+                yield self
+            finally:
+                self._in_batch = False
+
     def _transaction(self):
+        if self._in_batch:  # a part of the batch's transaction
+            return contextlib.nullcontext(self._conn)
         if self.read_only:
             raise ProjectError(f"The project '{self.folder.name}' is open read-only here, so this change was not "
                                "saved. Close the window that has it open for writing, then open it again here.")
