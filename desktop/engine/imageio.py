@@ -45,10 +45,13 @@ _CONTROL_BYTES = frozenset(range(32)) - {9, 10, 12, 13}  # no text has these; bi
 _DAMAGED = "the file is truncated or damaged"
 _HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 _SAMPLE = 1_000_000  # values used for the percentiles: plenty, and fast on any picture
+_NOT_FILES = {stat.S_IFIFO: "a named pipe (FIFO)", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a device",
+              stat.S_IFBLK: "a device"}
 
-# What decoders raise for a bad file. Anything else is a bug in this module and propagates.
+# What decoders raise for a bad file (tifffile divides by a header's size or tile size of 0).
+# Anything else is a bug in this module and propagates.
 _DECODE_ERRORS = (ValueError, SyntaxError, EOFError, IndexError, KeyError, RuntimeError,
-                  struct.error, zlib.error, cv2.error)
+                  ZeroDivisionError, struct.error, zlib.error, cv2.error)
 
 # EXIF / TIFF orientation -> (transpose, flip rows, flip columns) that turn the stored pixels upright.
 _ORIENTATIONS = {2: (False, False, True), 3: (False, True, True), 4: (False, True, False),
@@ -171,10 +174,22 @@ def _reasons(path: Path):
         raise ImageReadError(path, _DAMAGED) from e
 
 
+def check_regular_file(path: Path) -> None:
+    """ImageReadError unless ``path`` leads to a regular file, checked before anything opens it:
+    a named pipe (FIFO) or a device named like an image would keep its reader (ours, OpenSlide's
+    format detection, OpenCV's video decoder) waiting for ever for data that may never come.
+    What ``stat`` raises (not found, permission denied) is left to the caller, which words it."""
+    mode = path.stat().st_mode
+    if stat.S_ISDIR(mode):
+        raise ImageReadError(path, "this is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        kind = _NOT_FILES.get(stat.S_IFMT(mode), "a special file")
+        raise ImageReadError(path, f"this is {kind}, not a regular file")
+
+
 def _probe(path: Path) -> bytes:
     """The first bytes of the file, after the checks that need no decoder."""
-    if stat.S_ISDIR(path.stat().st_mode):
-        raise ImageReadError(path, "this is a folder, not an image file")
+    check_regular_file(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         kind = f"'{path.suffix}'" if path.suffix else "(the name has no extension)"
         raise ImageReadError(path, f"unsupported image format {kind}; "
@@ -265,6 +280,9 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, bool, int]:
 def _tiff_header(path: Path, tif: tifffile.TiffFile) -> tuple[tifffile.TiffPageSeries, int, int]:
     """The first series of an open TIFF, and its picture's width and height, size-checked."""
     series = tif.series[0]
+    if series.keyframe.dtype is None:  # tifffile then reads an empty array, not an error
+        raise ImageReadError(path, f"this TIFF stores samples of {series.keyframe.bitspersample} bits, "
+                                   "which cannot be read here")
     # A broadcast view of one value takes no memory and gives the picture's shape before decoding.
     height, width = _picture(np.broadcast_to(np.zeros((), series.dtype), series.shape)).shape[:2]
     _check_size(path, width, height, series.nbytes)

@@ -14,7 +14,9 @@ pixels and ``w, h`` in pixels of ``level``; the result is uint8 RGB ``(h, w, 3)`
 lies outside the image (or is transparent in the slide) is white, as on a glass slide.
 
 Reads are thread-safe: the viewer reads tiles on worker threads. Every failure, at opening or
-at reading, is an :class:`ImageReadError` naming the file and the reason.
+at reading, is an :class:`ImageReadError` naming the file and the reason. Files whose header
+promises more work than any real slide needs (absurd sizes, huge tiles or strips, no reduced
+levels) are refused at opening: see :mod:`desktop.engine.tiff_limits`.
 """
 from __future__ import annotations
 
@@ -30,7 +32,9 @@ import openslide
 import tifffile
 
 from .errors import ImageReadError
-from .imageio import IMAGE_SUFFIXES, MAX_PIXELS, read_image
+from .imageio import IMAGE_SUFFIXES, MAX_PIXELS, check_regular_file, read_image
+from .tiff_limits import (MAX_SEGMENT_BYTES, MAX_UNPYRAMIDED_PIXELS, check_openslide, check_reduced_levels,
+                          check_size, check_tiff_segments, tiff_segment)
 
 _MAX_MPP = 50.0
 """Pixels larger than this (micrometres) are not a microscope's. TIFF writers that know no
@@ -103,9 +107,13 @@ class ImageSource:
         """The whole image as uint8 RGB, its longer side at most ``max_size`` pixels.
 
         Read from the coarsest level that is still at least that large, one block at a time, so
-        that a slide without small levels never needs a whole level in memory.
+        that a slide without small levels never needs a whole level in memory. Where that level
+        is over ``MAX_UNPYRAMIDED_PIXELS`` (a pyramid with a gap: 400,000 pixels wide, then 200),
+        the finest level under it (opening made sure of one) is read: smaller, but not for hours.
         """
         level = self.level_for_downsample(max(max(self.dimensions[0]) / max_size, 1.0))
+        if self.dimensions[level][0] * self.dimensions[level][1] > MAX_UNPYRAMIDED_PIXELS:
+            level = min(i for i, (w, h) in enumerate(self.dimensions) if w * h <= MAX_UNPYRAMIDED_PIXELS)
         width, height = self.dimensions[level]
         factor = min(1.0, max_size / max(width, height))
         out = np.full((max(1, round(height * factor)), max(1, round(width * factor)), 3), 255, np.uint8)
@@ -150,14 +158,14 @@ def is_slide_file(path: str | Path) -> bool:
 
 
 def _head(path: Path) -> bytes:
-    """The first four bytes, which tell a TIFF; ImageReadError for what is no file to read."""
-    if not path.exists():
-        raise ImageReadError(path, "file not found")
-    if path.is_dir():
-        raise ImageReadError(path, "this is a folder, not an image file")
+    """The first four bytes, which tell a TIFF; ImageReadError for what is no file to read
+    (before OpenSlide's format detection opens it: see ``check_regular_file``)."""
     try:
+        check_regular_file(path)
         with path.open("rb") as f:
             head = f.read(4)
+    except (FileNotFoundError, NotADirectoryError) as e:
+        raise ImageReadError(path, "file not found") from e
     except OSError as e:
         raise ImageReadError(path, f"the file could not be read ({e.strerror or e})") from e
     if not head:
@@ -195,6 +203,7 @@ class OpenSlideSource(ImageSource):
         self.vendor = vendor
         self._lock = threading.Lock()
         self._slide = self._open()
+        check_openslide(path, self._slide)
         self.dimensions = [tuple(map(int, d)) for d in self._slide.level_dimensions]
         self.downsamples = [float(d) for d in self._slide.level_downsamples]
         self.mpp = _plausible_mpp(self._slide.properties.get(openslide.PROPERTY_NAME_MPP_X))
@@ -251,11 +260,17 @@ class TiffSource(ImageSource):
             self._tif = files.enter_context(tifffile.TiffFile(path))
             self._file = files.enter_context(path.open("rb"))  # for the tiles, under _lock
             self._pages = [level.keyframe for level in self._tif.series[0].levels]
+            self.dimensions = [(int(p.imagewidth), int(p.imagelength)) for p in self._pages]
+            check_size(path, self.dimensions)
+            check_tiff_segments(path, self._pages)
+            check_reduced_levels(path, self.dimensions)
             for page in self._pages:
                 if page.compression not in tifffile.TIFF.DECOMPRESSORS:
                     raise ImageReadError(path, f"this TIFF is compressed in a way that cannot be "
                                                f"read here (compression code {int(page.compression)})")
-            self.dimensions = [(int(p.imagewidth), int(p.imagelength)) for p in self._pages]
+                if page.dtype is None:
+                    raise ImageReadError(path, f"this TIFF stores samples of {page.bitspersample} bits, "
+                                               "which cannot be read here")
             self.downsamples = [self.dimensions[0][0] / w for w, _ in self.dimensions]
             self.mpp = _plausible_mpp(_tiff_mpp(self._tif))
             self._window = self._value_window()
@@ -346,15 +361,24 @@ class PictureSource(ImageSource):
 def _tiff_kind(path: Path) -> str:
     """'ome' for OME-TIFF; 'tiles' for a TIFF better read a tile at a time than whole (tiled,
     pyramidal or large) or one that read_image refuses by its name (QPTIFF, SVS-like suffixes
-    OpenSlide did not claim); else 'picture'."""
+    OpenSlide did not claim); else 'picture'.
+
+    A large TIFF in strips too big to read one at a time is a 'picture' if read_image takes it.
+    The rest are checked for sizes and tiles no slide has, as opening would (whether a level is
+    small enough is left to the backend, which may see more levels: OpenSlide, generic TIFF).
+    """
     with _tiff_reasons(path), tifffile.TiffFile(path) as tif:
-        if tif.is_ome:
-            return "ome"
-        series = tif.series[0]
-        page = series.keyframe
-        large = page.imagewidth * page.imagelength > MAX_PIXELS // 3  # > 50 megapixels
+        pages = [level.keyframe for level in tif.series[0].levels]
+        page = pages[0]
+        pixels = page.imagewidth * page.imagelength
+        large = pixels > MAX_PIXELS // 3  # > 50 megapixels
+        whole = pixels <= MAX_PIXELS and tiff_segment(page)[3] > MAX_SEGMENT_BYTES
         odd_name = path.suffix.lower() not in IMAGE_SUFFIXES
-        return "tiles" if page.is_tiled or len(series.levels) > 1 or large or odd_name else "picture"
+        if not (tif.is_ome or page.is_tiled or len(pages) > 1 or odd_name or (large and not whole)):
+            return "picture"
+        check_size(path, [(p.imagewidth, p.imagelength) for p in pages])
+        check_tiff_segments(path, pages)
+        return "ome" if tif.is_ome else "tiles"
 
 
 @contextlib.contextmanager
@@ -367,7 +391,7 @@ def _tiff_reasons(path: Path):
     except MemoryError as e:
         raise ImageReadError(path, "not enough free memory to read this image") from e
     except (tifffile.TiffFileError, ValueError, IndexError, KeyError, RuntimeError, EOFError,
-            zlib.error) as e:
+            ZeroDivisionError, zlib.error) as e:
         raise ImageReadError(path, f"the TIFF file is damaged or not supported ({e})") from e
     except OSError as e:
         raise ImageReadError(path, f"the file could not be read ({e.strerror or e})") from e

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from .errors import ImageReadError
-from .imageio import read_image
+from .imageio import check_regular_file, read_image
 from .store import ImageInfo, Project
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
@@ -35,8 +35,12 @@ class VideoInfo:
 
 
 def _open(path: Path) -> cv2.VideoCapture:
-    if not path.is_file():
-        raise ImageReadError(path, "the file does not exist")
+    try:
+        check_regular_file(path)  # a named pipe would keep OpenCV waiting for ever
+    except (FileNotFoundError, NotADirectoryError) as e:
+        raise ImageReadError(path, "the file does not exist") from e
+    except OSError as e:
+        raise ImageReadError(path, f"the file could not be read ({e.strerror or e})") from e
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise ImageReadError(path, "OpenCV cannot decode this video (unknown format or damaged file)")
@@ -62,12 +66,24 @@ def read_frame(path: str | Path, index: int) -> np.ndarray:
     path = Path(path)
     capture = _open(path)
     try:
-        capture.set(cv2.CAP_PROP_POS_FRAMES, int(index))
-        ok, frame = capture.read()
+        frame = _frame_at(capture, index)
     finally:
         capture.release()
-    if not ok or frame is None:
+    if frame is None:
         raise ImageReadError(path, f"frame {index} cannot be read (the video is shorter or damaged)")
+    return frame
+
+
+def _frame_at(capture: cv2.VideoCapture, index: int) -> np.ndarray | None:
+    """Frame ``index`` (RGB), or None when it cannot be decoded. OpenCV seeks by decoding from
+    the keyframe before; where that fails (a damaged stretch) it stops short and quietly returns
+    a frame from before the damage, which the position it reports gives away."""
+    capture.set(cv2.CAP_PROP_POS_FRAMES, int(index))
+    if int(capture.get(cv2.CAP_PROP_POS_FRAMES)) != index:
+        return None
+    ok, frame = capture.read()
+    if not ok or frame is None:
+        return None
     return np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
 
 
@@ -124,8 +140,10 @@ def kmeans_frames(path: str | Path, n: int, seed: int = 0, candidates: int = KME
     from .selection import _kmeans
 
     info = video_info(path)
-    read = frames_by_index(info.path, uniform_frames(info.frames, candidates))
-    pool = sorted(read)  # the candidates the video really gave
+    wanted = uniform_frames(info.frames, candidates)
+    read = frames_by_index(info.path, wanted)
+    _refuse_unreadable(info.path, sorted(set(wanted) - set(read)), len(wanted))
+    pool = sorted(read)
     if n >= len(pool):
         return pool
     x = pooled_features([read[i] for i in pool])
@@ -139,7 +157,15 @@ def kmeans_frames(path: str | Path, n: int, seed: int = 0, candidates: int = KME
 
 
 def add_video(project: Project, path: str | Path, n: int, method: str = "uniform", seed: int = 0) -> list[int]:
-    """Sample ``n`` frames of a video into a keypoint project; returns their image ids."""
+    """Sample ``n`` frames of a video into a keypoint project; returns their image ids.
+
+    Every sampled frame is decoded first, as the project will read it. If any cannot be, the
+    video is refused, naming those frames, and nothing is added: a user who asked for ``n``
+    frames expects those ``n`` (not fewer, nor others chosen in silence), and a damaged video
+    numbers its frames unreliably past the damage (OpenCV's seeking and its frame-by-frame
+    reading, used for export, disagree there), so labels could land on other pictures than
+    they were made on. A re-encoded copy (ffmpeg drops what cannot be decoded) adds cleanly.
+    """
     if method not in SAMPLING:
         raise ValueError(f"unknown sampling {method!r}; choose one of {', '.join(SAMPLING)}")
     path = Path(path)
@@ -147,5 +173,21 @@ def add_video(project: Project, path: str | Path, n: int, method: str = "uniform
         raise ImageReadError(path, f"videos are read from {', '.join(VIDEO_SUFFIXES)} files")
     info = video_info(path)
     indices = uniform_frames(info.frames, n) if method == "uniform" else kmeans_frames(path, n, seed)
-    read_frame(path, indices[-1])  # the frame count in the header can overstate: fail before adding
+    capture = _open(path)
+    try:  # the frame count in the header can overstate, and the middle can be damaged
+        _refuse_unreadable(path, [i for i in indices if _frame_at(capture, i) is None], len(indices))
+    finally:
+        capture.release()
     return [project.add_video_frame(path, i, info.width, info.height) for i in indices]
+
+
+def _refuse_unreadable(path: Path, missing: list[int], sampled: int) -> None:
+    """ImageReadError naming the frames (at most ten) of ``sampled`` that cannot be decoded."""
+    if not missing:
+        return
+    names = [str(i) for i in missing[:10]] + ([f"{len(missing) - 10} more"] if len(missing) > 10 else [])
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    raise ImageReadError(path, f"{len(missing)} of the {sampled} frames sampled cannot be decoded "
+                               f"(frame{'s' if len(missing) > 1 else ''} {listed}): the video is damaged "
+                               "or shorter than it says. Nothing was added; re-encode it (for example "
+                               "with ffmpeg) and add the copy")

@@ -1,4 +1,6 @@
 """Video frames as project images: sampled evenly or spread out in feature space."""
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -6,7 +8,8 @@ import pytest
 from desktop.engine.errors import ImageReadError
 from desktop.engine.skeleton import Skeleton
 from desktop.engine.store import Project
-from desktop.engine.video import add_video, kmeans_frames, read_pixels, uniform_frames, video_info
+from desktop.engine.video import (add_video, kmeans_frames, read_frame, read_pixels, uniform_frames,
+                                  video_info)
 
 
 def write_video(path, colours, size=(64, 48)):
@@ -56,6 +59,30 @@ def test_bad_videos_are_refused_with_the_reason(tmp_path):
         with pytest.raises(ImageReadError, match="videos are read from"):
             add_video(project, tmp_path / "notes.txt", 3)
         assert project.images() == []
+
+
+def test_a_video_damaged_in_the_middle_is_refused_naming_the_frames(tmp_path):
+    """3000 zero bytes in the middle of a 100-frame MJPG AVI. Seeking into the damaged stretch
+    stops short, and OpenCV quietly gives an earlier frame; reading frame by frame stops there."""
+    video = write_video(tmp_path / "clip.avi", [(2 * i, 100, 200) for i in range(100)])
+    data = bytearray(video.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 3000] = bytes(3000)
+    video.write_bytes(bytes(data))
+    assert video_info(video).frames == 100  # the header is intact
+    with Project.create(tmp_path / "p", task="keypoints") as project:
+        project.set_skeleton(Skeleton(("nose",)))
+        with pytest.raises(ImageReadError) as refused:
+            add_video(project, video, 10)
+        named = re.fullmatch(r"2 of the 10 frames sampled cannot be decoded \(frames (\d+) and (\d+)\): "
+                             r"the video is damaged .*\. Nothing was added; re-encode it .*",
+                             refused.value.reason)
+        assert named and all(30 < int(frame) < 70 for frame in named.groups())
+        with pytest.raises(ImageReadError, match=r"\d\d of the 100 frames sampled cannot be decoded "
+                                                 r"\(frames \d+, \d+, .* and \d+ more\)"):
+            add_video(project, video, 3, method="kmeans")  # refused before any frame is encoded
+        assert project.images() == []
+    with pytest.raises(ImageReadError, match=f"frame {named[1]} cannot be read"):
+        read_frame(video, int(named[1]))
 
 
 def test_exported_frames_are_real_images_that_import_again(tmp_path):
