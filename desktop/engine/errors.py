@@ -31,6 +31,11 @@ class ProjectError(PointillistError):
     """A project folder or its database is missing, damaged, or cannot be used as asked."""
 
 
+class ProjectBusy(ProjectError):
+    """Another program holds the project database's write lock: the same write may well succeed
+    a moment later, so the GUI keeps the label and tries again."""
+
+
 def write_refusal(error: OSError) -> str:
     """Why the file system refused a write, in plain words: what is wrong and what to do."""
     if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):  # EDQUOT: over quota

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import remove_stale_temporaries
-from .errors import ProjectError
+from .errors import ProjectBusy, ProjectError
 from .schema import SCHEMA_VERSION, migrate, schema_version
 from .skeleton import UNLABELLED, VISIBILITIES, Skeleton
 
@@ -177,8 +177,9 @@ class Project:
         db = folder / DB_NAME
         if not db.is_file():
             raise ProjectError(f"'{folder}' is not a Pointillist project (no {DB_NAME} in it).")
-        locked = [] if read_only else [p for p in (folder, db, db.with_name(f"{DB_NAME}-wal"), db.with_name(f"{DB_NAME}-shm"),
-                              folder / "models", folder / "cache") if p.exists() and not os.access(p, os.W_OK)]
+        written = (folder, db, db.with_name(f"{DB_NAME}-wal"), db.with_name(f"{DB_NAME}-shm"), folder / "models",
+                   folder / "cache")
+        locked = [] if read_only else [p for p in written if p.exists() and not os.access(p, os.W_OK)]
         if locked:
             raise ProjectError(
                 f"The project '{folder.name}' is read-only: this user may not write to {locked[0]}. "
@@ -718,7 +719,7 @@ class _Transaction:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:
-            raise ProjectError(_write_problem(e)) from e
+            raise _write_error(e) from e
         return self._conn
 
     def __exit__(self, exc_type, exc, tb):
@@ -728,16 +729,20 @@ class _Transaction:
                 return False
             except sqlite3.OperationalError as e:
                 self._rollback()
-                raise ProjectError(_write_problem(e)) from e
+                raise _write_error(e) from e
         self._rollback()
         if isinstance(exc, sqlite3.OperationalError):  # e.g. the disk filled up during an INSERT
-            raise ProjectError(_write_problem(exc)) from exc
+            raise _write_error(exc) from exc
         return False
 
     def _rollback(self) -> None:
         # SQLite may have rolled back already (it does on a full disk); ROLLBACK would then fail.
         if self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
+
+
+def _write_error(e: sqlite3.OperationalError) -> ProjectError:
+    return (ProjectBusy if "locked" in str(e) else ProjectError)(_write_problem(e))
 
 
 def _write_problem(e: sqlite3.OperationalError) -> str:

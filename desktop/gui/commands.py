@@ -12,7 +12,7 @@ from typing import Callable
 
 from PySide6.QtGui import QUndoCommand
 
-from desktop.engine.errors import ProjectError
+from desktop.engine.errors import ProjectBusy, ProjectError
 from desktop.engine.store import Project
 
 
@@ -27,6 +27,9 @@ class StoreCommand(QUndoCommand):
     """
 
     failed: Callable[[str], None] | None = None
+    busy: Callable[["StoreCommand", str], None] | None = None
+    """Set for a new label: called instead of ``failed`` when another program holds the database's
+    write lock, so that the session keeps the label and tries again (see ``ProjectBusy``)."""
 
     def redo(self) -> None:
         self._guarded(self.apply)
@@ -39,7 +42,9 @@ class StoreCommand(QUndoCommand):
             action()
         except ProjectError as e:
             self.setObsolete(True)
-            if self.failed is not None:
+            if isinstance(e, ProjectBusy) and self.busy is not None:
+                self.busy(self, str(e))
+            elif self.failed is not None:
                 self.failed(str(e))
 
     def apply(self) -> None:
@@ -70,6 +75,11 @@ class AddLabel(StoreCommand):
             if self.query_id is not None:
                 self.project.set_query_status(self.query_id, "answered")
         self.after(self)
+
+    def again(self) -> "AddLabel":
+        """The same new label as a fresh command, to try once more after the store refused it."""
+        return AddLabel(self.project, self.image_id, self.x, self.y, self.class_id, self.after,
+                        query_id=self.query_id, seconds=self.seconds, text=self.text())
 
     def revert(self) -> None:
         self.project.delete_label(self.label_id)

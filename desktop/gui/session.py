@@ -11,7 +11,7 @@ import time
 from typing import Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoStack
 
 from desktop.engine.service import QueryPoint
@@ -20,6 +20,7 @@ from desktop.engine.store import ClassInfo, Project
 from .commands import AddLabel, CloseQuery, DeleteLabel
 
 MODES = ("query", "free")
+RETRY_MS = 1000  # how often a label the busy database refused is tried again
 
 
 class LabellingSession(QObject):
@@ -30,6 +31,8 @@ class LabellingSession(QObject):
     activeClassChanged = Signal(object)  # ClassInfo
     imageNeeded = Signal(int)  # an undo or redo touches another image: show it (calls set_image)
     storeFailed = Signal(str)  # an edit the project refused (disk full...), in words for the user
+    notice = Signal(str)  # news for the status bar
+    pendingChanged = Signal(int)  # image id whose labels waiting to be saved changed (see pending)
 
     def __init__(self, project: Project, batch: int = 8, clock: Callable[[], float] = time.monotonic,
                  parent: QObject | None = None):
@@ -47,6 +50,12 @@ class LabellingSession(QObject):
         self.shown_at = 0.0
         self.answered_here = 0
         self._known: dict[int, QueryPoint] = {}  # query id -> its last known candidates
+        self.pending: list[AddLabel] = []
+        """New labels that the store could not take because another program held its write lock:
+        drawn (hollow) where they were made, and tried again every ``RETRY_MS`` until saved."""
+        self._retrying = False
+        self._retry = QTimer(self, interval=RETRY_MS)
+        self._retry.timeout.connect(self._save_pending)
 
     # ----- state -----------------------------------------------------------------------------
     def set_image(self, image_id: int) -> None:
@@ -123,9 +132,42 @@ class LabellingSession(QObject):
         return labels[nearest].id
 
     def _push(self, command) -> None:
-        """Do an edit as an undo step; a write the project refuses is reported, not stacked."""
+        """Do an edit as an undo step; a write the project refuses is reported, not stacked, and a
+        new label refused only because the database is busy is kept to be saved later."""
         command.failed = self.storeFailed.emit
+        if isinstance(command, AddLabel) and command.label_id is None:
+            command.busy = self._keep_pending
         self.undo_stack.push(command)
+
+    def pending_labels(self, image_id: int) -> list[AddLabel]:
+        return [command for command in self.pending if command.image_id == image_id]
+
+    def _keep_pending(self, command: AddLabel, reason: str) -> None:
+        if not self.pending and not self._retrying:
+            self.storeFailed.emit(f"{reason} The label is kept (drawn hollow) and will be saved as soon as "
+                                  "the project is free.")
+        self.pending.append(command.again())  # the refused one is Qt's to delete, being obsolete
+        self._retry.start()
+        self.pendingChanged.emit(command.image_id)
+
+    def _save_pending(self) -> None:
+        """Try the waiting labels in order; the first refused again keeps its place and the rest
+        wait behind it (each try may wait a moment for the lock: one try per turn is enough)."""
+        waiting, self.pending = self.pending, []
+        self._retrying = True
+        try:
+            for i, command in enumerate(waiting):
+                self._push(command)
+                if self.pending:
+                    self.pending += waiting[i + 1:]
+                    break
+        finally:
+            self._retrying = False
+        for image_id in {command.image_id for command in waiting}:
+            self.pendingChanged.emit(image_id)
+        if not self.pending:
+            self._retry.stop()
+            self.notice.emit(f"The project is free again: {len(waiting)} waiting label(s) saved.")
 
     # ----- keeping in step with the database -------------------------------------------------
     def _after(self, command) -> None:

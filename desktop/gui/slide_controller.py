@@ -81,7 +81,7 @@ class SlideController(QObject):
             return
         self.generation += 1
         self.bridge.send(PredictView(self.image_id, self.generation, rect))
-        if self.viewer.screen_scale() <= self.downsample:
+        if self.viewer.screen_scale() <= self.downsample and not self.project.read_only:
             try:
                 self.project.add_seen_region(self.image_id, *rect)
             except ProjectError as e:  # a full disk: say so; the labels are not affected

@@ -275,10 +275,11 @@ class SlideViewer(ViewerCommon, pg.GraphicsView):
         self._class_lut = class_lut(colours)
         self._brushes = [pg.mkBrush(c) for c in colours]
 
-    def set_labels(self, xs: np.ndarray, ys: np.ndarray, class_indices: np.ndarray) -> None:
-        brushes = [self._brushes[i] for i in class_indices]
-        self.items["labels"].setData(x=np.asarray(xs) + 0.5, y=np.asarray(ys) + 0.5, brush=brushes)
-        self.overview.set_labels(np.asarray(xs), np.asarray(ys), brushes)
+    def set_labels(self, xs: np.ndarray, ys: np.ndarray, class_indices: np.ndarray,
+                   pending: np.ndarray | None = None) -> None:
+        brushes, pens = self._label_style(class_indices, pending)
+        self.items["labels"].setData(x=np.asarray(xs) + 0.5, y=np.asarray(ys) + 0.5, brush=brushes, pen=pens)
+        self.overview.set_labels(np.asarray(xs), np.asarray(ys), [self._brushes[i] for i in class_indices])
 
     def set_queries(self, xs: np.ndarray, ys: np.ndarray) -> None:
         self.items["queries"].setData(x=np.asarray(xs) + 0.5, y=np.asarray(ys) + 0.5)

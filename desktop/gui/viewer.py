@@ -20,6 +20,7 @@ from PySide6.QtGui import QColor
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
 LAYERS = ("image", "prediction", "uncertainty", "labels", "queries")
+LABEL_PEN = pg.mkPen("#ffffff", width=1.2)  # the ring around a saved label's class colour
 
 
 def class_lut(colours: list[str]) -> np.ndarray:
@@ -47,7 +48,7 @@ class ViewerCommon:
         """Put ``image_layers`` (image, prediction, uncertainty) and the point layers (labels,
         queries, the current query's ring) into ``view``, bottom to top in ``LAYERS`` order."""
         self.items = {**image_layers,
-                      "labels": pg.ScatterPlotItem(size=9, pen=pg.mkPen("#ffffff", width=1.2), pxMode=True),
+                      "labels": pg.ScatterPlotItem(size=9, pen=LABEL_PEN, pxMode=True),
                       "queries": pg.ScatterPlotItem(size=20, pen=pg.mkPen("#ffe14d", width=2), brush=None,
                                                     pxMode=True)}
         self.current_ring = pg.ScatterPlotItem(size=34, pen=pg.mkPen("#00e5ff", width=3), brush=None, pxMode=True)
@@ -57,6 +58,15 @@ class ViewerCommon:
         self.current_ring.setZValue(len(LAYERS))
         self.view.addItem(self.current_ring)
         self.items["prediction"].setOpacity(0.45)
+
+    def _label_style(self, class_indices: np.ndarray, pending: np.ndarray | None) -> tuple[list, object]:
+        """Brushes and pens of label points: filled with the class colour, or, while ``pending``
+        (not saved yet), hollow and ringed in it."""
+        brushes = [self._brushes[i] for i in class_indices]
+        if pending is None or not pending.any():
+            return brushes, LABEL_PEN
+        pens = [pg.mkPen(brushes[n].color(), width=2) if wait else LABEL_PEN for n, wait in enumerate(pending)]
+        return [pg.mkBrush(None) if wait else brush for brush, wait in zip(brushes, pending)], pens
 
     def toggle_layer(self, name: str) -> bool:
         item = self.items[name]
@@ -130,9 +140,10 @@ class ImageViewer(ViewerCommon, pg.GraphicsView):
         self.overlay_version = version
         self.overlayShown.emit(version)
 
-    def set_labels(self, xs: np.ndarray, ys: np.ndarray, class_indices: np.ndarray) -> None:
-        brushes = [self._brushes[i] for i in class_indices]
-        self.items["labels"].setData(x=np.asarray(xs) + 0.5, y=np.asarray(ys) + 0.5, brush=brushes)
+    def set_labels(self, xs: np.ndarray, ys: np.ndarray, class_indices: np.ndarray,
+                   pending: np.ndarray | None = None) -> None:
+        brushes, pens = self._label_style(class_indices, pending)
+        self.items["labels"].setData(x=np.asarray(xs) + 0.5, y=np.asarray(ys) + 0.5, brush=brushes, pen=pens)
 
     def set_queries(self, xs: np.ndarray, ys: np.ndarray) -> None:
         self.items["queries"].setData(x=np.asarray(xs) + 0.5, y=np.asarray(ys) + 0.5)

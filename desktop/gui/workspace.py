@@ -106,9 +106,13 @@ class ProjectWorkspace(QWidget):
             self.label_panel.show_active_class(self.session.active_class)
 
     def _connect_label_panel(self) -> None:
+        """The label panel and the signals of this task's session."""
         self.session.activeClassChanged.connect(self.label_panel.show_active_class)
         self.label_panel.classChosen.connect(self.session.set_active_class)
         self.label_panel.opacityChanged.connect(self.viewer.set_prediction_opacity)
+        self.session.notice.connect(self.message)
+        self.session.pendingChanged.connect(lambda image_id: self._draw_labels() if image_id == self.image_id
+                                            else None)
 
     def _task_key(self, event) -> bool:
         """The keys that answer a query: a class's key, U (unsure) and S (skip)."""
@@ -231,7 +235,8 @@ class ProjectWorkspace(QWidget):
             self.bridge.show_image(image_id, k=self.session.batch)
         self.image_list.select_image(image_id)
         self.viewer.setFocus()  # keys answer queries again after a click in the list
-        self.project.save_settings({**self.project.settings(), "last_image": image_id})
+        if not self.read_only:
+            self.project.save_settings({**self.project.settings(), "last_image": image_id})
         self.message.emit(f"{info.name}: {info.width} x {info.height}")
         return True
 
@@ -310,10 +315,13 @@ class ProjectWorkspace(QWidget):
         self.bridge.labels_changed()
 
     def _draw_labels(self) -> None:
-        labels = self.project.labels(self.image_id)
+        """The image's stored labels, and those still waiting to be saved (hollow)."""
+        points = [(lab.x, lab.y, lab.class_id, False) for lab in self.project.labels(self.image_id)]
+        points += [(c.x, c.y, c.class_id, True) for c in self.session.pending_labels(self.image_id)]
         index = {c.id: c.index for c in self.classes}
-        self.viewer.set_labels(np.array([lab.x for lab in labels]), np.array([lab.y for lab in labels]),
-                               np.array([index[lab.class_id] for lab in labels], np.int64))
+        self.viewer.set_labels(np.array([p[0] for p in points]), np.array([p[1] for p in points]),
+                               np.array([index[p[2]] for p in points], np.int64),
+                               pending=np.array([p[3] for p in points], bool))
 
     def _query_changed(self, query) -> None:
         queries = self.session.queries
