@@ -192,3 +192,25 @@ def test_labels_of_a_class_the_database_lost_give_a_message(tmp_path, capsys):
     assert "database is damaged" in error and "'a.png'" in error and "Traceback" not in error
     with Project.open(tmp_path / "project") as project, pytest.raises(ProjectError, match="edited by hand"):
         SegmentationEngine(project).labelled_sets()
+
+
+def test_an_image_replaced_by_a_named_pipe_is_reported_not_waited_on(tmp_path):
+    project, _ = _project(tmp_path, ["a.png", "b.png"])
+    SegmentationEngine(project).train(30)
+    (tmp_path / "images" / "a.png").unlink()
+    os.mkfifo(tmp_path / "images" / "a.png")  # nothing will ever write to it
+    project.close()
+    done = []
+
+    def export():  # in a thread of its own, so that a hang fails the test instead of stalling it
+        with Project.open(tmp_path / "project") as own:
+            engine = SegmentationEngine(own)
+            assert engine.load_latest_weights()
+            done.append(export_masks(engine, tmp_path / "out"))
+
+    worker = threading.Thread(target=export, daemon=True)
+    worker.start()
+    worker.join(60)
+    assert done, "the export waited on the pipe"
+    assert [name for name, _ in done[0].skipped] == ["a.png"] and "named pipe" in done[0].skipped[0][1]
+    assert [p.name for p in done[0].written] == ["b.png"]
