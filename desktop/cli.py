@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from desktop.engine.errors import PointillistError
-from desktop.engine.keypoint_uncertainty import BENCH_STRATEGIES
+from desktop.engine.keypoints.uncertainty import BENCH_STRATEGIES
 
 
 def _add_bench(sub) -> None:
@@ -92,7 +92,7 @@ def default_demo_dir() -> Path:
 
 
 def _demo(args) -> int:
-    from desktop.engine.demo import create_demo_project
+    from desktop.engine.project.demo import create_demo_project
 
     folder = create_demo_project(args.dir or default_demo_dir())
     print(f"Demo project: {folder}")
@@ -100,8 +100,8 @@ def _demo(args) -> int:
 
 
 def _new(args) -> int:
-    from desktop.engine.project_setup import create_project, default_classes
-    from desktop.engine.skeleton import parse_skeleton
+    from desktop.engine.project.setup import create_project, default_classes
+    from desktop.engine.project.skeleton import parse_skeleton
 
     if args.task == "keypoints":
         if not args.keypoints:
@@ -127,8 +127,8 @@ def _print_problems(engine) -> None:
 
 
 def _export(args) -> int:
-    from desktop.engine.project_lock import ProjectInUse, ProjectLock
-    from desktop.engine.store import Project
+    from desktop.engine.project.lock import ProjectInUse, ProjectLock
+    from desktop.engine.project.store import Project
 
     if args.masks is None and args.model is None:
         raise SystemExit("Nothing to export: give --masks DIR and/or --model DIR.")
@@ -146,8 +146,8 @@ def _export(args) -> int:
 
 
 def _export_project(args, project) -> None:
-    from desktop.engine.engine import SegmentationEngine
-    from desktop.engine.export import export_masks, export_model
+    from desktop.engine.segmentation.engine import SegmentationEngine
+    from desktop.engine.segmentation.export import export_masks, export_model
 
     engine = SegmentationEngine(project, learner=args.learner, device="cpu")
     loaded = engine.load_latest_weights()
@@ -183,7 +183,7 @@ def _bench_ui(args) -> int:
 def _bench_slides(args) -> int:
     import json
 
-    from desktop.engine import bench_slides
+    from desktop.engine.bench import slides as bench_slides
 
     print(json.dumps(bench_slides.run(args.slide, args.generate_ome_tiff)))
     return 0
@@ -192,7 +192,7 @@ def _bench_slides(args) -> int:
 def _bench_segmentation(args) -> int:
     import json
 
-    from desktop.engine import bench_segmentation
+    from desktop.engine.bench import segmentation as bench_segmentation
 
     result = bench_segmentation.run(
         args.train_images, args.train_masks, args.test_images, args.test_masks,
@@ -206,7 +206,7 @@ def _bench_segmentation(args) -> int:
 
 
 def _bench_compare(args) -> int:
-    from desktop.engine import bench_compare
+    from desktop.engine.bench import compare as bench_compare
 
     print(bench_compare.format_table(bench_compare.compare(args.results, args.at)))
     return 0
@@ -215,7 +215,7 @@ def _bench_compare(args) -> int:
 def _bench_keypoints(args) -> int:
     import json
 
-    from desktop.engine import bench_keypoints
+    from desktop.engine.bench import keypoints as bench_keypoints
 
     if args.threads:
         import torch

@@ -68,8 +68,8 @@ def _espresso(ctx: _Context) -> str:
 
 
 def _demo(ctx: _Context) -> str:
-    from desktop.engine.demo import create_demo_project
-    from desktop.engine.store import Project
+    from desktop.engine.project.demo import create_demo_project
+    from desktop.engine.project.store import Project
 
     ctx.project_dir = create_demo_project(ctx.folder / "demo")
     ctx.project = Project.open(ctx.project_dir)
@@ -87,7 +87,7 @@ def _rule_mask(pixels: np.ndarray) -> np.ndarray:
 
 
 def _train(ctx: _Context) -> str:
-    from desktop.engine.engine import SegmentationEngine
+    from desktop.engine.segmentation.engine import SegmentationEngine
 
     ctx.engine = SegmentationEngine(ctx.project, learner="fast", device="cpu")
     class_ids = [c.id for c in ctx.project.classes()]
@@ -119,7 +119,7 @@ def _predict(ctx: _Context) -> str:
 def _export(ctx: _Context) -> str:
     from PIL import Image
 
-    from desktop.engine.export import export_masks
+    from desktop.engine.segmentation.export import export_masks
 
     out = ctx.folder / "masks"
     result = export_masks(ctx.engine, out)
@@ -245,7 +245,7 @@ def time_to_window() -> int:
     long after the process start it was shown, and close it."""
     _offscreen()
     with tempfile.TemporaryDirectory(prefix="pointillist-time-to-window-") as tmp:
-        from desktop.engine.demo import create_demo_project
+        from desktop.engine.project.demo import create_demo_project
 
         start = time.perf_counter()
         project = create_demo_project(Path(tmp) / "demo")

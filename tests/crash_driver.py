@@ -43,7 +43,7 @@ def say(*words) -> None:
 
 
 def announce_atomic_writes() -> None:
-    from desktop.engine import atomic
+    from desktop.engine.project import atomic
 
     original = atomic.atomic_output
 

@@ -2,8 +2,8 @@
 import cv2
 import numpy as np
 
-from desktop.engine.slides import ImageSource
-from desktop.engine.tiles import TissueMask
+from desktop.engine.images.slides import ImageSource
+from desktop.engine.images.tiles import TissueMask
 
 TISSUE, GLASS = 1, 0
 

@@ -9,9 +9,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def modules(package: str) -> list[str]:
+    """``package`` and every module below it, sub-packages included (walk_packages descends into
+    a sub-package only when given the prefix that makes it importable)."""
     folder = ROOT.joinpath(*package.split("."))
-    return [package] + [f"{package}.{m.name}" for m in pkgutil.walk_packages([str(folder)], "")
-                        if not m.name.startswith("_")]
+    return [package] + [m.name for m in pkgutil.walk_packages([str(folder)], f"{package}.")
+                        if not m.name.rsplit(".", 1)[-1].startswith("_")]
 
 
 def loaded_after_import(names: list[str]) -> set[str]:
@@ -25,7 +27,9 @@ def loaded_after_import(names: list[str]) -> set[str]:
 
 def test_the_listing_finds_the_modules():
     assert "desktop.gui.viewer" in modules("desktop.gui")
-    assert "desktop.engine.service" in modules("desktop.engine")
+    listed = modules("desktop.engine")
+    assert {"desktop.engine.service.loop", "desktop.engine.learning.fast",
+            "desktop.engine.keypoints.learners"} <= set(listed)
 
 
 def test_gui_modules_do_not_import_torch():
@@ -38,5 +42,5 @@ def test_gui_modules_do_not_import_torch():
 def test_engine_and_models_do_not_import_qt():
     names = modules("desktop.engine") + modules("models")
     loaded = loaded_after_import(names)
-    assert "desktop.engine.engine" in loaded and "torch" in loaded
+    assert "desktop.engine.segmentation.engine" in loaded and "torch" in loaded
     assert not {m for m in loaded if m.startswith(("PySide6", "pyqtgraph", "PyQt"))}

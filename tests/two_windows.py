@@ -51,7 +51,7 @@ def say(*words) -> None:
 
 def announce_model_files() -> None:
     """Have the engine say what bytes it writes under which model file name."""
-    from desktop.engine import engine
+    from desktop.engine.segmentation import engine
 
     original = engine.atomic_write_bytes
 
@@ -199,7 +199,7 @@ def run(seconds: float, out: Path) -> dict:
     sys.path.insert(0, str(ROOT))
     import torch
 
-    from desktop.engine.store import Project
+    from desktop.engine.project.store import Project
 
     shutil.rmtree(out, ignore_errors=True)
     project = _make_project(out / "data", images=4)
@@ -264,7 +264,7 @@ def _make_project(folder: Path, images: int) -> Path:
     """Pictures of dark ground with a few bright discs, and a project of them with two classes."""
     from PIL import Image, ImageDraw
 
-    from desktop.engine.store import Project
+    from desktop.engine.project.store import Project
 
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -302,7 +302,7 @@ class ModelFiles:
     def check(self) -> None:
         import torch
 
-        from desktop.engine.store import Project
+        from desktop.engine.project.store import Project
 
         saved = self.saved()
         with Project.open(self.project, read_only=True) as db:

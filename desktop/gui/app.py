@@ -13,9 +13,9 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMainWindow, QMessageBox, QStackedWidget
 
 from desktop.engine.errors import PointillistError
-from desktop.engine.imageio import IMAGE_SUFFIXES
-from desktop.engine.project_lock import ProjectInUse
-from desktop.engine.slides import SLIDE_SUFFIXES
+from desktop.engine.images.pictures import IMAGE_SUFFIXES
+from desktop.engine.project.lock import ProjectInUse
+from desktop.engine.images.slides import SLIDE_SUFFIXES
 
 from .keypoint_workspace import KeypointWorkspace, workspace_for
 from .new_project import NewProjectDialog
@@ -160,7 +160,7 @@ class MainWindow(QMainWindow):
             self.open_project(dialog.created)
 
     def open_demo(self) -> None:
-        from desktop.engine.demo import create_demo_project
+        from desktop.engine.project.demo import create_demo_project
 
         self.statusBar().showMessage("Creating the demo project...")
         try:

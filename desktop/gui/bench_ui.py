@@ -79,14 +79,14 @@ def run(project_dir: Path | None = None, clicks: int = 20, learner: str = "fast"
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
 
-    from desktop.engine.imageio import read_image
+    from desktop.engine.images.pictures import read_image
 
     from .app import MainWindow, make_application
 
     app = make_application()
     with tempfile.TemporaryDirectory(prefix="pointillist-bench-ui-") as tmp:
         if project_dir is None:
-            from desktop.engine.demo import create_demo_project
+            from desktop.engine.project.demo import create_demo_project
 
             folder = create_demo_project(Path(tmp) / "demo")
         else:

@@ -14,7 +14,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
 
-from desktop.engine import keypoint_service, service as messages, slide_service
+from desktop.engine.service import keypoints as keypoint_service
+
+from desktop.engine.service import loop as messages
+
+from desktop.engine.service import slides as slide_service
 
 
 class EngineBridge(QObject):

@@ -13,7 +13,7 @@ from typing import Callable
 from PySide6.QtGui import QUndoCommand
 
 from desktop.engine.errors import ProjectBusy, ProjectError
-from desktop.engine.store import Project
+from desktop.engine.project.store import Project
 
 
 class StoreCommand(QUndoCommand):

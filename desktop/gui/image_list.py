@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
-from desktop.engine.store import Project
+from desktop.engine.project.store import Project
 
 COLUMNS = ("Image", "Labels", "Queries", "Uncertainty", "Problem")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from desktop.engine.store import Project
+from desktop.engine.project.store import Project
 
 from .commands import StoreCommand
 

@@ -13,8 +13,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QColor
 
-from desktop.engine.project_setup import PALETTE
-from desktop.engine.skeleton import Skeleton
+from desktop.engine.project.setup import PALETTE
+from desktop.engine.project.skeleton import Skeleton
 
 from .viewer import ImageViewer
 

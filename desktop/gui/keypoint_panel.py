@@ -6,8 +6,8 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFormLayout, QLabel, QListWidget, QListWidgetItem, QSlider, QVBoxLayout, QWidget
 
-from desktop.engine.keypoint_service import KeypointQuery
-from desktop.engine.skeleton import Skeleton
+from desktop.engine.service.keypoints import KeypointQuery
+from desktop.engine.project.skeleton import Skeleton
 
 from .keypoint_overlay import KeypointOverlay
 from .label_panel import swatch

@@ -19,8 +19,8 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
-from desktop.engine.keypoint_service import KeypointQuery
-from desktop.engine.store import Project
+from desktop.engine.service.keypoints import KeypointQuery
+from desktop.engine.project.store import Project
 
 from .keypoint_commands import SetKeypoints
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 
 from desktop.engine.errors import PointillistError
-from desktop.engine.keypoint_formats import export_project_file
-from desktop.engine.store import Project
+from desktop.engine.keypoints.formats import export_project_file
+from desktop.engine.project.store import Project
 
 from .keypoint_overlay import KeypointOverlay
 from .keypoint_panel import KeypointPanel

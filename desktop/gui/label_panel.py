@@ -6,8 +6,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QFormLayout, QLabel, QListWidget, QListWidgetItem, QSlider, QVBoxLayout, QWidget
 
-from desktop.engine.service import QueryPoint
-from desktop.engine.store import ClassInfo
+from desktop.engine.service.loop import QueryPoint
+from desktop.engine.project.store import ClassInfo
 
 
 def swatch(colour: str, size: int = 14) -> QIcon:

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QColorDialog, QComboBox, QDialog, QDialogButtonBo
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from desktop.engine.errors import PointillistError
-from desktop.engine.project_setup import PALETTE, ImageScan, create_project, default_classes, scan_images
+from desktop.engine.project.setup import PALETTE, ImageScan, create_project, default_classes, scan_images
 
 from .skeleton_editor import SkeletonEditor
 

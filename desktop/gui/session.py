@@ -14,8 +14,8 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoStack
 
-from desktop.engine.service import QueryPoint
-from desktop.engine.store import ClassInfo, Project
+from desktop.engine.service.loop import QueryPoint
+from desktop.engine.project.store import ClassInfo, Project
 
 from .commands import AddLabel, CloseQuery, DeleteLabel
 

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
                                QPushButton, QVBoxLayout, QWidget)
 
-from desktop.engine.skeleton import Skeleton
+from desktop.engine.project.skeleton import Skeleton
 
 
 class PairEditor(QWidget):

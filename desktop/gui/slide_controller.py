@@ -13,11 +13,11 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from desktop.engine.errors import ProjectError
-from desktop.engine.slide_grid import working_resolution
-from desktop.engine.slide_service import (ExportSlide, NextRegion, PredictView, RegionChosen, RegionScores,
+from desktop.engine.segmentation.slide_grid import working_resolution
+from desktop.engine.service.slides import (ExportSlide, NextRegion, PredictView, RegionChosen, RegionScores,
                                           TilePrediction)
-from desktop.engine.slides import ImageSource, is_slide_file, open_image_source
-from desktop.engine.store import ImageInfo, Project
+from desktop.engine.images.slides import ImageSource, is_slide_file, open_image_source
+from desktop.engine.project.store import ImageInfo, Project
 
 from .bridge import EngineBridge
 from .slide_viewer import SlideViewer

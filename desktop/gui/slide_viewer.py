@@ -22,8 +22,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 
 from desktop.engine.errors import ImageReadError
-from desktop.engine.slides import ImageSource
-from desktop.engine.tiles import TileCache, TileGrid, TileKey, level_for_view
+from desktop.engine.images.slides import ImageSource
+from desktop.engine.images.tiles import TileCache, TileGrid, TileKey, level_for_view
 
 from .slide_overview import SlideOverview
 from .viewer import ViewerCommon, _clamp_centre, class_lut, heat_lut

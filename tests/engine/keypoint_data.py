@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from desktop.engine.keypoint_formats import KeypointTable
-from desktop.engine.skeleton import Skeleton
+from desktop.engine.keypoints.formats import KeypointTable
+from desktop.engine.project.skeleton import Skeleton
 
 MIRROR_MOUSE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mirror_mouse_pose"
 MIRROR_CSV = MIRROR_MOUSE / "CollectedData.csv"

@@ -2,8 +2,8 @@
 import os
 import time
 
-from desktop.engine.atomic import STALE_AFTER_S, atomic_write_bytes, temporaries
-from desktop.engine.store import Project
+from desktop.engine.project.atomic import STALE_AFTER_S, atomic_write_bytes, temporaries
+from desktop.engine.project.store import Project
 
 
 def test_a_write_leaves_no_temporary(tmp_path):

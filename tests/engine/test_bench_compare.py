@@ -4,7 +4,7 @@ import json
 import pytest
 
 from desktop.cli import main
-from desktop.engine.bench_compare import compare
+from desktop.engine.bench.compare import compare
 from desktop.engine.errors import PointillistError
 
 

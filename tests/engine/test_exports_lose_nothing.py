@@ -13,12 +13,12 @@ import torch
 from PIL import Image
 
 from desktop.cli import main
-from desktop.engine.atomic import atomic_write_bytes
-from desktop.engine.engine import SegmentationEngine
+from desktop.engine.project.atomic import atomic_write_bytes
+from desktop.engine.segmentation.engine import SegmentationEngine
 from desktop.engine.errors import ProjectError
-from desktop.engine.export import export_masks, export_model
-from desktop.engine.slide_export import write_geojson, write_mask_ome_tiff
-from desktop.engine.store import Project
+from desktop.engine.segmentation.export import export_masks, export_model
+from desktop.engine.segmentation.slide_export import write_geojson, write_mask_ome_tiff
+from desktop.engine.project.store import Project
 
 from .helpers import blob_image, clicks_from_mask, one_thread  # noqa: F401
 

@@ -17,10 +17,10 @@ import pytest
 import tifffile
 
 from desktop.engine.errors import ImageReadError
-from desktop.engine.imageio import image_size, list_images, read_image, read_mask
-from desktop.engine.project_setup import probe_image, scan_images
-from desktop.engine.slides import OpenSlideSource, TiffSource, is_slide_file, open_image_source
-from desktop.engine.video import add_video, read_frame, video_info
+from desktop.engine.images.pictures import image_size, list_images, read_image, read_mask
+from desktop.engine.project.setup import probe_image, scan_images
+from desktop.engine.images.slides import OpenSlideSource, TiffSource, is_slide_file, open_image_source
+from desktop.engine.images.video import add_video, read_frame, video_info
 
 
 def _soon(work, seconds=20):
@@ -231,7 +231,7 @@ def test_a_named_pipe_is_refused_not_waited_on(pipes, name):
 
 
 def test_a_named_pipe_named_like_a_video_is_refused(pipes, tmp_path):
-    from desktop.engine.store import Project
+    from desktop.engine.project.store import Project
 
     path = pipes["x.avi"]
     for call in (video_info, lambda p: read_frame(p, 0)):

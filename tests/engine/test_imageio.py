@@ -10,9 +10,9 @@ import pytest
 import tifffile
 from PIL import Image, ImageOps
 
-from desktop.engine import imageio
+from desktop.engine.images import pictures as imageio
 from desktop.engine.errors import ImageReadError, PointillistError
-from desktop.engine.imageio import image_size, list_images, read_image, read_mask
+from desktop.engine.images.pictures import image_size, list_images, read_image, read_mask
 
 from .helpers import black_png
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from desktop.cli import main
-from desktop.engine.bench_keypoints import annotate, parse_pairs
+from desktop.engine.bench.keypoints import annotate, parse_pairs
 from desktop.engine.errors import PointillistError
-from desktop.engine.keypoint_formats import write_dlc_csv
+from desktop.engine.keypoints.formats import write_dlc_csv
 
 from .keypoint_data import synthetic_table
 

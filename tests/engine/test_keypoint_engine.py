@@ -4,11 +4,11 @@ import sqlite3
 import numpy as np
 import pytest
 
-from desktop.engine.keypoint_engine import COLD_START, KeypointEngine
-from desktop.engine.keypoint_formats import import_table
-from desktop.engine.keypoint_uncertainty import KEYPOINT_STRATEGIES
-from desktop.engine.schema import SCHEMA_VERSION, migrate, schema_version
-from desktop.engine.store import Project
+from desktop.engine.keypoints.engine import COLD_START, KeypointEngine
+from desktop.engine.keypoints.formats import import_table
+from desktop.engine.keypoints.uncertainty import KEYPOINT_STRATEGIES
+from desktop.engine.project.schema import SCHEMA_VERSION, migrate, schema_version
+from desktop.engine.project.store import Project
 
 from .helpers import one_thread  # noqa: F401 (autouse)
 from .keypoint_data import synthetic_table
@@ -94,7 +94,7 @@ def test_migration_to_version_3_keeps_queries_and_adds_keypoint_and_frame_column
 
 def test_cli_new_makes_a_keypoint_project_with_its_skeleton(tmp_path, capsys):
     from desktop.cli import main
-    from desktop.engine.skeleton import Skeleton
+    from desktop.engine.project.skeleton import Skeleton
 
     synthetic_table(tmp_path, 2, size=64)
     args = ["new", "--images", str(tmp_path), "--task", "keypoints", "--dir", str(tmp_path / "p")]

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from desktop.engine.errors import FormatError, ProjectError
-from desktop.engine.keypoint_formats import (KeypointTable, export_project_file, import_table, project_table,
+from desktop.engine.keypoints.formats import (KeypointTable, export_project_file, import_table, project_table,
                                              read_coco, read_dlc_csv, read_table, write_coco, write_dlc_csv)
-from desktop.engine.skeleton import Skeleton
-from desktop.engine.store import Project
+from desktop.engine.project.skeleton import Skeleton
+from desktop.engine.project.store import Project
 
 from .keypoint_data import MIRROR_CSV, MIRROR_MOUSE, synthetic_table
 

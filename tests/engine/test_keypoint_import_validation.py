@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from desktop.engine.errors import FormatError
-from desktop.engine.keypoint_formats import KeypointTable, import_table, read_table, write_coco
-from desktop.engine.skeleton import Skeleton
-from desktop.engine.store import Project
+from desktop.engine.keypoints.formats import KeypointTable, import_table, read_table, write_coco
+from desktop.engine.project.skeleton import Skeleton
+from desktop.engine.project.store import Project
 
 from .keypoint_data import synthetic_table
 

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import torch
 
-from desktop.engine.features import FeatureCache, FeatureExtractor
-from desktop.engine.imageio import read_image
-from desktop.engine.keypoint_formats import read_dlc_csv
-from desktop.engine.learners.base import ImageRef
-from desktop.engine.learners.keypoints import DeepKeypointLearner, FastKeypointLearner, KeypointLabels, locate
+from desktop.engine.learning.features import FeatureCache, FeatureExtractor
+from desktop.engine.images.pictures import read_image
+from desktop.engine.keypoints.formats import read_dlc_csv
+from desktop.engine.learning.base import ImageRef
+from desktop.engine.keypoints.learners import DeepKeypointLearner, FastKeypointLearner, KeypointLabels, locate
 
 from .helpers import one_thread  # noqa: F401 (autouse)
 from .keypoint_data import MIRROR_CSV, MIRROR_MOUSE, synthetic_table
@@ -62,7 +62,7 @@ def test_fast_learner_fits_labelled_frames_far_better_than_the_mean_pose(tmp_pat
 
 @pytest.fixture(scope="module")
 def deep_learner():
-    from desktop.engine.skeleton import Skeleton
+    from desktop.engine.project.skeleton import Skeleton
 
     skeleton = Skeleton(("left", "right", "tail"), symmetry=((0, 1),))
     return DeepKeypointLearner(skeleton, device="cpu", seed=0, batch=2)

@@ -1,6 +1,6 @@
 """The engine thread on a keypoint project: the same messages, keypoint results."""
-from desktop.engine.keypoint_service import AddVideo, KeypointPrediction, KeypointQuery, VideoAdded
-from desktop.engine.service import (Failed, ImageRanking, LabelsChanged, ModelPublished, Predict, ProposeQueries,
+from desktop.engine.service.keypoints import AddVideo, KeypointPrediction, KeypointQuery, VideoAdded
+from desktop.engine.service.loop import (Failed, ImageRanking, LabelsChanged, ModelPublished, Predict, ProposeQueries,
                                     Queries)
 
 from .test_keypoint_engine import keypoint_project

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from desktop.engine.errors import ProjectError
-from desktop.engine.skeleton import Skeleton, SkeletonError
-from desktop.engine.store import Project
+from desktop.engine.project.skeleton import Skeleton, SkeletonError
+from desktop.engine.project.store import Project
 
 from .helpers import blob_image
 

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from desktop.engine import keypoint_uncertainty as ku
-from desktop.engine.learners.keypoints import locate
-from desktop.engine.skeleton import Skeleton
+from desktop.engine.keypoints import uncertainty as ku
+from desktop.engine.keypoints.learners import locate
+from desktop.engine.project.skeleton import Skeleton
 from models.keypoint_head import gaussian_targets, heatmap_loss
 
 H, W = 20, 30

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from desktop.engine.engine import SegmentationEngine
+from desktop.engine.segmentation.engine import SegmentationEngine
 from desktop.engine.errors import PointillistError
-from desktop.engine.imageio import read_image
-from desktop.engine.learners.base import ImageRef, PointLabels
-from desktop.engine.learners.deep import DeepLearner
-from desktop.engine.learners.keypoints import DeepKeypointLearner, KeypointLabels
-from desktop.engine.store import Project
+from desktop.engine.images.pictures import read_image
+from desktop.engine.learning.base import ImageRef, PointLabels
+from desktop.engine.learning.deep import DeepLearner
+from desktop.engine.keypoints.learners import DeepKeypointLearner, KeypointLabels
+from desktop.engine.project.store import Project
 
 from .helpers import blob_image, clicks_from_mask, one_thread  # noqa: F401 (autouse)
 from .keypoint_data import synthetic_table

@@ -12,12 +12,12 @@ import pytest
 
 from desktop.cli import main
 from desktop.engine.errors import ProjectError
-from desktop.engine.project_lock import HOLDER_NAME, ProjectInUse, ProjectLock
-from desktop.engine.store import Project
+from desktop.engine.project.lock import HOLDER_NAME, ProjectInUse, ProjectLock
+from desktop.engine.project.store import Project
 
 HOLD = """
 import sys, time
-from desktop.engine.project_lock import ProjectLock
+from desktop.engine.project.lock import ProjectLock
 lock = ProjectLock(sys.argv[1], purpose="a test process")
 lock.acquire()
 print("held", flush=True)

@@ -6,8 +6,8 @@ import threading
 import pytest
 
 from desktop.cli import main
-from desktop.engine.project_setup import create_project, default_classes, scan_images
-from desktop.engine.store import Project
+from desktop.engine.project.setup import create_project, default_classes, scan_images
+from desktop.engine.project.store import Project
 
 from .helpers import blob_image
 

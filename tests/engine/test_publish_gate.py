@@ -1,6 +1,6 @@
 import numpy as np
 
-from desktop.engine.publish_gate import PublishGate, held_back_signature
+from desktop.engine.learning.publish_gate import PublishGate, held_back_signature
 
 
 def test_gate_compares_with_the_model_in_use_on_todays_held_back_labels():

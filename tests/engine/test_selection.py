@@ -1,6 +1,6 @@
 import numpy as np
 
-from desktop.engine import selection
+from desktop.engine.segmentation import selection
 
 
 def test_select_draws_only_from_the_top_fraction():

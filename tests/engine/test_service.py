@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from desktop.engine.engine import SegmentationEngine
-from desktop.engine.service import (EngineService, Export, Exported, Failed, ImageRanking, LabelsChanged,
+from desktop.engine.segmentation.engine import SegmentationEngine
+from desktop.engine.service.loop import (EngineService, Export, Exported, Failed, ImageRanking, LabelsChanged,
                                     ModelPublished, Pause, Predict, Prediction, Progress, ProposeQueries, Queries,
                                     Resume, SetLearner, Stopped)
-from desktop.engine.store import Project
+from desktop.engine.project.store import Project
 
 SIZE = 128
 

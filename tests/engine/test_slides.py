@@ -8,8 +8,8 @@ import pytest
 import tifffile
 
 from desktop.engine.errors import ImageReadError
-from desktop.engine.imageio import read_image
-from desktop.engine.slides import open_image_source
+from desktop.engine.images.pictures import read_image
+from desktop.engine.images.slides import open_image_source
 
 
 @pytest.fixture

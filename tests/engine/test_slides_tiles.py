@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from desktop.engine.slides import open_image_source
-from desktop.engine.tiles import TileCache, TileGrid, TileKey, TissueMask, level_for_view
+from desktop.engine.images.slides import open_image_source
+from desktop.engine.images.tiles import TileCache, TileGrid, TileKey, TissueMask, level_for_view
 
 
 def test_grid_covers_a_view_nearest_the_centre_first(slides):

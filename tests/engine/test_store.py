@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from desktop.engine.errors import ProjectError
-from desktop.engine.schema import MIGRATIONS, SCHEMA_VERSION, migrate, schema_version
-from desktop.engine.store import Project
+from desktop.engine.project.schema import MIGRATIONS, SCHEMA_VERSION, migrate, schema_version
+from desktop.engine.project.store import Project
 
 CLASSES = [("background", "#000000", "1"), ("nucleus", "#ff0000", "2")]
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from desktop.engine import uncertainty
+from desktop.engine.segmentation import uncertainty
 
 
 def probs_from(pairs):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from desktop.engine.errors import ImageReadError
-from desktop.engine.skeleton import Skeleton
-from desktop.engine.store import Project
-from desktop.engine.video import (add_video, kmeans_frames, read_frame, read_pixels, uniform_frames,
+from desktop.engine.project.skeleton import Skeleton
+from desktop.engine.project.store import Project
+from desktop.engine.images.video import (add_video, kmeans_frames, read_frame, read_pixels, uniform_frames,
                                   video_info)
 
 
@@ -88,8 +88,8 @@ def test_a_video_damaged_in_the_middle_is_refused_naming_the_frames(tmp_path):
 def test_exported_frames_are_real_images_that_import_again(tmp_path):
     """A video project's CSV names PNG frames in DeepLabCut's labeled-data layout, so the file
     re-imports (here, or in DeepLabCut) with the same pixels and labels."""
-    from desktop.engine.imageio import read_image
-    from desktop.engine.keypoint_formats import export_project, import_table, read_table
+    from desktop.engine.images.pictures import read_image
+    from desktop.engine.keypoints.formats import export_project, import_table, read_table
 
     video = write_video(tmp_path / "clip.avi", [(10 * i, 100, 200) for i in range(20)])
     with Project.create(tmp_path / "p", task="keypoints") as project:
@@ -111,7 +111,7 @@ def test_exported_frames_are_real_images_that_import_again(tmp_path):
 
 
 def test_export_with_a_video_gone_uses_earlier_frames_or_is_refused(tmp_path):
-    from desktop.engine.keypoint_formats import export_project, read_table
+    from desktop.engine.keypoints.formats import export_project, read_table
 
     video = write_video(tmp_path / "clip.avi", [(10 * i, 100, 200) for i in range(10)])
     with Project.create(tmp_path / "p", task="keypoints") as project:
@@ -129,7 +129,7 @@ def test_export_with_a_video_gone_uses_earlier_frames_or_is_refused(tmp_path):
 
 def test_export_where_frames_cannot_be_written_is_refused_in_words(tmp_path):
     from desktop.engine.errors import ProjectError
-    from desktop.engine.keypoint_formats import export_project_file
+    from desktop.engine.keypoints.formats import export_project_file
 
     video = write_video(tmp_path / "clip.avi", [(10 * i, 100, 200) for i in range(10)])
     with Project.create(tmp_path / "p", task="keypoints") as project:
@@ -143,7 +143,7 @@ def test_export_where_frames_cannot_be_written_is_refused_in_words(tmp_path):
 
 
 def test_export_keeps_videos_of_one_name_apart_and_names_outside_images_absolutely(tmp_path):
-    from desktop.engine.keypoint_formats import export_project, read_table
+    from desktop.engine.keypoints.formats import export_project, read_table
 
     a = write_video((tmp_path / "a").mkdir() or tmp_path / "a" / "cam.avi", [(200, 0, 0)] * 4)
     b = write_video((tmp_path / "b").mkdir() or tmp_path / "b" / "cam.avi", [(0, 0, 200)] * 4)
@@ -164,6 +164,6 @@ def test_export_keeps_videos_of_one_name_apart_and_names_outside_images_absolute
 
 
 def read_pixels_of(path):
-    from desktop.engine.imageio import read_image
+    from desktop.engine.images.pictures import read_image
 
     return read_image(path)

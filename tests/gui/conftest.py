@@ -8,7 +8,7 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QCoreApplication, QSettings  # noqa: E402
 
-from desktop.engine.store import Project  # noqa: E402
+from desktop.engine.project.store import Project  # noqa: E402
 
 SIZE = 160
 BLOB = (40, 100)  # the bright square spans these rows and columns

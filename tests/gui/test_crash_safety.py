@@ -35,8 +35,8 @@ import pytest
 import torch
 from PIL import Image
 
-from desktop.engine.atomic import STALE_AFTER_S, temporaries
-from desktop.engine.store import Project
+from desktop.engine.project.atomic import STALE_AFTER_S, temporaries
+from desktop.engine.project.store import Project
 
 from .conftest import SIZE, make_blob_project
 

@@ -11,10 +11,10 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QDialogButtonBox, QFileDialog, QInputDialog, QMessageBox
 
-from desktop.engine.keypoint_formats import import_table, read_table
-from desktop.engine.keypoint_service import KeypointPrediction
-from desktop.engine.skeleton import Skeleton
-from desktop.engine.store import Project
+from desktop.engine.keypoints.formats import import_table, read_table
+from desktop.engine.service.keypoints import KeypointPrediction
+from desktop.engine.project.skeleton import Skeleton
+from desktop.engine.project.store import Project
 from desktop.gui.app import MainWindow
 from desktop.gui.keypoint_workspace import KeypointWorkspace
 from desktop.gui.new_project import NewProjectDialog

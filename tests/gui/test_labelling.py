@@ -5,7 +5,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from desktop.engine.store import Project
+from desktop.engine.project.store import Project
 from desktop.gui.app import MainWindow
 
 

@@ -8,7 +8,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox
 
 import desktop.gui.app
-from desktop.engine.store import Project
+from desktop.engine.project.store import Project
 from desktop.gui.app import MainWindow
 
 

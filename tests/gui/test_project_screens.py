@@ -5,7 +5,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QDialogButtonBox
 
-from desktop.engine.store import Project
+from desktop.engine.project.store import Project
 from desktop.gui.app import MainWindow
 from desktop.gui.new_project import NewProjectDialog
 from desktop.gui.shortcuts import SHORTCUTS, ShortcutsDialog

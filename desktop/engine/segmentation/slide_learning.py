@@ -1,0 +1,129 @@
+"""Learning on slides with the ordinary learners: labels become tile patches, and prediction is
+made per tile, lazily, and kept by model version.
+
+A learner sees a slide as many small images, one per working-resolution tile (with context,
+``slide_grid.CONTEXT``): the labels of a slide are grouped by the tile they fall in, and each
+group is one ``PointLabels`` whose image is that tile. Only labelled pixels supervise, as on
+ordinary images, and the feature cache keeps the features of labelled and visible tiles, so a
+tile is encoded once whether it was first needed to train or to predict.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from desktop.engine.segmentation import selection
+
+from desktop.engine.segmentation import uncertainty
+from desktop.engine.errors import ImageReadError
+from desktop.engine.learning.base import ImageRef, PointLabels
+from desktop.engine.segmentation.slide_grid import CONTEXT, SlideGrid, working_resolution
+from desktop.engine.images.slides import is_slide_file, open_image_source
+from desktop.engine.project.store import Project
+from desktop.engine.images.tiles import TileCache, TileKey
+
+PREDICTION_BUDGET = 256 << 20  # bytes of tile predictions kept
+
+
+class SlideLibrary:
+    """The project's slides, opened when first asked for; ``grid`` is None for ordinary images."""
+
+    def __init__(self, project: Project):
+        self.project = project
+        self._grids: dict[int, SlideGrid | None] = {}
+
+    def grid(self, image_id: int) -> SlideGrid | None:
+        if image_id not in self._grids:
+            info = self.project.image(image_id)
+            try:
+                slide = getattr(info, "video", None) is None and is_slide_file(info.path)
+            except ImageReadError:
+                return None  # missing or unreadable: reading it as an image says why
+            if not slide:
+                self._grids[image_id] = None
+            else:
+                source = open_image_source(info.path)
+                self._grids[image_id] = SlideGrid(image_id, source,
+                                                  working_resolution(source, self.project.settings()))
+        return self._grids[image_id]
+
+    def close(self) -> None:
+        for grid in self._grids.values():
+            if grid is not None:
+                grid.source.close()
+        self._grids.clear()
+
+
+def tile_ref(grid: SlideGrid, col: int, row: int) -> ImageRef:
+    return ImageRef(grid.key(col, row), lambda: grid.read(col, row))
+
+
+def point_labels(grid: SlideGrid, yx: np.ndarray, classes: np.ndarray) -> list[PointLabels]:
+    """Level-0 labels of a slide as one ``PointLabels`` per tile they fall in."""
+    cols, rows, local = grid.locate(yx)
+    out = []
+    for col, row in sorted(set(zip(cols.tolist(), rows.tolist()))):
+        chosen = (cols == col) & (rows == row)
+        out.append(PointLabels(tile_ref(grid, col, row), local[chosen], np.asarray(classes)[chosen]))
+    return out
+
+
+def tile_probabilities(learner, grid: SlideGrid, col: int, row: int) -> np.ndarray:
+    """Class probabilities (C, h, w) of one tile, its context cut off."""
+    h, w = grid.size(col, row)
+    probs = learner.predict_proba(tile_ref(grid, col, row))
+    return probs[:, CONTEXT:CONTEXT + h, CONTEXT:CONTEXT + w]
+
+
+def scaled_uncertainty(strategy: str, probs: np.ndarray) -> np.ndarray:
+    """Uncertainty in [0, 1] (entropy divided by its maximum); strategies that need more than
+    one prediction (``random``, ``bald``) are scored by ``margin`` here."""
+    if strategy not in ("entropy", "least_confidence", "margin"):
+        strategy = "margin"
+    scores = uncertainty.score(strategy, probs)
+    if strategy == "entropy":
+        scores = scores / max(math.log(probs.shape[0]), 1e-6)
+    return np.clip(scores, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class TileResult:
+    col: int
+    row: int
+    version: int
+    class_map: np.ndarray  # (h, w) uint8 class index
+    uncertainty: np.ndarray  # (h, w) uint8, 0 = sure .. 255 = least sure
+    score: float  # mean of the top 5 % uncertainties (0..1) over the tile's tissue
+
+
+class TilePredictions:
+    """Tile predictions by (image, tile, model version) in a memory budget, and the latest
+    uncertainty score of every tile predicted so far (whatever its version: where to look next
+    may be judged on a slightly older model)."""
+
+    def __init__(self, budget_bytes: int = PREDICTION_BUDGET):
+        self._cache = TileCache(budget_bytes)
+        self.scores: dict[int, dict[tuple[int, int], tuple[int, float]]] = {}  # image -> tile -> (version, score)
+
+    def get(self, grid: SlideGrid, col: int, row: int, version: int) -> TileResult | None:
+        stacked = self._cache.get(TileKey(grid.image_id, 0, col, row, version))
+        if stacked is None:
+            return None
+        score = self.scores.get(grid.image_id, {}).get((col, row), (version, 0.0))[1]
+        return TileResult(col, row, version, stacked[..., 0], stacked[..., 1], score)
+
+    def predict(self, learner, grid: SlideGrid, col: int, row: int, version: int,
+                strategy: str = "margin") -> TileResult:
+        cached = self.get(grid, col, row, version)
+        if cached is not None:
+            return cached
+        probs = tile_probabilities(learner, grid, col, row)
+        scores = scaled_uncertainty(strategy, probs)
+        tissue = grid.tissue_in(col, row)
+        score = selection.image_uncertainty(scores, exclude=~tissue) if tissue.any() else 0.0
+        stacked = np.stack([probs.argmax(0).astype(np.uint8), np.rint(scores * 255).astype(np.uint8)], -1)
+        self._cache.put(TileKey(grid.image_id, 0, col, row, version), stacked)
+        self.scores.setdefault(grid.image_id, {})[(col, row)] = (version, score)
+        return TileResult(col, row, version, stacked[..., 0], stacked[..., 1], score)
