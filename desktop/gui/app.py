@@ -17,6 +17,7 @@ from desktop.engine.images.pictures import IMAGE_SUFFIXES
 from desktop.engine.project.lock import ProjectInUse
 from desktop.engine.images.slides import SLIDE_SUFFIXES
 
+from .icons import app_icon
 from .keypoint_workspace import KeypointWorkspace, workspace_for
 from .new_project import NewProjectDialog
 from .shortcuts import ShortcutsDialog
@@ -228,6 +229,7 @@ def make_application() -> QApplication:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     QCoreApplication.setOrganizationName("Pointillist")
     QCoreApplication.setApplicationName("Pointillist")
+    app.setWindowIcon(app_icon())
     return app
 
 

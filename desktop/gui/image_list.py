@@ -11,6 +11,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from desktop.engine.project.store import Project
+from desktop.resources import ui_colour
 
 COLUMNS = ("Image", "Labels", "Queries", "Uncertainty", "Problem")
 
@@ -59,8 +60,8 @@ class ImageList(QTableWidget):
             self.setItem(row, 0, name)
             problem = QTableWidgetItem(self.problems.get(info.id, ""))
             if info.id in self.problems:
-                problem.setForeground(QColor("#e57373"))
-                name.setForeground(QColor("#e57373"))
+                problem.setForeground(QColor(*ui_colour("error")))
+                name.setForeground(QColor(*ui_colour("error")))
                 problem.setToolTip(self.problems[info.id])
             self.setItem(row, 4, problem)
             self._fill_counts(row, project, info.id)

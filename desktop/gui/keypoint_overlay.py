@@ -13,15 +13,15 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QColor
 
-from desktop.engine.project.setup import PALETTE
+from desktop import resources
 from desktop.engine.project.skeleton import Skeleton
 
-from .viewer import ImageViewer
+from .viewer import LABEL_PEN, ImageViewer
 
 
 def confidence_colour(confidence: float) -> QColor:
-    """Red at 0, yellow at 0.5, green at 1."""
-    return QColor.fromHsvF(float(np.clip(confidence, 0.0, 1.0)) / 3.0, 0.9, 1.0)
+    """Red at 0, yellow at 0.5, green at 1 (``resources/colormaps/confidence.csv``)."""
+    return QColor(*resources.colour_map("confidence")[round(float(np.clip(confidence, 0.0, 1.0)) * 255)])
 
 
 class DraggableScatter(pg.ScatterPlotItem):
@@ -70,7 +70,7 @@ class KeypointOverlay(QObject):
         self.viewer, self.skeleton = viewer, skeleton
         self.colours = self.palette(len(skeleton))
         self.items = {
-            "bones": pg.PlotDataItem(connect="pairs", pen=pg.mkPen((255, 255, 255, 170), width=1.5)),
+            "bones": pg.PlotDataItem(connect="pairs", pen=pg.mkPen(resources.ui_colour("bone"), width=1.5)),
             "proposals": DraggableScatter(size=16, pxMode=True, brush=None, hoverable=False),
             "labels": DraggableScatter(size=11, pxMode=True),
         }
@@ -84,7 +84,8 @@ class KeypointOverlay(QObject):
     @staticmethod
     def palette(n: int) -> list[QColor]:
         """The colour of each keypoint (the class palette, repeated)."""
-        return [QColor(PALETTE[i % len(PALETTE)]) for i in range(n)]
+        colours = resources.palette()
+        return [QColor(colours[i % len(colours)]) for i in range(n)]
 
     def clear(self) -> None:
         for item in self.items.values():
@@ -96,7 +97,7 @@ class KeypointOverlay(QObject):
         self.items["labels"].setData(
             x=[xy[k, 0] + 0.5 for k in placed], y=[xy[k, 1] + 0.5 for k in placed], data=placed,
             brush=[None if visibility[k] == "occluded" else pg.mkBrush(self.colours[k]) for k in placed],
-            pen=[pg.mkPen(self.colours[k], width=2.5) if visibility[k] == "occluded" else pg.mkPen("w", width=1.2)
+            pen=[pg.mkPen(self.colours[k], width=2.5) if visibility[k] == "occluded" else LABEL_PEN
                  for k in placed])
         keys = sorted(proposals)
         self.items["proposals"].setData(

@@ -15,7 +15,8 @@ from PySide6.QtWidgets import (QColorDialog, QComboBox, QDialog, QDialogButtonBo
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from desktop.engine.errors import PointillistError
-from desktop.engine.project.setup import PALETTE, ImageScan, create_project, default_classes, scan_images
+from desktop.engine.project.setup import ImageScan, create_project, default_classes, scan_images
+from desktop.resources import palette, ui_colour
 
 from .skeleton_editor import SkeletonEditor
 
@@ -85,7 +86,7 @@ class NewProjectDialog(QDialog):
         browse = QPushButton("Browse...")
         browse.clicked.connect(self._choose_target)
         self.error = QLabel()
-        self.error.setStyleSheet("color: #e57373")
+        self.error.setStyleSheet(f"color: {QColor(*ui_colour('error')).name()}")
         self.error.setWordWrap(True)
         self.buttons = buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         buttons.button(QDialogButtonBox.Ok).setText("Create")
@@ -196,7 +197,7 @@ class NewProjectDialog(QDialog):
 
     def add_class(self, name: str, colour: str | None = None, key: str | None = None) -> None:
         row = self.classes.rowCount()
-        colour = colour or PALETTE[row % len(PALETTE)]
+        colour = colour or palette()[row % len(palette())]
         if key is None and row < 9:
             key = str(row + 1)
         self.classes.insertRow(row)

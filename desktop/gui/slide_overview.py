@@ -12,7 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtWidgets import QGraphicsRectItem
 
-from .viewer import heat_lut
+from desktop.resources import colour_map, ui_colour
 
 SIZE = 200
 
@@ -21,7 +21,7 @@ class SlideOverview(pg.GraphicsView):
     jumpRequested = Signal(float, float)  # level-0 point to centre the main view on
 
     def __init__(self, parent=None):
-        super().__init__(parent, background=(30, 30, 30, 220))
+        super().__init__(parent, background=ui_colour("overview_background"))
         self.setFixedSize(SIZE, SIZE)
         self.setFocusPolicy(Qt.NoFocus)
         self.view = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
@@ -32,11 +32,11 @@ class SlideOverview(pg.GraphicsView):
         self.heat.setOpacity(0.7)
         self.labels = pg.ScatterPlotItem(size=4, pen=None, pxMode=True)
         self.frame = QGraphicsRectItem()
-        self.frame.setPen(pg.mkPen("#00e5ff", width=2, cosmetic=True))
+        self.frame.setPen(pg.mkPen(ui_colour("overview_frame"), width=2, cosmetic=True))
         for z, item in enumerate((self.thumbnail, self.heat, self.labels, self.frame)):
             item.setZValue(z)
             self.view.addItem(item)
-        self._lut = heat_lut()
+        self._lut = colour_map("uncertainty")
         self._size = (1, 1)
 
     def set_slide(self, width: int, height: int) -> None:

@@ -25,8 +25,10 @@ from desktop.engine.errors import ImageReadError
 from desktop.engine.images.slides import ImageSource
 from desktop.engine.images.tiles import TileCache, TileGrid, TileKey, level_for_view
 
+from desktop.resources import colour_map
+
 from .slide_overview import SlideOverview
-from .viewer import ViewerCommon, _clamp_centre, class_lut, heat_lut
+from .viewer import ViewerCommon, _clamp_centre, class_lut
 
 READ_THREADS = 2
 MAX_VIEW_TILES = 256  # image tiles drawn at once (a slide without small levels, zoomed out)
@@ -51,7 +53,7 @@ class SlideViewer(ViewerCommon, pg.GraphicsView):
         self._thumbnail = pg.ImageItem()
         self._thumbnail.setParentItem(self.items["image"])
         self._thumbnail.setZValue(-1)
-        self._heat = heat_lut()
+        self._heat = colour_map("uncertainty")
         self._class_lut = class_lut([])
         self._brushes: list = []
         self.overview = SlideOverview(self)

@@ -9,6 +9,8 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
                                QWidget)
 
+from desktop.resources import ui_colour
+
 LEARNERS = ("fast", "deep")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -39,8 +41,10 @@ class TrainingPanel(QWidget):
             plot.setMinimumHeight(110)
             plot.setLabel("bottom", "model version")
             plot.setMouseEnabled(False, False)
-        self.loss_curve = self.loss_plot.plot(pen=pg.mkPen("#4fc3f7", width=2), symbol="o", symbolSize=4)
-        self.accuracy_curve = self.accuracy_plot.plot(pen=pg.mkPen("#81c784", width=2), symbol="o", symbolSize=4)
+        self.loss_curve = self.loss_plot.plot(pen=pg.mkPen(ui_colour("loss_curve"), width=2), symbol="o",
+                                              symbolSize=4)
+        self.accuracy_curve = self.accuracy_plot.plot(pen=pg.mkPen(ui_colour("accuracy_curve"), width=2), symbol="o",
+                                                      symbolSize=4)
         self.history: list[tuple[int, float, float | None]] = []
 
         form = QFormLayout()

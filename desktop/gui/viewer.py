@@ -17,10 +17,12 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, Qt, Signal
 from PySide6.QtGui import QColor
 
+from desktop.resources import colour_map, ui_colour
+
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
 LAYERS = ("image", "prediction", "uncertainty", "labels", "queries")
-LABEL_PEN = pg.mkPen("#ffffff", width=1.2)  # the ring around a saved label's class colour
+LABEL_PEN = pg.mkPen(ui_colour("label_ring"), width=1.2)  # the ring around a saved label's class colour
 
 
 def class_lut(colours: list[str]) -> np.ndarray:
@@ -30,13 +32,6 @@ def class_lut(colours: list[str]) -> np.ndarray:
         c = QColor(colour)
         lut[i] = (c.red(), c.green(), c.blue(), 255)
     return lut
-
-
-def heat_lut() -> np.ndarray:
-    """(256, 4) uint8 heat colours whose transparency falls with certainty."""
-    lut = pg.colormap.get("inferno").getLookupTable(0.0, 1.0, 256, alpha=True)
-    lut[:, 3] = np.linspace(0, 220, 256).astype(np.uint8)
-    return np.ascontiguousarray(lut, np.uint8)
 
 
 class ViewerCommon:
@@ -49,9 +44,10 @@ class ViewerCommon:
         queries, the current query's ring) into ``view``, bottom to top in ``LAYERS`` order."""
         self.items = {**image_layers,
                       "labels": pg.ScatterPlotItem(size=9, pen=LABEL_PEN, pxMode=True),
-                      "queries": pg.ScatterPlotItem(size=20, pen=pg.mkPen("#ffe14d", width=2), brush=None,
+                      "queries": pg.ScatterPlotItem(size=20, pen=pg.mkPen(ui_colour("query_ring"), width=2), brush=None,
                                                     pxMode=True)}
-        self.current_ring = pg.ScatterPlotItem(size=34, pen=pg.mkPen("#00e5ff", width=3), brush=None, pxMode=True)
+        self.current_ring = pg.ScatterPlotItem(size=34, pen=pg.mkPen(ui_colour("current_query"), width=3), brush=None,
+                                               pxMode=True)
         for z, name in enumerate(LAYERS):
             self.items[name].setZValue(z)
             self.view.addItem(self.items[name])
@@ -109,7 +105,7 @@ class ImageViewer(ViewerCommon, pg.GraphicsView):
         self.view = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.setCentralItem(self.view)
         self._stack_layers({name: pg.ImageItem() for name in ("image", "prediction", "uncertainty")})
-        self._heat = heat_lut()
+        self._heat = colour_map("uncertainty")
         self._class_lut = class_lut([])
         self.image_shape: tuple[int, int] | None = None
         self.overlay_version: int | None = None

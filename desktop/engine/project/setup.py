@@ -13,14 +13,11 @@ from desktop.engine.images.pictures import IMAGE_SUFFIXES, read_image
 from desktop.engine.images.slides import SLIDE_SUFFIXES, is_slide_file, open_image_source
 from desktop.engine.project.skeleton import Skeleton
 from desktop.engine.project.store import Project
+from desktop.resources import palette
 
 THUMBNAIL_CHECK = 256  # a slide is checked by decoding a thumbnail this large, not read whole
 _NOT_FILES = {stat.S_IFIFO: "a named pipe (FIFO)", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a device",
               stat.S_IFBLK: "a device"}
-
-# Colour-blind-friendly, well separated on grey tissue and on fluorescence (Okabe-Ito first).
-PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000000",
-           "#999999", "#882255")
 
 
 @dataclass
@@ -34,14 +31,16 @@ class ImageScan:
 
 
 def default_classes(names: list[str]) -> list[tuple[str, str, str | None]]:
-    """``(name, colour, key)`` for class names, keys 1..9 then 0, colours from ``PALETTE``."""
+    """``(name, colour, key)`` for class names, keys 1..9 then 0, colours from the default
+    palette (``resources/colours.json``: colour-blind safe, Okabe-Ito first), repeated."""
     cleaned = [n.strip() for n in names if n.strip()]
     if len(cleaned) < 2:
         raise ProjectError("A segmentation project needs at least two classes, e.g. 'background,nucleus'.")
     if len(set(cleaned)) != len(cleaned):
         raise ProjectError("Class names must differ from each other.")
     keys = [str(i) for i in range(1, 10)] + ["0"]
-    return [(name, PALETTE[i % len(PALETTE)], keys[i] if i < len(keys) else None)
+    colours = palette()
+    return [(name, colours[i % len(colours)], keys[i] if i < len(keys) else None)
             for i, name in enumerate(cleaned)]
 
 
