@@ -66,7 +66,8 @@ def _add_bench(sub) -> None:
 
 def _add_project_commands(sub) -> None:
     demo = sub.add_parser("demo", help="create (once) and open the demo project")
-    demo.add_argument("--dir", type=Path, default=None, help="where the demo project lives")
+    demo.add_argument("--dir", type=Path, default=None,
+                      help="where the demo project lives (default: the one the window's Demo button opens)")
     demo.add_argument("--no-window", action="store_true", help="only create it")
     new = sub.add_parser("new", help="create a project without opening a window")
     new.add_argument("--images", type=Path, nargs="+", required=True, help="image files and/or folders")
@@ -85,16 +86,11 @@ def _add_project_commands(sub) -> None:
                         help="training steps when no saved model of this learner exists")
 
 
-def default_demo_dir() -> Path:
-    from platformdirs import user_data_path
-
-    return user_data_path("Pointillist", appauthor=False) / "demo-project"
-
-
 def _demo(args) -> int:
+    from desktop import paths
     from desktop.engine.project.demo import create_demo_project
 
-    folder = create_demo_project(args.dir or default_demo_dir())
+    folder = create_demo_project(args.dir or paths.demo_dir())
     print(f"Demo project: {folder}")
     return 0 if args.no_window else _gui(argparse.Namespace(project=folder))
 

@@ -5,7 +5,8 @@ The self-test goes through what a user's first minutes need, each step timed: th
 weights classify a known picture, the demo project is made, the fast learner trains and
 predicts, masks are exported and read back, and the real main window opens offscreen (in a
 frozen build this proves that the Qt platform plugins were bundled). It works in a temporary
-folder and keeps Qt's settings there too, so the user's recent-projects list is left alone.
+folder and keeps the app's own folders there too (``desktop.paths``), so the user's
+recent-projects list and demo are left alone.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from desktop import paths
 
 ESPRESSO = 967  # the ImageNet class that skimage's coffee picture shows
 TRAIN_STEPS = 100
@@ -138,14 +141,6 @@ def _export(ctx: _Context) -> str:
     return f"{len(images)} masks and previews"
 
 
-def _isolate_settings(folder: Path) -> None:
-    """Keep Qt's settings (the recent-projects list) in ``folder``, not the user's."""
-    from PySide6.QtCore import QSettings
-
-    QSettings.setDefaultFormat(QSettings.IniFormat)
-    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(folder))
-
-
 def _show(window, app) -> None:
     """Show ``window`` and return once the platform has exposed it and it has painted."""
     window.show()
@@ -164,8 +159,7 @@ def _window(ctx: _Context) -> str:
     from desktop.gui.app import MainWindow, make_application
 
     app = make_application()
-    _isolate_settings(ctx.folder / "settings")
-    window = MainWindow(ctx.project_dir, demo_dir=ctx.folder / "unused-demo")
+    window = MainWindow(ctx.project_dir)
     try:
         if window.workspace is None:
             raise AssertionError("the main window did not open the demo project")
@@ -199,7 +193,7 @@ def run(write: Callable[[str], None] = print, steps: list[Step] = STEPS) -> int:
     _offscreen()
     failed: set[str] = set()
     total = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="pointillist-self-test-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="pointillist-self-test-") as tmp, paths.home_at(Path(tmp) / "home"):
         ctx = _Context(Path(tmp))
         try:
             for name, check, needs in steps:
@@ -244,7 +238,7 @@ def time_to_window() -> int:
     """Open the main window offscreen on a fresh demo project in a temporary folder, print how
     long after the process start it was shown, and close it."""
     _offscreen()
-    with tempfile.TemporaryDirectory(prefix="pointillist-time-to-window-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="pointillist-time-to-window-") as tmp, paths.home_at(Path(tmp) / "home"):
         from desktop.engine.project.demo import create_demo_project
 
         start = time.perf_counter()
@@ -253,8 +247,7 @@ def time_to_window() -> int:
         from desktop.gui.app import MainWindow, make_application
 
         app = make_application()
-        _isolate_settings(Path(tmp) / "settings")
-        window = MainWindow(project, demo_dir=Path(tmp) / "unused-demo")
+        window = MainWindow(project)
         try:
             _show(window, app)
             seconds, since = process_age()

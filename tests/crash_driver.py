@@ -133,17 +133,15 @@ class Driver:
 
 def main(argv: list[str]) -> int:
     project, export_dir, seed = Path(argv[0]), Path(argv[1]), int(argv[2])
-    from PySide6.QtCore import QCoreApplication, QSettings
     from PySide6.QtWidgets import QFileDialog
 
     from desktop.gui.app import MainWindow, make_application
+    from desktop.paths import HOME_VARIABLE
 
     announce_atomic_writes()
     app = make_application()
-    # Recent projects go to a settings file beside the project, never to the user's settings.
-    QCoreApplication.setOrganizationName("PointillistCrashTest")
-    QSettings.setDefaultFormat(QSettings.IniFormat)
-    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(project.parent / "settings"))
+    # Recent projects go to a folder beside the project, never to the user's.
+    os.environ[HOME_VARIABLE] = str(project.parent / "home")
     QFileDialog.getExistingDirectory = staticmethod(lambda *a, **k: str(export_dir))  # the folder "chosen"
     window = MainWindow(project, torch_threads=1)
     window.show()

@@ -141,16 +141,15 @@ class WindowDriver:
 
 
 def window_main(project: Path, export_dir: Path, seed: int, seconds: float) -> int:
-    from PySide6.QtCore import QCoreApplication, QSettings, QTimer
+    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QFileDialog
 
     from desktop.gui.app import MainWindow, make_application
+    from desktop.paths import HOME_VARIABLE
 
     announce_model_files()
     app = make_application()
-    QCoreApplication.setOrganizationName("PointillistTwoWindows")
-    QSettings.setDefaultFormat(QSettings.IniFormat)
-    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(export_dir / "settings"))
+    os.environ[HOME_VARIABLE] = str(export_dir / "home")  # recent projects: never the user's
     QFileDialog.getExistingDirectory = staticmethod(lambda *a, **k: str(export_dir))  # the folder "chosen"
     window = MainWindow(torch_threads=1)
     window.resize(1100, 700)

@@ -8,10 +8,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QStandardPaths
+from PySide6.QtCore import QCoreApplication
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMainWindow, QMessageBox, QStackedWidget
 
+from desktop import paths as app_paths  # add_images names its chosen files "paths"
 from desktop.engine.errors import PointillistError
 from desktop.engine.images.pictures import IMAGE_SUFFIXES
 from desktop.engine.project.lock import ProjectInUse
@@ -21,13 +22,8 @@ from .icons import app_icon
 from .keypoint_workspace import KeypointWorkspace, workspace_for
 from .new_project import NewProjectDialog
 from .shortcuts import ShortcutsDialog
-from .start_screen import StartScreen, remember_project
+from .start_screen import StartScreen
 from .workspace import ProjectWorkspace
-
-
-def demo_folder() -> Path:
-    base = QStandardPaths.writableLocation(QStandardPaths.AppDataLocation) or str(Path.home() / ".pointillist")
-    return Path(base) / "demo"
 
 
 class MainWindow(QMainWindow):
@@ -35,7 +31,7 @@ class MainWindow(QMainWindow):
                  **engine_options):
         super().__init__()
         self.learner = learner
-        self.demo_dir = demo_dir or demo_folder()
+        self.demo_dir = demo_dir or app_paths.demo_dir()
         self.engine_options = engine_options
         self.workspace: ProjectWorkspace | None = None
         self.start_screen = StartScreen()
@@ -131,7 +127,10 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(self.workspace)
         self.stack.setCurrentWidget(self.workspace)
         self.workspace.viewer.setFocus()
-        remember_project(folder)
+        try:
+            app_paths.remember_project(folder)
+        except PointillistError as e:  # the project is open all the same; only the list is behind
+            self.statusBar().showMessage(f"Not added to the recent projects: {e}", 15000)
         self._project_actions_enabled(True)
         self._set_title()
         if read_only:

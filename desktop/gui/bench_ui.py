@@ -10,8 +10,10 @@ Figures:
   the clicks, training and predictions run.
 
 The benchmark works on a copy of the project (its images are referenced, not copied), so the
-user's labels are never touched. Each click's class follows a fixed rule (brighter or darker
-than the image's median), as a consistent expert would, so models improve and get published.
+user's labels are never touched, and with the app's folders in its temporary folder
+(``desktop.paths.home_at``), so the copy never joins the user's recent projects. Each click's
+class follows a fixed rule (brighter or darker than the image's median), as a consistent expert
+would, so models improve and get published.
 """
 from __future__ import annotations
 
@@ -80,11 +82,12 @@ def run(project_dir: Path | None = None, clicks: int = 20, learner: str = "fast"
     from PySide6.QtTest import QTest
 
     from desktop.engine.images.pictures import read_image
+    from desktop.paths import home_at
 
     from .app import MainWindow, make_application
 
     app = make_application()
-    with tempfile.TemporaryDirectory(prefix="pointillist-bench-ui-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="pointillist-bench-ui-") as tmp, home_at(Path(tmp) / "home"):
         if project_dir is None:
             from desktop.engine.project.demo import create_demo_project
 

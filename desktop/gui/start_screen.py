@@ -1,30 +1,16 @@
 """What the window shows with no project open: New, Open, Demo and the recent projects.
 
-Recent projects are kept with ``QSettings``, which stores them the platform's way (registry,
-plist, ini file) behind one API.
+The recent-projects list is a file in the app's data folder (``desktop.paths``), not Qt's
+settings: one place for it whatever the platform, which ``POINTILLIST_HOME`` moves as a whole.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QPushButton, QVBoxLayout, QWidget
 
-RECENT_KEY = "recent_projects"
-MAX_RECENT = 10
-
-
-def recent_projects() -> list[Path]:
-    values = QSettings().value(RECENT_KEY, []) or []
-    if isinstance(values, str):
-        values = [values]
-    return [Path(v) for v in values]
-
-
-def remember_project(folder: Path) -> None:
-    folder = Path(folder).resolve()
-    kept = [str(folder)] + [str(p) for p in recent_projects() if p != folder]
-    QSettings().setValue(RECENT_KEY, kept[:MAX_RECENT])
+from desktop.paths import recent_projects
 
 
 class StartScreen(QWidget):

@@ -88,7 +88,7 @@ class ProjectWorkspace(QWidget):
         if start_engine:
             self.bridge.start()
         readable = [i.id for i in self.project.images() if i.id not in self.problems]
-        last = self.project.settings().get("last_image")
+        last = self.project.settings().last_image
         if readable:
             self.open_image(last if last in readable else readable[0])
 
@@ -236,7 +236,7 @@ class ProjectWorkspace(QWidget):
         self.image_list.select_image(image_id)
         self.viewer.setFocus()  # keys answer queries again after a click in the list
         if not self.read_only:
-            self.project.save_settings({**self.project.settings(), "last_image": image_id})
+            self.project.update_settings(last_image=image_id)
         self.message.emit(f"{info.name}: {info.width} x {info.height}")
         return True
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from desktop.engine.segmentation.engine import SegmentationEngine
+from desktop.engine.project.settings import ProjectSettings
 from desktop.engine.project.setup import create_project, scan_images
 from desktop.engine.segmentation.slide_grid import CONTEXT, SlideGrid, working_resolution
 from desktop.engine.segmentation.slide_learning import TilePredictions, point_labels
@@ -39,10 +40,11 @@ def test_working_resolution_in_micrometres_or_as_a_level(slides, cmu):
     with open_image_source(cmu) as source:
         res = working_resolution(source)
         assert res.downsample == pytest.approx(1.0 / 0.499) and res.mpp == pytest.approx(1.0)
-        assert working_resolution(source, {"slide_mpp": 0.25}).downsample == 1.0  # never finer than level 0
+        finest = working_resolution(source, ProjectSettings(slide_mpp=0.25))
+        assert finest.downsample == 1.0  # never finer than level 0
     with open_image_source(slides / "openslide_python_fixtures" / "boxes.tiff") as source:
         assert working_resolution(source).downsample == 1.0  # no mpp: level 0
-        assert working_resolution(source, {"slide_level": 1}).downsample == 2.0
+        assert working_resolution(source, ProjectSettings(slide_level=1)).downsample == 2.0
 
 
 def test_labels_land_in_their_tiles_at_the_working_resolution(cmu):

@@ -1,4 +1,4 @@
-"""GUI tests run offscreen with isolated settings, on small generated projects."""
+"""GUI tests run offscreen with the app's folders in a temporary one, on small generated projects."""
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -6,22 +6,22 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
-from PySide6.QtCore import QCoreApplication, QSettings  # noqa: E402
 
 from desktop.engine.project.store import Project  # noqa: E402
+from desktop.paths import home_at  # noqa: E402
 
 SIZE = 160
 BLOB = (40, 100)  # the bright square spans these rows and columns
 
 
 @pytest.fixture(autouse=True)
-def isolated_settings(tmp_path_factory, qapp):
-    """Recent projects and the like go to a temporary ini file, never the user's settings."""
-    QCoreApplication.setOrganizationName("PointillistTests")
-    QCoreApplication.setApplicationName("PointillistTests")
-    QSettings.setDefaultFormat(QSettings.IniFormat)
-    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(tmp_path_factory.mktemp("settings")))
-    QSettings().clear()
+def isolated_home(tmp_path_factory, qapp):
+    """The recent-projects list, the demo and any other folder of the app's go to a fresh
+    temporary folder for each test (children started by a test inherit it), never the user's.
+    Not with the ``monkeypatch`` fixture: a test's ``monkeypatch.undo()`` would undo this too.
+    It also makes the QApplication that tests building widgets without ``qtbot`` rely on."""
+    with home_at(tmp_path_factory.mktemp("home")):
+        yield
 
 
 def make_blob_project(folder, images=2):

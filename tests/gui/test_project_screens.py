@@ -1,5 +1,6 @@
 """Start screen, recent projects, the New-project dialog and projects with missing images."""
 import os
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
@@ -100,6 +101,40 @@ def test_the_demo_button_creates_and_opens_the_demo_once(show, tmp_path):
     win.close_project()
     win.start_screen.demo_button.click()  # the second time it opens the same project
     assert win.workspace.folder == tmp_path / "demo"
+    win.close()
+
+
+def test_the_command_and_the_window_use_the_same_demo(show, capsys):
+    from desktop import paths
+    from desktop.cli import main
+
+    assert main(["demo", "--no-window"]) == 0
+    made = capsys.readouterr().out.strip().removeprefix("Demo project: ")
+    assert made == str(paths.demo_dir())
+    assert paths.demo_dir().parent == Path(os.environ[paths.HOME_VARIABLE])  # the test's, not the user's
+    win = show(MainWindow(start_engine=False))
+    assert win.demo_dir == paths.demo_dir()
+    win.start_screen.demo_button.click()
+    assert str(win.workspace.folder) == made  # the project the command made, opened again
+    win.close()
+
+
+def test_a_damaged_or_unwritable_recent_list_never_stops_the_window(show, blob_project):
+    from desktop import paths
+
+    paths.recent_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.recent_file().write_bytes(b"\x00{ not json")
+    win = show(MainWindow(start_engine=False))
+    assert win.start_screen.recent.count() == 0
+    assert win.open_project(blob_project)
+    win.close_project()
+    assert [win.start_screen.recent.item(i).text() for i in range(win.start_screen.recent.count())] == [
+        str(blob_project.resolve())]
+    paths.recent_file().unlink()
+    paths.recent_file().mkdir()  # now it cannot be written at all
+    assert win.open_project(blob_project)
+    assert win.statusBar().currentMessage().startswith(
+        "Not added to the recent projects: Cannot save 'recent-projects.json'")
     win.close()
 
 

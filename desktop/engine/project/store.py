@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from desktop.engine.project.atomic import remove_stale_temporaries
 from desktop.engine.errors import ProjectBusy, ProjectError
+from desktop.engine.project.settings import ProjectSettings
 from desktop.engine.project.schema import SCHEMA_VERSION, migrate, schema_version
 from desktop.engine.project.skeleton import UNLABELLED, VISIBILITIES, Skeleton
 
@@ -285,11 +285,17 @@ class Project:
     def task(self) -> str:
         return self.meta("task", "segmentation")
 
-    def settings(self) -> dict:
-        return json.loads(self.meta("settings", "{}"))
+    def settings(self) -> ProjectSettings:
+        return ProjectSettings.from_json(self.meta("settings"))
 
-    def save_settings(self, settings: dict) -> None:
-        self.set_meta("settings", json.dumps(settings, sort_keys=True))
+    def update_settings(self, **changes) -> ProjectSettings:
+        """Change the named settings and keep the others; a value out of range is refused with a
+        ProjectError before anything is written. Read and written in one transaction, so a
+        change made meanwhile by another program is not overwritten."""
+        with self.batch():
+            settings = replace(self.settings(), **changes)
+            self.set_meta("settings", settings.to_json())
+        return settings
 
     # ----- classes ---------------------------------------------------------------------------
     def add_class(self, name: str, colour: str, key: str | None = None) -> int:

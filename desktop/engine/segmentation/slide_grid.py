@@ -2,9 +2,10 @@
 context, and where labels and tissue fall on it. No torch and no Qt: the viewer uses it too.
 
 The working resolution is where features are computed, for training and for prediction alike:
-``WORKING_MPP`` micrometres per pixel when the slide knows its pixel size, else a pyramid level
-(project settings ``slide_mpp`` and ``slide_level`` change them). It is never finer than level 0,
-and a pyramid level within 10 % of it is used exactly, so its tiles read without resampling.
+``ProjectSettings.slide_mpp`` micrometres per pixel (1 by default) when the slide knows its
+pixel size, else the pyramid level ``ProjectSettings.slide_level`` (0 by default). It is never
+finer than level 0, and a pyramid level within 10 % of it is used exactly, so its tiles read
+without resampling.
 
 Coordinates: level-0 pixel centres are whole numbers (as labels are stored); working pixel
 ``j`` covers level-0 ``[j * d, (j + 1) * d)``, so level-0 ``x`` is working ``(x + 0.5) / d - 0.5``.
@@ -19,8 +20,8 @@ import numpy as np
 
 from desktop.engine.images.slides import ImageSource
 from desktop.engine.images.tiles import TILE_SIZE, TileGrid, TissueMask
+from desktop.engine.project.settings import ProjectSettings
 
-WORKING_MPP = 1.0
 CONTEXT = 16
 """Working pixels read around each tile, so that its border pixels see their neighbours; the
 tile with its context (288) is a multiple of 32, as the encoder wants."""
@@ -33,16 +34,14 @@ class WorkingResolution:
     mpp: float | None  # micrometres per working pixel, when the slide says
 
 
-def working_resolution(source: ImageSource, settings: dict | None = None) -> WorkingResolution:
-    settings = settings or {}
-    target = float(settings.get("slide_mpp", WORKING_MPP))
-    if source.mpp is not None and target > 0:
-        ds = max(1.0, target / source.mpp)
+def working_resolution(source: ImageSource, settings: ProjectSettings = ProjectSettings()) -> WorkingResolution:
+    if source.mpp is not None:
+        ds = max(1.0, settings.slide_mpp / source.mpp)
         near = min(source.downsamples, key=lambda d: abs(d - ds))
         if abs(near - ds) <= 0.1 * ds:
             ds = near
     else:
-        level = min(max(int(settings.get("slide_level", 0)), 0), source.levels - 1)
+        level = min(settings.slide_level, source.levels - 1)
         ds = source.downsamples[level]
     return WorkingResolution(ds, source.mpp * ds if source.mpp is not None else None)
 
