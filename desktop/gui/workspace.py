@@ -217,7 +217,7 @@ class ProjectWorkspace(QWidget):
             if slide:
                 self.slides.open(info)  # tiles are read as the view needs them
             else:
-                pixels = read_pixels(info)  # a picture, or a frame of a video
+                pixels = read_pixels(info.source, info.frame)  # a picture, or a frame of a video
         except ImageReadError as e:
             self.problems[image_id] = str(e)
             self.image_list.fill(self.project, self.problems)

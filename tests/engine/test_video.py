@@ -8,8 +8,8 @@ import pytest
 from desktop.engine.errors import ImageReadError
 from desktop.engine.project.skeleton import Skeleton
 from desktop.engine.project.store import Project
-from desktop.engine.images.video import (add_video, kmeans_frames, read_frame, read_pixels, uniform_frames,
-                                  video_info)
+from desktop.engine.images.video import read_frame, read_pixels, video_info
+from desktop.engine.keypoints.video_frames import add_video, kmeans_frames, uniform_frames
 
 
 def write_video(path, colours, size=(64, 48)):
@@ -34,7 +34,7 @@ def test_frames_are_images_that_refer_to_video_and_frame(tmp_path):
         infos = [project.image(i) for i in ids]
         assert [(i.video, i.frame) for i in infos] == [(video.resolve(), f) for f in (2, 7, 12, 17)]
         assert add_video(project, video, 4) == ids  # adding again adds nothing
-        pixels = read_pixels(infos[1])
+        pixels = read_pixels(infos[1].source, infos[1].frame)
         assert pixels.shape == (48, 64, 3) and abs(int(pixels[30, 30, 0]) - 70) < 8  # frame 7's red
         assert project.image_problem(infos[0]) is None
         project.set_keypoint_labels([(ids[1], 0, 5.0, 6.0, "visible")])  # a label on (video, frame 7)
@@ -96,7 +96,8 @@ def test_exported_frames_are_real_images_that_import_again(tmp_path):
         project.set_skeleton(Skeleton(("nose", "tail")))
         ids = add_video(project, video, 2)  # frames 5 and 15
         project.set_keypoint_labels([(ids[0], 0, 5.5, 6.25, "visible"), (ids[1], 1, 0.0, 0.0, "absent")])
-        frame = read_pixels(project.image(ids[1]))
+        info = project.image(ids[1])
+        frame = read_pixels(info.source, info.frame)
         out = tmp_path / "export" / "CollectedData.csv"
         out.parent.mkdir()
         export_project(project, out)

@@ -94,7 +94,8 @@ class SegmentationEngine:
         if image_id in self._images:
             self._images.move_to_end(image_id)
             return self._images[image_id]
-        pixels = read_pixels(self.project.image(image_id))
+        info = self.project.image(image_id)
+        pixels = read_pixels(info.source, info.frame)
         self._images[image_id] = pixels
         while len(self._images) > self._image_cache_items:
             self._images.popitem(last=False)

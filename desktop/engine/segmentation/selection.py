@@ -21,6 +21,8 @@ from typing import Callable
 
 import numpy as np
 
+from desktop.engine.learning.clustering import kmeans
+
 _TOP_UP_CANDIDATES = 200_000  # pixels looked at, best first, to fill a short diverse pick
 
 
@@ -161,26 +163,6 @@ def choose_queries(scores: np.ndarray, k: int, rng: np.random.Generator,
     return picks
 
 
-def _kmeans(x: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 15) -> tuple[np.ndarray, np.ndarray]:
-    """Plain k-means with k-means++ seeding; returns (centres, assignment)."""
-    centres = [x[rng.integers(len(x))]]
-    d2 = ((x - centres[0]) ** 2).sum(1)
-    for _ in range(1, k):
-        p = d2 / d2.sum() if d2.sum() > 0 else None
-        centres.append(x[rng.choice(len(x), p=p)])
-        d2 = np.minimum(d2, ((x - centres[-1]) ** 2).sum(1))
-    c = np.stack(centres)
-    for _ in range(iterations):
-        dist = (x ** 2).sum(1)[:, None] - 2 * x @ c.T + (c ** 2).sum(1)[None]
-        assign = dist.argmin(1)
-        for j in range(k):
-            members = x[assign == j]
-            if len(members):
-                c[j] = members.mean(0)
-    dist = (x ** 2).sum(1)[:, None] - 2 * x @ c.T + (c ** 2).sum(1)[None]
-    return c, dist.argmin(1)
-
-
 def cold_start(features: np.ndarray, image_shape: tuple[int, int], k: int, rng: np.random.Generator,
                exclude: np.ndarray | None = None, min_distance: float = 0.0,
                max_samples: int = 4000) -> np.ndarray:
@@ -211,7 +193,7 @@ def cold_start(features: np.ndarray, image_shape: tuple[int, int], k: int, rng: 
     x = features.reshape(c, -1).T[idx].astype(np.float32)
     x = (x - x.mean(0)) / (x.std(0) + 1e-6)
     n_clusters = min(k, len(idx))
-    centres, assign = _kmeans(x, n_clusters, rng)
+    centres, assign = kmeans(x, n_clusters, rng)
     sizes = np.bincount(assign, minlength=n_clusters)
     nearest_first = []
     for j in np.argsort(-sizes, kind="stable"):

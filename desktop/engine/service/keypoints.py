@@ -101,7 +101,7 @@ def image_uncertainty(service, image_id: int) -> float:
 
 def add_video(service, request: AddVideo) -> None:
     from desktop.engine.service.loop import Progress
-    from desktop.engine.images.video import add_video as sample
+    from desktop.engine.keypoints.video_frames import add_video as sample
 
     service._emit(Progress(f"Sampling {request.frames} frames of {Path(request.path).name}", None))
     ids = sample(service._project, request.path, request.frames, request.sampling, seed=service.seed)
