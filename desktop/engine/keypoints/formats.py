@@ -1,7 +1,7 @@
 """Keypoint labels in and out: DeepLabCut-style CSV and COCO keypoints JSON.
 
 Both formats go through :class:`KeypointTable` (one row per image). Readers check every field of
-the whole file before returning (see ``keypoint_validation``), and ``import_table`` checks every
+the whole file before returning (see ``validation.py``), and ``import_table`` checks every
 image and position before its first write and then writes in one transaction, so a malformed file
 raises :class:`FormatError` naming the record and the reason, and nothing of it reaches the project.
 
@@ -20,7 +20,6 @@ import csv
 import io
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -33,28 +32,10 @@ from desktop.engine.keypoints.validation import (check_images, check_position, c
 from desktop.engine.project.skeleton import UNLABELLED, Skeleton, SkeletonError
 from desktop.engine.project.store import Project
 from desktop.engine.images.video import frames_by_index
+from desktop.engine.keypoints.table import VIS_DTYPE, KeypointTable
 
-_VIS_DTYPE = "<U8"
 _COCO_FLAG = {"visible": 2, "occluded": 1}
 _COCO_VIS = {2: "visible", 1: "occluded"}
-
-
-@dataclass
-class KeypointTable:
-    """Keypoint labels of several images, independent of any file format or project."""
-
-    skeleton: Skeleton
-    images: list[str]  # as the file names them (relative paths, usually)
-    xy: np.ndarray  # (N, K, 2) float64; NaN where unlabelled or absent
-    visibility: np.ndarray  # (N, K) str: 'visible' / 'occluded' / 'absent' / '' (unlabelled)
-    scorer: str = "pointillist"
-    sizes: list[tuple[int, int]] | None = None  # (width, height) per image, when known
-    records: list[int | str] | None = None  # where each image is in its file (CSV row...), for messages
-
-    def __post_init__(self):
-        n, k = len(self.images), len(self.skeleton)
-        self.xy = np.asarray(self.xy, np.float64).reshape(n, k, 2)
-        self.visibility = np.asarray(self.visibility, _VIS_DTYPE).reshape(n, k)
 
 
 # ----- DeepLabCut CSV ---------------------------------------------------------------------------
@@ -197,7 +178,7 @@ def write_coco(table: KeypointTable, path: str | Path) -> None:
 
 @refuse_malformed("COCO keypoints")
 def read_coco(path: str | Path) -> KeypointTable:
-    """Every field Pointillist reads or writes is checked (see ``keypoint_validation``); a placed
+    """Every field Pointillist reads or writes is checked (see ``validation.py``); a placed
     keypoint must lie on its picture when the image record gives its width and height (else
     ``import_table`` checks it against the picture itself)."""
     path = Path(path)
@@ -220,7 +201,7 @@ def read_coco(path: str | Path) -> KeypointTable:
     category_ids = {c["id"] for c in data["categories"]}
     k = len(skeleton)
     xy = np.full((len(rows), k, 2), np.nan)
-    visibility = np.full((len(rows), k), UNLABELLED, _VIS_DTYPE)
+    visibility = np.full((len(rows), k), UNLABELLED, VIS_DTYPE)
     done: dict[int, int] = {}
     for number, ann in enumerate(data["annotations"]):
         read = coco_annotation(path, number, ann, category_id, category_ids, set(rows), skeleton)
@@ -252,7 +233,7 @@ def import_table(project: Project, table: KeypointTable, images_root: str | Path
 
     Everything is checked first: every image must be readable, name a file no other row names,
     have the size the file gives for it (if it gives one), and hold its placed keypoints (within
-    ``keypoint_validation.BORDER``); every keypoint must be in the project's skeleton (an empty
+    ``validation.BORDER``); every keypoint must be in the project's skeleton (an empty
     skeleton becomes the table's). Then all is written in one transaction, so that a failure
     while writing (a full disk) leaves nothing of the import either. Returns the image ids, in order.
     """
@@ -301,7 +282,7 @@ def project_table(project: Project, images_root: str | Path | None = None, score
     arrays = [project.keypoint_arrays(info.id) for info in infos]
     skeleton = project.skeleton()
     xy = np.array([a[0] for a in arrays]).reshape(len(infos), len(skeleton), 2)
-    visibility = np.array([a[1] for a in arrays], _VIS_DTYPE).reshape(len(infos), len(skeleton))
+    visibility = np.array([a[1] for a in arrays], VIS_DTYPE).reshape(len(infos), len(skeleton))
     return KeypointTable(skeleton, names, xy, visibility, scorer=scorer,
                          sizes=[(info.width, info.height) for info in infos])
 

@@ -5,7 +5,7 @@ Each refusal is a :class:`FormatError` naming the file, the record (a CSV row, `
 ``annotations[3].keypoints``...) and what is wrong, in words for someone who never read the
 format's specification: a wrongly typed field would otherwise be taken for something else (the
 text ``"abc"`` for three keypoint names, ``true`` for the number 1) or stop the import with a
-programmer's error. The readers and the importer are in ``keypoint_formats``.
+programmer's error. The readers and the importer are in ``formats.py``.
 """
 from __future__ import annotations
 
@@ -13,14 +13,11 @@ import functools
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from desktop.engine.errors import FormatError, ImageReadError
 from desktop.engine.images.pictures import image_size
+from desktop.engine.keypoints.table import KeypointTable
 from desktop.engine.project.skeleton import UNLABELLED, VISIBILITIES, Skeleton, SkeletonError
-
-if TYPE_CHECKING:
-    from desktop.engine.keypoints.formats import KeypointTable
 
 BORDER = 1.0
 """How far (in pixels) a keypoint may lie beyond the picture and still be taken. Pixel centres are
