@@ -21,8 +21,8 @@ from pathlib import Path
 
 import filelock
 
-from desktop.engine.project.atomic import atomic_write_bytes
 from desktop.engine.errors import ProjectError, write_refusal
+from desktop.engine.project.atomic import atomic_write_bytes
 from desktop.engine.project.store import DB_NAME
 
 LOCK_NAME = "project.lock"
