@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from desktop.engine.errors import PointillistError
-from desktop.engine.keypoints.uncertainty import BENCH_STRATEGIES
+from desktop.engine.keypoints.strategies import STRATEGIES as KEYPOINT_STRATEGIES
+from desktop.engine.segmentation.strategies import STRATEGIES as SEGMENTATION_STRATEGIES
 
 
 def _add_bench(sub) -> None:
@@ -21,8 +22,7 @@ def _add_bench(sub) -> None:
     seg.add_argument("--ignore-index", type=int, default=None)
     seg.add_argument("--pixels-per-round", type=int, required=True)
     seg.add_argument("--rounds", type=int, required=True)
-    seg.add_argument("--strategy", required=True,
-                     choices=["random", "entropy", "least_confidence", "margin", "bald"])
+    seg.add_argument("--strategy", required=True, choices=list(SEGMENTATION_STRATEGIES))
     seg.add_argument("--learner", choices=["fast", "deep"], default="fast")
     seg.add_argument("--seed", type=int, default=0)
     seg.add_argument("--dense", action="store_true", help="train once on every mask pixel (the ceiling)")
@@ -41,7 +41,7 @@ def _add_bench(sub) -> None:
     kp.add_argument("--initial-images", type=int, required=True)
     kp.add_argument("--images-per-round", type=int, required=True)
     kp.add_argument("--rounds", type=int, required=True)
-    kp.add_argument("--strategy", required=True, choices=BENCH_STRATEGIES)
+    kp.add_argument("--strategy", required=True, choices=list(KEYPOINT_STRATEGIES))
     kp.add_argument("--learner", choices=["fast", "deep"], default="fast")
     kp.add_argument("--correct-threshold", type=float, default=3.0, help="pixels")
     kp.add_argument("--seed", type=int, default=0)

@@ -1,4 +1,4 @@
-"""The layer rule of DESIGN.md, checked in clean interpreters: the GUI never imports torch,
+"""The layer rule of docs/architecture.md, checked in clean interpreters: the GUI never imports torch,
 the engine and the models never import Qt."""
 import pkgutil
 import subprocess

@@ -15,8 +15,8 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMainWind
 from desktop import paths as app_paths  # add_images names its chosen files "paths"
 from desktop.engine.errors import PointillistError
 from desktop.engine.images.pictures import IMAGE_SUFFIXES
-from desktop.engine.project.lock import ProjectInUse
 from desktop.engine.images.slides import SLIDE_SUFFIXES
+from desktop.engine.project.lock import ProjectInUse
 
 from .icons import app_icon
 from .keypoint_workspace import KeypointWorkspace, workspace_for

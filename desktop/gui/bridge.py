@@ -14,11 +14,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
 
-from desktop.engine.service import keypoints as keypoint_service
-
-from desktop.engine.service import loop as messages
-
-from desktop.engine.service import slides as slide_service
+from desktop.engine.service import messages
+from desktop.engine.service.loop import EngineService
 
 
 class EngineBridge(QObject):
@@ -29,9 +26,9 @@ class EngineBridge(QObject):
     progress = Signal(object)  # Progress
     failed = Signal(str)
     exported = Signal(str)
-    videoAdded = Signal(object)  # keypoint_service.VideoAdded
+    videoAdded = Signal(object)  # messages.VideoAdded
     imagesAdded = Signal(object)  # service.ImagesAdded
-    slide = Signal(object)  # slide_service.SlideEvent: the slide controller checks its image
+    slide = Signal(object)  # messages.SlideEvent: the slide controller checks its image
     _arrived = Signal(object)
 
     def __init__(self, folder: Path, learner: str = "fast", device: str = "auto", parent: QObject | None = None,
@@ -42,7 +39,7 @@ class EngineBridge(QObject):
         self.service_options = service_options
         self.generation = 0
         self.image_id: int | None = None
-        self.service: messages.EngineService | None = None
+        self.service: EngineService | None = None
         self._arrived.connect(self._deliver, Qt.QueuedConnection)
 
     @property
@@ -52,7 +49,7 @@ class EngineBridge(QObject):
     def start(self) -> None:
         if self.running:
             return
-        self.service = messages.EngineService(self.folder, self._arrived.emit, learner=self.learner,
+        self.service = EngineService(self.folder, self._arrived.emit, learner=self.learner,
                                               device=self.device, **self.service_options)
         self.service.start()
 
@@ -67,7 +64,7 @@ class EngineBridge(QObject):
             self.service.send(message)
 
     # ----- requests ----------------------------------------------------------------------------
-    def show_image(self, image_id: int, k: int = 8, strategy: str = "margin") -> int:
+    def show_image(self, image_id: int, k: int = 8, strategy: str | None = None) -> int:
         """A new view: predict this image and make sure it has queries. Returns the generation."""
         self.generation += 1
         self.image_id = image_id
@@ -103,7 +100,7 @@ class EngineBridge(QObject):
 
     def add_video(self, path: Path, frames: int, sampling: str = "uniform") -> None:
         """Sample frames of a video into the (keypoint) project, on the engine thread."""
-        self._send(keypoint_service.AddVideo(Path(path), frames, sampling))
+        self._send(messages.AddVideo(Path(path), frames, sampling))
 
     def export(self, masks_dir: Path | None = None, model_dir: Path | None = None) -> None:
         self._send(messages.Export(masks_dir, model_dir))
@@ -112,7 +109,7 @@ class EngineBridge(QObject):
     def _deliver(self, event) -> None:
         if self.service is None:
             return  # stopped: what was still queued belongs to a closed project
-        if isinstance(event, (messages.Prediction, keypoint_service.KeypointPrediction)):
+        if isinstance(event, (messages.Prediction, messages.KeypointPrediction)):
             if event.generation == self.generation:
                 self.prediction.emit(event)
         elif isinstance(event, messages.Queries):
@@ -130,7 +127,7 @@ class EngineBridge(QObject):
             self.exported.emit(event.text)
         elif isinstance(event, messages.ImagesAdded):
             self.imagesAdded.emit(event)
-        elif isinstance(event, keypoint_service.VideoAdded):
+        elif isinstance(event, messages.VideoAdded):
             self.videoAdded.emit(event)
-        elif isinstance(event, slide_service.SlideEvent):
+        elif isinstance(event, messages.SlideEvent):
             self.slide.emit(event)

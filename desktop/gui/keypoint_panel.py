@@ -6,8 +6,9 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFormLayout, QLabel, QListWidget, QListWidgetItem, QSlider, QVBoxLayout, QWidget
 
-from desktop.engine.service.keypoints import KeypointQuery
+from desktop.engine.keypoints.strategies import describe_score
 from desktop.engine.project.skeleton import Skeleton
+from desktop.engine.service.messages import KeypointQuery
 
 from .keypoint_overlay import KeypointOverlay
 from .label_panel import swatch
@@ -73,10 +74,12 @@ class KeypointPanel(QWidget):
             self.query.setText("nothing to ask: every keypoint is labelled" if remaining == 0 else "no query")
             return
         name = self.skeleton.names[query.keypoint]
-        if query.confidence is None:
+        if query.score is None:
             self.query.setText(f"Click where '{name}' is ({remaining} to go; A if it is not in the image)")
-        else:
-            self.query.setText(f"'{name}': proposal {query.confidence:.0%} sure ({remaining} to go)")
+            return
+        sure = "" if query.confidence is None else f"proposal {query.confidence:.0%} sure; "
+        self.query.setText(f"'{name}': {sure}asked as {describe_score(query.strategy, query.score)} "
+                           f"({remaining} to go)")
 
     def show_mean_seconds(self, seconds: float | None) -> None:
         self.seconds.setText("-" if seconds is None else f"{seconds:.1f} s")

@@ -19,8 +19,9 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
-from desktop.engine.service.keypoints import KeypointQuery
+from desktop.engine.keypoints.strategies import confidence_from_score
 from desktop.engine.project.store import Project
+from desktop.engine.service.messages import KeypointQuery
 
 from .keypoint_commands import SetKeypoints
 
@@ -172,6 +173,17 @@ class KeypointSession(QObject):
         self.labelsChanged.emit(command.image_id)
         self._sync_queries(prefer=command.keypoints[0])  # after an undo: ask the keypoint again
 
+    def _stored_query(self, q) -> KeypointQuery:
+        """A query read from the project before the engine sent it: the model's confidence is
+        what its score says of it, else the latest prediction's (a score is the strategy's, in its
+        own unit: only ``confidence``'s says how sure the model is)."""
+        if q.score is None:
+            return KeypointQuery(q.id, q.keypoint, q.x, q.y, None)
+        confidence = confidence_from_score(q.strategy, q.score)
+        if confidence is None and self.predicted is not None:
+            confidence = float(self.predicted[1][q.keypoint])
+        return KeypointQuery(q.id, q.keypoint, q.x, q.y, confidence, q.strategy, q.score)
+
     def _sync_queries(self, prefer: int | None = None) -> None:
         """Open queries of unlabelled keypoints, one per keypoint (the newest), least certain
         first; the keypoint asked stays asked while it is open, else ``prefer``, else the first."""
@@ -181,8 +193,7 @@ class KeypointSession(QObject):
         newest: dict[int, KeypointQuery] = {}
         for q in self.project.queries(self.image_id):
             if q.keypoint is not None and visibility[q.keypoint] == "":
-                newest[q.keypoint] = self._known.get(q.id) or KeypointQuery(
-                    q.id, q.keypoint, q.x, q.y, None if q.score is None else float(np.clip(1 - q.score, 0, 1)))
+                newest[q.keypoint] = self._known.get(q.id) or self._stored_query(q)
         self.queries = sorted(newest.values(), key=lambda q: q.query_id)  # the engine stores them in order
         by_keypoint = {q.keypoint: q for q in self.queries}
         asked = self.current.keypoint if self.current is not None else None

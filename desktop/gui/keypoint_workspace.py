@@ -133,7 +133,7 @@ class KeypointWorkspace(ProjectWorkspace):
         self.label_panel.show_state(visibility, proposals)
 
     def _query_changed(self, query) -> None:
-        if query is None or query.confidence is None:  # nothing proposed: nowhere to point
+        if query is None or query.score is None:  # asked with no model: nothing proposed, nowhere to point
             self.viewer.set_current_query(None, None)
         else:
             self.viewer.set_current_query(query.x, query.y, centre=self.session.mode == "query")

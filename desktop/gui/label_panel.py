@@ -6,8 +6,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QFormLayout, QLabel, QListWidget, QListWidgetItem, QSlider, QVBoxLayout, QWidget
 
-from desktop.engine.service.loop import QueryPoint
-from desktop.engine.project.store import ClassInfo
+from desktop.engine.project.records import ClassInfo
+from desktop.engine.service.messages import QueryPoint
 
 
 def swatch(colour: str, size: int = 14) -> QIcon:

@@ -14,8 +14,9 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoStack
 
-from desktop.engine.service.loop import QueryPoint
-from desktop.engine.project.store import ClassInfo, Project
+from desktop.engine.project.records import ClassInfo
+from desktop.engine.project.store import Project
+from desktop.engine.service.messages import QueryPoint
 
 from .commands import AddLabel, CloseQuery, DeleteLabel
 

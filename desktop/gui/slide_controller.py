@@ -13,11 +13,12 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from desktop.engine.errors import ProjectError
-from desktop.engine.segmentation.slide_grid import working_resolution
-from desktop.engine.service.slides import (ExportSlide, NextRegion, PredictView, RegionChosen, RegionScores,
-                                          TilePrediction)
 from desktop.engine.images.slides import ImageSource, is_slide_file, open_image_source
-from desktop.engine.project.store import ImageInfo, Project
+from desktop.engine.project.records import ImageInfo
+from desktop.engine.project.store import Project
+from desktop.engine.segmentation.slide_grid import working_resolution
+from desktop.engine.service.messages import (ExportSlide, NextRegion, PredictView, RegionChosen, RegionScores,
+                                             TilePrediction)
 
 from .bridge import EngineBridge
 from .slide_viewer import SlideViewer

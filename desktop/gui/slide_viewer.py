@@ -24,7 +24,6 @@ from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from desktop.engine.errors import ImageReadError
 from desktop.engine.images.slides import ImageSource
 from desktop.engine.images.tiles import TileCache, TileGrid, TileKey, level_for_view
-
 from desktop.resources import colour_map
 
 from .slide_overview import SlideOverview

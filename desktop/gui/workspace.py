@@ -14,9 +14,9 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QSplitter, QStackedWidget, QTabWidget, QVBoxLayout, QWidget
 
 from desktop.engine.errors import ImageReadError
+from desktop.engine.images.video import read_pixels
 from desktop.engine.project.lock import ProjectLock
 from desktop.engine.project.store import Project
-from desktop.engine.images.video import read_pixels
 
 from .bridge import EngineBridge
 from .image_list import ImageList

@@ -16,11 +16,11 @@ import pytest
 import torch
 from PIL import Image
 
-from desktop.engine.segmentation.engine import SegmentationEngine
 from desktop.engine.errors import ProjectError
-from desktop.engine.segmentation.export import export_masks, export_model
 from desktop.engine.project.setup import add_images, create_project, default_classes, scan_images
 from desktop.engine.project.store import Project
+from desktop.engine.segmentation.engine import SegmentationEngine
+from desktop.engine.segmentation.export import export_masks, export_model
 
 from .helpers import black_png, blob_image, clicks_from_mask, one_thread  # noqa: F401 (autouse)
 
@@ -313,7 +313,7 @@ def test_every_torch_load_is_weights_only():
                 keywords = {k.arg: k.value for k in node.keywords}
                 safe = isinstance(keywords.get("weights_only"), ast.Constant) and keywords["weights_only"].value
                 calls.append((f"{path.relative_to(REPO)}:{node.lineno}", safe is True))
-    assert {"desktop/engine/segmentation/engine.py", "models/encoder.py"} <= {c.split(":")[0] for c, _ in calls}
+    assert {"desktop/engine/learning/task_engine.py", "models/encoder.py"} <= {c.split(":")[0] for c, _ in calls}
     assert [c for c, safe in calls if not safe] == []
 
 
@@ -330,8 +330,8 @@ def test_the_export_command_says_which_model_it_passed_over(saved, tmp_path, cap
 
 
 def test_a_keypoint_project_leaves_slides_out_with_the_reason(tmp_path):
-    from desktop.engine.project.skeleton import Skeleton
     from desktop.engine.images.synthetic_slide import generate_ome_tiff
+    from desktop.engine.project.skeleton import Skeleton
 
     generate_ome_tiff(tmp_path / "slide.ome.tif", 3000)
     Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(tmp_path / "frame.png")

@@ -4,8 +4,8 @@ import pytest
 import skimage.data
 import torch
 
-from models.encoder import (MODEL_CARD, Encoder, WeightMappingError, centre_crop_224, create_network,
-                            load_classifier, load_source_state_dict, map_state_dict, normalize)
+from models.encoder import (MODEL_CARD, Encoder, WeightMappingError, centre_crop_224, create_network, load_classifier,
+                            load_source_state_dict, map_state_dict, normalize)
 
 ESPRESSO = 967
 

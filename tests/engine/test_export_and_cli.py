@@ -7,9 +7,9 @@ from PIL import Image
 
 from desktop.cli import main
 from desktop.engine.project.demo import DEMO_CLASSES, create_demo_project
+from desktop.engine.project.store import Project
 from desktop.engine.segmentation.engine import SegmentationEngine
 from desktop.engine.segmentation.export import export_masks, export_model, scripted_predict
-from desktop.engine.project.store import Project
 
 from .helpers import blob_image, clicks_from_mask
 

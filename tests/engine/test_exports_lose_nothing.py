@@ -13,12 +13,12 @@ import torch
 from PIL import Image
 
 from desktop.cli import main
-from desktop.engine.project.atomic import atomic_write_bytes
-from desktop.engine.segmentation.engine import SegmentationEngine
 from desktop.engine.errors import ProjectError
+from desktop.engine.project.atomic import atomic_write_bytes
+from desktop.engine.project.store import Project
+from desktop.engine.segmentation.engine import SegmentationEngine
 from desktop.engine.segmentation.export import export_masks, export_model
 from desktop.engine.segmentation.slide_export import write_geojson, write_mask_ome_tiff
-from desktop.engine.project.store import Project
 
 from .helpers import blob_image, clicks_from_mask, one_thread  # noqa: F401
 
@@ -191,7 +191,7 @@ def test_labels_of_a_class_the_database_lost_give_a_message(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "database is damaged" in error and "'a.png'" in error and "Traceback" not in error
     with Project.open(tmp_path / "project") as project, pytest.raises(ProjectError, match="edited by hand"):
-        SegmentationEngine(project).labelled_sets()
+        SegmentationEngine(project).labelled_sets()  # the split reads every label
 
 
 def test_an_image_replaced_by_a_named_pipe_is_reported_not_waited_on(tmp_path):

@@ -18,10 +18,10 @@ import tifffile
 
 from desktop.engine.errors import ImageReadError
 from desktop.engine.images.pictures import image_size, list_images, read_image, read_mask
-from desktop.engine.project.setup import probe_image, scan_images
 from desktop.engine.images.slides import OpenSlideSource, TiffSource, is_slide_file, open_image_source
 from desktop.engine.images.video import read_frame, video_info
 from desktop.engine.keypoints.video_frames import add_video
+from desktop.engine.project.setup import probe_image, scan_images
 
 
 def _soon(work, seconds=20):

@@ -10,8 +10,8 @@ import pytest
 import tifffile
 from PIL import Image, ImageOps
 
-from desktop.engine.images import pictures as imageio
 from desktop.engine.errors import ImageReadError, PointillistError
+from desktop.engine.images import pictures as imageio
 from desktop.engine.images.pictures import image_size, list_images, read_image, read_mask
 
 from .helpers import black_png

@@ -6,7 +6,7 @@ import pytest
 
 from desktop.engine.keypoints.engine import COLD_START, KeypointEngine
 from desktop.engine.keypoints.formats import import_table
-from desktop.engine.keypoints.uncertainty import KEYPOINT_STRATEGIES
+from desktop.engine.keypoints.strategies import APP_STRATEGIES
 from desktop.engine.project.schema import SCHEMA_VERSION, migrate, schema_version
 from desktop.engine.project.store import Project
 
@@ -44,7 +44,7 @@ def test_cold_start_train_predict_ask_rank_and_restore(tmp_path):
     assert sorted(e[0] for e in entries) == [0, 1]
     assert entries[0][3] >= entries[1][3]  # least certain first
     assert [q.keypoint for q in project.queries(ids[4])] == [e[0] for e in entries]
-    for strategy in KEYPOINT_STRATEGIES:
+    for strategy in APP_STRATEGIES:
         assert engine.scores(ids[4], strategy).shape == (3,)
 
     ranking = engine.image_uncertainties()

@@ -6,7 +6,7 @@ import pytest
 
 from desktop.engine.errors import FormatError, ProjectError
 from desktop.engine.keypoints.formats import (KeypointTable, export_project_file, import_table, project_table,
-                                             read_coco, read_dlc_csv, read_table, write_coco, write_dlc_csv)
+                                              read_coco, read_dlc_csv, read_table, write_coco, write_dlc_csv)
 from desktop.engine.project.skeleton import Skeleton
 from desktop.engine.project.store import Project
 

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import torch
 
-from desktop.engine.learning.features import FeatureCache, FeatureExtractor
 from desktop.engine.images.pictures import read_image
 from desktop.engine.keypoints.formats import read_dlc_csv
-from desktop.engine.learning.base import ImageRef
 from desktop.engine.keypoints.learners import DeepKeypointLearner, FastKeypointLearner, KeypointLabels, locate
+from desktop.engine.learning.base import ImageRef
+from desktop.engine.learning.features import FeatureCache, FeatureExtractor
 
 from .helpers import one_thread  # noqa: F401 (autouse)
 from .keypoint_data import MIRROR_CSV, MIRROR_MOUSE, synthetic_table

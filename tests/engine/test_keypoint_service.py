@@ -1,7 +1,7 @@
 """The engine thread on a keypoint project: the same messages, keypoint results."""
-from desktop.engine.service.keypoints import AddVideo, KeypointPrediction, KeypointQuery, VideoAdded
-from desktop.engine.service.loop import (Failed, ImageRanking, LabelsChanged, ModelPublished, Predict, ProposeQueries,
-                                    Queries)
+from desktop.engine.service.messages import (AddVideo, Failed, ImageRanking, KeypointPrediction, KeypointQuery,
+                                             LabelsChanged, ModelPublished, Predict, ProposeQueries, Queries,
+                                             VideoAdded)
 
 from .test_keypoint_engine import keypoint_project
 from .test_service import service_factory  # noqa: F401 (a fixture)
@@ -12,7 +12,10 @@ def test_keypoint_project_trains_in_the_background_predicts_and_asks(tmp_path, s
     project, ids, truth = keypoint_project(tmp_path, n_images=5, labelled=0)
     service, events = service_factory(project.folder)
     service.start()
-    service.send(ProposeQueries(ids[0], k=8, strategy="margin"))  # the GUI's default: means 'confidence'
+    service.send(ProposeQueries(ids[0], k=8, strategy="margin"))  # a segmentation strategy: refused, said
+    refused = events.wait_for(lambda e: isinstance(e, Failed))
+    assert refused.message.startswith("Unknown keypoint strategy 'margin': choose one of confidence, entropy")
+    service.send(ProposeQueries(ids[0], k=8))  # no strategy named: the task's own default, 'confidence'
     cold = events.wait_for(lambda e: isinstance(e, Queries))
     assert [(p.keypoint, p.confidence) for p in cold.points] == [(0, None), (1, None), (2, None)]
     assert all(isinstance(p, KeypointQuery) for p in cold.points)
@@ -36,4 +39,4 @@ def test_keypoint_project_trains_in_the_background_predicts_and_asks(tmp_path, s
     service.send(AddVideo(video, frames=4))
     added = events.wait_for(lambda e: isinstance(e, VideoAdded))
     assert len(added.image_ids) == 4 and [project.image(i).frame for i in added.image_ids] == [1, 4, 7, 10]
-    assert not events.of(Failed)
+    assert events.of(Failed) == [refused]

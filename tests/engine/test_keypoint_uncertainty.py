@@ -26,12 +26,12 @@ def test_peaks_are_found_to_a_fraction_of_a_cell():
     assert (value > 0).all()
 
 
-def test_peak_confidence_is_low_for_a_sharp_peak_and_high_for_two():
+def test_off_peak_mass_is_low_for_a_sharp_peak_and_high_for_two():
     sharp = np.zeros((H, W))
     sharp[5, 5] = 1.0
     two = 0.5 * gaussian_map(5, 5, 0.5) + 0.5 * gaussian_map(20, 15, 0.5)
     flat = np.full((H, W), 1.0 / (H * W))
-    scores = ku.peak_confidence(np.stack([sharp, two, flat]))
+    scores = ku.off_peak_mass(np.stack([sharp, two, flat]))
     assert scores[0] == pytest.approx(0.0)
     assert scores[1] == pytest.approx(0.5, abs=0.03)
     assert scores[2] == pytest.approx(1 - 4 / (H * W))  # the first maximum is a corner: 2 x 2 cells

@@ -4,14 +4,15 @@ import pytest
 import torch
 from skimage.segmentation import find_boundaries
 
-from desktop.engine.segmentation.engine import SegmentationEngine, is_validation
-from desktop.engine.learning.features import FeatureExtractor, FeatureMap, sample_points
+from desktop.engine.images.pictures import read_image, read_mask
 from desktop.engine.learning.base import ImageRef, PointLabels
 from desktop.engine.learning.fast import _ANCHOR_BUDGET
-from desktop.engine.images.pictures import read_image, read_mask
+from desktop.engine.learning.features import FeatureExtractor, FeatureMap, sample_points
+from desktop.engine.learning.task_engine import is_validation
+from desktop.engine.project.store import Project
+from desktop.engine.segmentation.engine import SegmentationEngine
 from desktop.engine.segmentation.metrics import confusion, iou_per_class
 from desktop.engine.service.loop import ROUNDS_AFTER_CHANGE, STEPS
-from desktop.engine.project.store import Project
 
 from .helpers import blob_image, clicks_from_mask
 

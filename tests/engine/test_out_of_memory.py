@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from desktop.engine.segmentation.engine import SegmentationEngine
 from desktop.engine.errors import PointillistError
 from desktop.engine.images.pictures import read_image
+from desktop.engine.keypoints.learners import DeepKeypointLearner, KeypointLabels
 from desktop.engine.learning.base import ImageRef, PointLabels
 from desktop.engine.learning.deep import DeepLearner
-from desktop.engine.keypoints.learners import DeepKeypointLearner, KeypointLabels
 from desktop.engine.project.store import Project
+from desktop.engine.segmentation.engine import SegmentationEngine
 
 from .helpers import blob_image, clicks_from_mask, one_thread  # noqa: F401 (autouse)
 from .keypoint_data import synthetic_table

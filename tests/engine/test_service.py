@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from desktop.engine.segmentation.engine import SegmentationEngine
-from desktop.engine.service.loop import (EngineService, Export, Exported, Failed, ImageRanking, LabelsChanged,
-                                    ModelPublished, Pause, Predict, Prediction, Progress, ProposeQueries, Queries,
-                                    Resume, SetLearner, Stopped)
 from desktop.engine.project.store import Project
+from desktop.engine.segmentation.engine import SegmentationEngine
+from desktop.engine.service.loop import EngineService
+from desktop.engine.service.messages import (Export, Exported, Failed, ImageRanking, LabelsChanged, ModelPublished,
+                                             Pause, Predict, Prediction, Progress, ProposeQueries, Queries, Resume,
+                                             SetLearner, Stopped)
 
 SIZE = 128
 
@@ -234,6 +235,7 @@ def test_a_damaged_model_file_is_reported_and_the_one_before_restored(tmp_path, 
     first.stop()
     *_, before, newest = [m for m in project.model_versions() if m.published]
     (project.models_dir / newest.path).write_bytes(b"half a file")
+    project.add_label(image_id, 20, 20, project.classes()[0].id)  # new to every saved model: training follows
 
     second, events = service_factory(project.folder)
     second.start()

@@ -3,13 +3,13 @@ tile patches, and tile predictions cached by model version (real slides, real fa
 import numpy as np
 import pytest
 
-from desktop.engine.segmentation.engine import SegmentationEngine
+from desktop.engine.images.slides import is_slide_file, open_image_source
 from desktop.engine.project.settings import ProjectSettings
 from desktop.engine.project.setup import create_project, scan_images
+from desktop.engine.project.store import Project
+from desktop.engine.segmentation.engine import SegmentationEngine
 from desktop.engine.segmentation.slide_grid import CONTEXT, SlideGrid, working_resolution
 from desktop.engine.segmentation.slide_learning import TilePredictions, point_labels
-from desktop.engine.images.slides import is_slide_file, open_image_source
-from desktop.engine.project.store import Project
 from tests.slide_clicks import GLASS, TISSUE, ten_clicks
 
 

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import tifffile
 
-from desktop.engine.project.schema import SCHEMA_VERSION, migrate, schema_version
-from desktop.engine.service.loop import EngineService, Exported, LabelsChanged, ModelPublished, Queries
-from desktop.engine.service.slides import (ExportSlide, NextRegion, PredictView, RegionChosen, RegionScores,
-                                          TilePrediction)
 from desktop.engine.images.slides import open_image_source
+from desktop.engine.project.schema import SCHEMA_VERSION, migrate, schema_version
 from desktop.engine.project.store import Project
+from desktop.engine.service.loop import EngineService
+from desktop.engine.service.messages import (Exported, ExportSlide, LabelsChanged, ModelPublished, NextRegion,
+                                             PredictView, Queries, RegionChosen, RegionScores, TilePrediction)
 from tests.engine.test_service import Recorder
 from tests.slide_clicks import ten_clicks
 

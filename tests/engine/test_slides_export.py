@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from desktop.engine.images.synthetic_slide import generate_ome_tiff
 from desktop.cli import main
-from desktop.engine.segmentation.slide_export import qupath_geojson, write_geojson, write_mask_ome_tiff
 from desktop.engine.images.slides import open_image_source
+from desktop.engine.images.synthetic_slide import generate_ome_tiff
+from desktop.engine.segmentation.slide_export import qupath_geojson, write_geojson, write_mask_ome_tiff
 
 NAMES = ["background", "tumour", "stroma"]
 COLOURS = ["#ffffff", "#c80000", "#00a050"]

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from desktop.engine.errors import PointillistError
 from desktop.engine.segmentation import uncertainty
 
 
@@ -50,7 +51,7 @@ def test_random_is_seeded_and_dispatch_validates():
     a = uncertainty.score("random", shape=(3, 4), rng=np.random.default_rng(1))
     b = uncertainty.score("random", shape=(3, 4), rng=np.random.default_rng(1))
     assert a.shape == (3, 4) and np.array_equal(a, b)
-    with pytest.raises(ValueError, match="unknown strategy"):
+    with pytest.raises(PointillistError, match="Unknown segmentation strategy 'vibes': choose one of"):
         uncertainty.score("vibes", probs_from([0.5]))
     with pytest.raises(ValueError, match="MC-dropout"):
         uncertainty.score("bald", probs_from([0.5]))

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from desktop.engine.errors import ImageReadError
-from desktop.engine.project.skeleton import Skeleton
-from desktop.engine.project.store import Project
 from desktop.engine.images.video import read_frame, read_pixels, video_info
 from desktop.engine.keypoints.video_frames import add_video, kmeans_frames, uniform_frames
+from desktop.engine.project.skeleton import Skeleton
+from desktop.engine.project.store import Project
 
 
 def write_video(path, colours, size=(64, 48)):

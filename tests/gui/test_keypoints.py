@@ -12,9 +12,9 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QDialogButtonBox, QFileDialog, QInputDialog, QMessageBox
 
 from desktop.engine.keypoints.formats import import_table, read_table
-from desktop.engine.service.keypoints import KeypointPrediction
 from desktop.engine.project.skeleton import Skeleton
 from desktop.engine.project.store import Project
+from desktop.engine.service.messages import KeypointPrediction
 from desktop.gui.app import MainWindow
 from desktop.gui.keypoint_workspace import KeypointWorkspace
 from desktop.gui.new_project import NewProjectDialog
@@ -320,3 +320,15 @@ def test_export_runs_in_the_background_and_closing_waits_for_it(qtbot, show, key
     threading.Timer(0.3, release.set).start()
     win.close()  # waits for the export instead of losing it
     assert read_table(out).xy[0, 0] == pytest.approx([10.0, 20.0])
+
+
+def test_the_panel_shows_the_models_confidence_and_the_strategys_score_apart(qtbot):
+    from desktop.engine.service.messages import KeypointQuery
+    from desktop.gui.keypoint_panel import KeypointPanel
+
+    panel = KeypointPanel(Skeleton.from_names(["nose", "tail"], [], []))
+    qtbot.addWidget(panel)
+    panel.show_query(KeypointQuery(1, 0, 10.0, 20.0, 0.8, "flip", 12.4), remaining=2)
+    assert panel.query.text() == "'nose': proposal 80% sure; asked as flip: 12 px apart (2 to go)"
+    panel.show_query(KeypointQuery(2, 1, 10.0, 20.0, None), remaining=1)  # no model yet: nothing proposed
+    assert panel.query.text().startswith("Click where 'tail' is")

@@ -1,8 +1,8 @@
 """The labelling session without any window: what a key press gathers and what it stores."""
 import numpy as np
 
-from desktop.engine.service.loop import QueryPoint
 from desktop.engine.project.store import Project
+from desktop.engine.service.messages import QueryPoint
 from desktop.gui.session import LabellingSession
 
 

@@ -10,8 +10,8 @@ from PySide6.QtGui import QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from desktop.engine.project.store import Project
 from desktop.engine.images.synthetic_slide import generate_ome_tiff
+from desktop.engine.project.store import Project
 from desktop.gui.app import MainWindow
 from desktop.gui.slide_viewer import SlideViewer
 
@@ -163,9 +163,9 @@ def test_panning_and_zooming_never_stall_the_event_loop(show, qtbot, tmp_path):
 
 def test_ten_clicks_then_predictions_over_the_tissue_then_n_lands_on_an_uncertain_region(show, qtbot, tmp_path, cmu):
     """End to end, with the engine thread: the pathologist's first minutes on a slide."""
-    from desktop.engine.segmentation.slide_grid import SlideGrid, working_resolution
-    from desktop.engine.service.slides import RegionChosen, RegionScores
     from desktop.engine.images.slides import open_image_source
+    from desktop.engine.segmentation.slide_grid import SlideGrid, working_resolution
+    from desktop.engine.service.messages import RegionChosen, RegionScores
     from tests.slide_clicks import TISSUE, ten_clicks
 
     folder = slide_project(tmp_path / "p", (cmu, (2220, 2967, 1)))

@@ -22,14 +22,14 @@ from typing import Callable
 
 import numpy as np
 
-from desktop.engine.keypoints import uncertainty as ku
 from desktop.engine.errors import PointillistError
-from desktop.engine.learning.features import FeatureCache, FeatureExtractor
 from desktop.engine.images.pictures import image_size, read_image
-from desktop.engine.keypoints.engine import keypoint_scores
-from desktop.engine.keypoints.formats import KeypointTable, read_table
-from desktop.engine.learning.base import ImageRef, pick_device
-from desktop.engine.keypoints.learners import DeepKeypointLearner, FastKeypointLearner, KeypointLabels, locate
+from desktop.engine.keypoints import strategies
+from desktop.engine.keypoints import uncertainty as ku
+from desktop.engine.keypoints.engine import KeypointEngine, keypoint_scores
+from desktop.engine.keypoints.formats import read_table
+from desktop.engine.keypoints.learners import locate
+from desktop.engine.learning.base import ImageRef
 from desktop.engine.project.skeleton import Skeleton
 from desktop.engine.project.store import Project
 
@@ -47,16 +47,6 @@ def parse_pairs(text: str | None) -> list[tuple[str, str]]:
                 raise PointillistError(f"'{item}' is not a pair: write keypoint names as a:b.")
             pairs.append((a.strip(), b.strip()))
     return pairs
-
-
-def make_learner(name: str, skeleton: Skeleton, device: str, seed: int):
-    device = pick_device(device)
-    if name == "fast":
-        cache = FeatureCache(FeatureExtractor(device), budget_bytes=4 << 30)
-        return FastKeypointLearner(skeleton, cache, seed=seed)
-    if name == "deep":
-        return DeepKeypointLearner(skeleton, device=device, seed=seed)
-    raise PointillistError(f"Unknown learner {name!r}: choose fast or deep.")
 
 
 def errors_px(learner, refs: list[ImageRef], truth: np.ndarray) -> np.ndarray:
@@ -88,8 +78,7 @@ def run(labels_path: Path, images_root: Path, *, initial_images: int, images_per
         strategy: str, learner: str = "fast", test_fraction: float = 0.2, correct_threshold: float = 3.0,
         seed: int = 0, steps: int | None = None, device: str = "auto", symmetric: str | None = None,
         edges: str | None = None, log: Callable[[str], None] = print) -> dict:
-    if strategy not in ku.BENCH_STRATEGIES:
-        raise PointillistError(f"Unknown strategy {strategy!r}: choose one of {', '.join(ku.BENCH_STRATEGIES)}.")
+    strategies.strategy(strategy)
     if not 0 < test_fraction < 1:
         raise PointillistError("--test-fraction must be between 0 and 1.")
     table = read_table(labels_path)
@@ -103,7 +92,6 @@ def run(labels_path: Path, images_root: Path, *, initial_images: int, images_per
         raise PointillistError(f"--initial-images {initial_images} is more than the {len(pool)} pool images.")
     root = Path(images_root)
     refs = [ImageRef(str(root / name), lambda p=root / name: read_image(p)) for name in table.images]
-    model = make_learner(learner, skeleton, device, seed)
     result = {"strategy": strategy, "learner": learner, "seed": seed, "steps": steps,
               "correct_threshold": correct_threshold, "pool_images": len(pool), "test_images": n_test,
               "rounds": []}
@@ -114,6 +102,11 @@ def run(labels_path: Path, images_root: Path, *, initial_images: int, images_per
         for i in pool:
             width, height = image_size(root / table.images[i])
             ids[i] = project.add_image(root / table.images[i], width, height)
+        # The app's engine on the pool; as in the segmentation benchmark, no label is held back
+        # (the test images measure) and no file is written.
+        engine = KeypointEngine(project, learner=learner, device=device, seed=seed, validation_fraction=0.0,
+                                save_models=False)
+        model = engine.learner
         labelled: list[int] = []
         clicks = 0
         for round_index in range(1, rounds + 1):
@@ -123,8 +116,7 @@ def run(labels_path: Path, images_root: Path, *, initial_images: int, images_per
                 proposals = {i: table.xy[i] for i in chosen}  # nothing proposed: every labelled cell is a click
                 round_clicks = int(np.isfinite(table.xy[chosen][..., 0]).sum())
             else:
-                chosen, proposals = _choose(strategy, model, table, refs, pool, labelled, images_per_round,
-                                            skeleton, project, ids, rng)
+                chosen, proposals = _choose(strategy, engine, pool, labelled, images_per_round, ids, rng)
                 round_clicks = 0
             for i in chosen:
                 entries, n = annotate(proposals[i], table.xy[i], correct_threshold)
@@ -133,8 +125,7 @@ def run(labels_path: Path, images_root: Path, *, initial_images: int, images_per
             labelled += chosen
             clicks += round_clicks
             query_seconds = time.perf_counter() - start
-            labels = [KeypointLabels(refs[i], project.keypoint_arrays(ids[i])[0]) for i in labelled]
-            report = model.fit(labels, steps)
+            report = engine.train(steps)
             d = errors_px(model, [refs[i] for i in test], table.xy[test])
             entry = {"round": round_index, "labelled_images": len(labelled), "clicks": clicks,
                      "round_clicks": round_clicks, "rmse_px": float(np.sqrt(np.mean(d ** 2))),
@@ -147,23 +138,25 @@ def run(labels_path: Path, images_root: Path, *, initial_images: int, images_per
     return result
 
 
-def _choose(strategy, model, table: KeypointTable, refs, pool, labelled, k, skeleton, project, ids, rng):
+def _choose(strategy, engine: KeypointEngine, pool, labelled, k, ids, rng):
     """The ``k`` pool images the strategy ranks least certain (``spread``: least certain and
     unlike each other), and the model's proposals for them."""
+    model, project = engine.learner, engine.project
     candidates = [int(i) for i in pool if int(i) not in set(labelled)]
     reference = np.array([project.keypoint_arrays(ids[i])[0] for i in labelled])
-    scoring = ku.SPREAD_SCORE if strategy == "spread" else strategy
+    scoring = strategies.SPREAD_SCORE if strategy == "spread" else strategy
     scores = {}
     for i in candidates:
         width = project.image(ids[i]).width
-        scores[i] = keypoint_scores(scoring, model, refs[i], width, skeleton, lambda: reference, rng)
+        scores[i] = keypoint_scores(scoring, model, engine.ref(ids[i]), width, engine.skeleton, lambda: reference,
+                                    rng)
     if strategy == "spread":
         uncertainty = dict(ku.rank_images(scores))
-        chosen = ku.spread_images(uncertainty, {i: model.describe(refs[i]) for i in candidates},
-                                  [model.describe(refs[i]) for i in labelled], k)
+        chosen = ku.spread_images(uncertainty, {i: model.describe(engine.ref(ids[i])) for i in candidates},
+                                  [model.describe(engine.ref(ids[i])) for i in labelled], k)
     else:
         chosen = [i for i, _ in ku.rank_images(scores)[:k]]
-    proposals = {i: locate(model.predict_heatmaps(refs[i]))[0] for i in chosen}
+    proposals = {i: locate(model.predict_heatmaps(engine.ref(ids[i])))[0] for i in chosen}
     return chosen, proposals
 
 

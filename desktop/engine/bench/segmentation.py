@@ -17,13 +17,13 @@ from typing import Callable
 
 import numpy as np
 
-from desktop.engine.segmentation.engine import SegmentationEngine
 from desktop.engine.images.pictures import list_images, read_image, read_mask
 from desktop.engine.learning.base import ImageRef, PointLabels
-from desktop.engine.segmentation.metrics import confusion, iou_per_class
 from desktop.engine.project.setup import default_classes
 from desktop.engine.project.store import Project
-from desktop.engine.segmentation.uncertainty import STRATEGIES
+from desktop.engine.segmentation.engine import SegmentationEngine
+from desktop.engine.segmentation.metrics import confusion, iou_per_class
+from desktop.engine.segmentation.strategies import STRATEGIES
 
 DEFAULT_STEPS = {"fast": 300, "deep": 60}
 
@@ -120,7 +120,8 @@ def run(train_images: Path, train_masks: Path, test_images: Path, test_masks: Pa
             for pair in train:
                 image_id = ids[pair.name]
                 if round_index == 1:
-                    points = _random_pixels(~ignore[pair.name] & ~engine.excluded_pixels(image_id), pixels_per_round, rng)
+                    allowed = ~ignore[pair.name] & ~engine.excluded_pixels(image_id)
+                    points = _random_pixels(allowed, pixels_per_round, rng)
                     query_ids = [None] * len(points)
                 else:
                     points, query_ids = engine.propose_queries(image_id, pixels_per_round, strategy,

@@ -20,14 +20,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from desktop.engine.learning.features import FeatureCache, FeatureExtractor
-from desktop.engine.learning.base import ImageRef, PointLabels
-from desktop.engine.learning.fast import FastLearner
-from desktop.engine.segmentation.slide_grid import SlideGrid, working_resolution
-from desktop.engine.segmentation.slide_learning import tile_probabilities
 from desktop.engine.images.slides import ImageSource, open_image_source
 from desktop.engine.images.synthetic_slide import MAX_SIZE, generate_ome_tiff
 from desktop.engine.images.tiles import TILE_SIZE, TileGrid, level_for_view
+from desktop.engine.learning.base import ImageRef, PointLabels
+from desktop.engine.learning.fast import FastLearner
+from desktop.engine.learning.features import FeatureCache, FeatureExtractor
+from desktop.engine.segmentation.slide_grid import SlideGrid, working_resolution
+from desktop.engine.segmentation.slide_learning import tile_probabilities
 
 READ_THREADS = 4
 SCREEN = (1920, 1080)

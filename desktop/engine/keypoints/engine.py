@@ -1,4 +1,4 @@
-"""The headless keypoint engine: ``SegmentationEngine``'s API for keypoint projects.
+"""The headless keypoint engine: the task engine (``learning/task_engine.py``) for keypoint projects.
 
 It reads keypoint labels from the project, trains the chosen learner (``fast`` or ``deep``),
 keeps back a share of labels to validate on (and refuses to publish a model that validates
@@ -10,21 +10,18 @@ Validation is PCK: the share of held-back placed keypoints predicted within
 """
 from __future__ import annotations
 
-import copy
-import time
 from typing import Callable
-from collections import OrderedDict
 
 import numpy as np
 
-from desktop.engine.keypoints import uncertainty as ku
-from desktop.engine.segmentation.engine import LEARNERS, SegmentationEngine, TrainReport, is_validation
 from desktop.engine.errors import PointillistError, ProjectError
-from desktop.engine.learning.features import FeatureCache, FeatureExtractor
-from desktop.engine.learning.base import ImageRef, pick_device
+from desktop.engine.keypoints import strategies
+from desktop.engine.keypoints import uncertainty as ku
 from desktop.engine.keypoints.learners import DeepKeypointLearner, FastKeypointLearner, KeypointLabels, flipped, locate
+from desktop.engine.learning.base import ImageRef
+from desktop.engine.learning.features import FeatureCache, FeatureExtractor
+from desktop.engine.learning.task_engine import LabelledSets, TaskEngine, is_validation
 from desktop.engine.project.skeleton import Skeleton
-from desktop.engine.learning.publish_gate import PublishGate, held_back_signature
 from desktop.engine.project.store import Project
 
 VALIDATION_PX = 5.0
@@ -37,11 +34,12 @@ def keypoint_scores(strategy: str, learner, ref: ImageRef, width: int, skeleton:
     """(K,) uncertainty of one image's keypoints under ``strategy`` (higher = less sure), for the
     engine and the benchmark alike. ``reference`` gives the labelled poses (N, K, 2) that
     skeleton plausibility compares with; it is called only for that strategy."""
+    strategies.strategy(strategy, in_app=True)
     if strategy == "random":
         return rng.random(len(skeleton))
     heatmaps = learner.predict_heatmaps(ref) if heatmaps is None else heatmaps
     if strategy == "confidence":
-        return ku.peak_confidence(heatmaps)
+        return ku.off_peak_mass(heatmaps)
     if strategy == "entropy":
         return ku.heatmap_entropy(heatmaps)
     xy, _ = locate(heatmaps)
@@ -49,51 +47,27 @@ def keypoint_scores(strategy: str, learner, ref: ImageRef, width: int, skeleton:
         return ku.flip_disagreement(xy, locate(learner.predict_heatmaps(flipped(ref)))[0], width, skeleton)
     if strategy == "plausibility":
         return ku.skeleton_plausibility(xy, reference(), ku.bone_pairs(skeleton))
-    raise PointillistError(f"Unknown strategy {strategy!r}: choose one of {', '.join(ku.KEYPOINT_STRATEGIES)}.")
+    raise PointillistError(f"No keypoint score for the strategy '{strategy}'.")  # keypoint_scores checks first
 
 
-class KeypointEngine:
-    # Model files and image pixels are kept, named and restored exactly as for segmentation.
-    _publish = SegmentationEngine._publish
-    _save_weights = SegmentationEngine._save_weights
-    _delete_old_weights = SegmentationEngine._delete_old_weights
-    load_latest_weights = SegmentationEngine.load_latest_weights
-    image = SegmentationEngine.image
-    ref = SegmentationEngine.ref
-
+class KeypointEngine(TaskEngine):
     def __init__(self, project: Project, learner: str = "fast", device: str = "auto", seed: int = 0,
                  feature_budget_bytes: int = 2 << 30, validation_fraction: float = 0.1,
                  save_models: bool = True, image_cache_items: int = 8):
-        if learner not in LEARNERS:
-            raise ValueError(f"unknown learner {learner!r}; choose one of {', '.join(LEARNERS)}")
-        self.project = project
+        super().__init__(project, learner, device, seed, validation_fraction, save_models, image_cache_items)
         self.skeleton = project.skeleton()
         if not len(self.skeleton):
             raise ProjectError("This keypoint project has no keypoints yet: define its skeleton first.")
-        self.device = pick_device(device)
-        self.validation_fraction = validation_fraction
-        self.save_models = save_models
-        self.rng = np.random.default_rng(seed)
-        self.learner_name = learner
         if learner == "fast":
             self.cache = FeatureCache(FeatureExtractor("cpu"), feature_budget_bytes)
             self.learner = FastKeypointLearner(self.skeleton, self.cache, seed=seed)
         else:
             self.learner = DeepKeypointLearner(self.skeleton, device=self.device, seed=seed)
-        self.version: int | None = None
-        self.problems: list[str] = []  # as SegmentationEngine.problems
-        self._images: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._image_cache_items = image_cache_items
-        self._gate = PublishGate()
 
-    # ----- images ----------------------------------------------------------------------------
     # ----- training --------------------------------------------------------------------------
-    def labelled_sets(self) -> tuple[list[KeypointLabels], list[KeypointLabels], int, int]:
-        """(training, validation, training label count, validation label count).
-
-        A label is held back by the hash of its id; its keypoint is NaN (no loss) in training.
-        Counts include absent keypoints, so that together they are the project's label count.
-        """
+    def labelled_sets(self) -> LabelledSets:
+        """A label is held back by the hash of its id; its keypoint is NaN (no loss) in training.
+        Counts include absent keypoints, so that together they are the project's label count."""
         train, val, n_train, n_val = [], [], 0, 0
         for info in self.project.images():
             labels = self.project.keypoint_labels(info.id)
@@ -111,29 +85,10 @@ class KeypointEngine:
                 train.append(KeypointLabels(ref, xy_train))
             if np.isfinite(xy_val).all(1).any():
                 val.append(KeypointLabels(ref, xy_val))
-        return train, val, n_train, n_val
+        return LabelledSets(train, val, n_train, n_val)
 
-    def train(self, steps: int = 150) -> TrainReport:
-        """One training round on the current labels; publish if validation did not get worse."""
-        start = time.perf_counter()
-        train, val, n_train, n_val = self.labelled_sets()
-        if not train:
-            return TrainReport(None, float("nan"), n_train, n_val, None, False, 0.0)
-        signature = held_back_signature((p.image.key, p.xy) for p in val)
-        before = copy.deepcopy(self.learner.state_dict()) if self.learner.trained else None
-        in_use = (self._gate.score_in_use(signature, lambda: self.validation_accuracy(val))
-                  if before is not None and val else None)
-        report = self.learner.fit(train, steps)
-        note = getattr(report, "note", None)
-        accuracy = self.validation_accuracy(val) if val else None
-        if before is not None and not self._gate.allows(accuracy, in_use):
-            self.learner.load_state_dict(before)
-            self.project.add_model_version(self.learner_name, n_train, None, n_val, accuracy, published=False)
-            return TrainReport(None, report.loss, n_train, n_val, accuracy, False, time.perf_counter() - start, note)
-        self._gate.published(signature, accuracy)
-        self._publish(n_train, n_val, accuracy)
-        return TrainReport(self.version, report.loss, n_train, n_val, accuracy, True, time.perf_counter() - start,
-                           note)
+    def held_back(self, validation: list[KeypointLabels]):
+        return ((p.image.key, p.xy) for p in validation)
 
     def validation_accuracy(self, val: list[KeypointLabels]) -> float:
         """PCK: the share of held-back placed keypoints predicted within ``VALIDATION_PX``."""
@@ -154,13 +109,11 @@ class KeypointEngine:
         """Predicted ``(xy (K, 2) image pixels, confidence (K,) in [0, 1])``."""
         heatmaps = self.predict(image_id) if heatmaps is None else heatmaps
         xy, _ = locate(heatmaps)
-        return xy, 1.0 - ku.peak_confidence(heatmaps)
+        return xy, 1.0 - ku.off_peak_mass(heatmaps)
 
     def scores(self, image_id: int, strategy: str = "confidence", heatmaps: np.ndarray | None = None) -> np.ndarray:
         """(K,) uncertainty of an image's keypoints under ``strategy`` (higher = less sure)."""
-        if strategy not in ku.KEYPOINT_STRATEGIES:
-            raise ValueError(f"unknown keypoint strategy {strategy!r}; choose one of "
-                             f"{', '.join(ku.KEYPOINT_STRATEGIES)}")
+        strategies.strategy(strategy, in_app=True)
         return keypoint_scores(
             strategy, self.learner, self.ref(image_id), self.project.image(image_id).width, self.skeleton,
             lambda: np.array([self.project.keypoint_arrays(info.id)[0] for info in self.project.images()]),

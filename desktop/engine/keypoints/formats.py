@@ -25,14 +25,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from desktop.engine.project.atomic import atomic_write_bytes
 from desktop.engine.errors import FormatError, ImageReadError, ProjectError, write_refusal
-from desktop.engine.keypoints.validation import (check_images, check_position, coco_annotation, coco_category,
-                                                 coco_images, refuse_malformed)
-from desktop.engine.project.skeleton import UNLABELLED, Skeleton, SkeletonError
-from desktop.engine.project.store import Project
 from desktop.engine.images.video import frames_by_index
 from desktop.engine.keypoints.table import VIS_DTYPE, KeypointTable
+from desktop.engine.keypoints.validation import (check_images, check_position, coco_annotation, coco_category,
+                                                 coco_images, refuse_malformed)
+from desktop.engine.project.atomic import atomic_write_bytes
+from desktop.engine.project.skeleton import UNLABELLED, Skeleton, SkeletonError
+from desktop.engine.project.store import Project
 
 _COCO_FLAG = {"visible": 2, "occluded": 1}
 _COCO_VIS = {2: "visible", 1: "occluded"}

@@ -21,15 +21,14 @@ import cv2
 import numpy as np
 import torch
 
+from desktop.engine.learning.base import (FitReport, ImageRef, LoadedImages, ShrinksOnOutOfMemory, autocast,
+                                          fine_tune_optimizer)
+from desktop.engine.learning.features import FeatureCache, pad_to_multiple
+from desktop.engine.project.skeleton import Skeleton
 from models.encoder import normalize
 from models.keypoint_head import (STRIDE, FastHeatmapHead, KeypointNet, cells_to_pixels, decode_peaks,
                                   heatmap_cross_entropy, heatmap_loss, pixels_to_cells, spatial_softmax,
                                   target_distribution)
-
-from desktop.engine.learning.features import FeatureCache, pad_to_multiple
-from desktop.engine.project.skeleton import Skeleton
-from desktop.engine.learning.base import (FitReport, ImageRef, LoadedImages, ShrinksOnOutOfMemory, autocast,
-                                          fine_tune_optimizer)
 
 SIGMA_CELLS = 1.5  # target Gaussian width on the stride-4 grid (6 image pixels)
 _TARGET_BYTES = 256 << 20  # loss targets a fit keeps ready (about 200 frames of 640 x 480, 17 keypoints)

@@ -4,7 +4,8 @@ Scoring and selection are separate, as for segmentation: the four scoring functi
 return a ``(K,)`` array for one image; :func:`rank_images` and :func:`select_queries` turn the
 scores of many images into an order of images and a list of ``(image, keypoint)`` queries, and
 :func:`spread_images` picks a batch of images that are both unsure and unlike each other (the
-``spread`` strategy: peak confidence, spread out).
+``spread`` strategy: the off-peak mass, spread out). The strategies' names, needs and units are
+in ``strategies.py``.
 Heatmaps are ``(K, h, w)`` probability maps (each sums to one), as the learners give them.
 """
 from __future__ import annotations
@@ -15,15 +16,13 @@ import numpy as np
 
 from desktop.engine.project.skeleton import Skeleton
 
-KEYPOINT_STRATEGIES = ("random", "confidence", "entropy", "flip", "plausibility")  # scores of one image
-SPREAD_SCORE = "confidence"  # the per-keypoint score that ``spread`` ranks by, before spreading out
-BENCH_STRATEGIES = KEYPOINT_STRATEGIES + ("spread",)  # spread picks a batch of images: the benchmark's
 _EPS = 1e-12
 _MAD_TO_SIGMA = 1.4826  # the MAD of a normal distribution times this is its standard deviation
 
 
-def peak_confidence(heatmaps: np.ndarray, radius: int = 1) -> np.ndarray:
-    """One minus the probability mass within ``radius`` cells of each heatmap's maximum.
+def off_peak_mass(heatmaps: np.ndarray, radius: int = 1) -> np.ndarray:
+    """One minus the probability mass within ``radius`` cells of each heatmap's maximum: an
+    uncertainty (the ``confidence`` strategy's score; the model's confidence is one minus it).
 
     Mass near the peak, not the peak value alone, so that a sharp peak whose centre falls
     between two cells is not taken for an unsure one.

@@ -15,12 +15,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.encoder import normalize
-from models.segmenter import SegmentationNet
-
-from desktop.engine.learning.features import FEATURE_STRIDE, pad_to_multiple
 from desktop.engine.learning.base import (FitReport, ImageRef, LoadedImages, PointLabels, ShrinksOnOutOfMemory,
                                           autocast, fine_tune_optimizer)
+from desktop.engine.learning.features import FEATURE_STRIDE, pad_to_multiple
+from models.encoder import normalize
+from models.segmenter import SegmentationNet
 
 
 def sample_logits(logits: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:

@@ -17,10 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.filters import PixelFilters
-
-from desktop.engine.learning.features import FEATURE_STRIDE, FeatureCache, FeatureMap, sample_points
 from desktop.engine.learning.base import FitReport, ImageRef, PointLabels, concat_labels
+from desktop.engine.learning.features import FEATURE_STRIDE, FeatureCache, FeatureMap, sample_points
+from models.filters import PixelFilters
 
 _PRECOMPUTE = 100_000  # up to this many labels, gather their features once per fit
 _BATCH = 4096  # labels per step (all of them when there are fewer)

@@ -13,13 +13,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models.encoder import MODEL_CARD, normalize
-
-from desktop.engine.project.atomic import atomic_write_bytes
 from desktop.engine.errors import ImageReadError, PointillistError, ProjectError, write_refusal
-from desktop.engine.segmentation.export_names import export_stems
 from desktop.engine.learning.features import PAD_MULTIPLE, pad_to_multiple
-from desktop.engine.project.store import ClassInfo
+from desktop.engine.project.atomic import atomic_write_bytes
+from desktop.engine.project.records import ClassInfo
+from desktop.engine.segmentation.export_names import export_stems
+from models.encoder import MODEL_CARD, normalize
 
 _TRACE_SIZE = (256, 256)
 _CHECK_SIZE = (192, 320)

@@ -14,7 +14,7 @@ import unicodedata
 from collections import Counter
 from pathlib import Path
 
-from desktop.engine.project.store import ImageInfo
+from desktop.engine.project.records import ImageInfo
 
 MAX_STEM_BYTES = 120
 """Longest stem, in UTF-8 bytes. File names may hold 255 bytes; the stem is followed by a

@@ -14,15 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from desktop.engine.segmentation import selection
-
-from desktop.engine.segmentation import uncertainty
 from desktop.engine.errors import ImageReadError
-from desktop.engine.learning.base import ImageRef, PointLabels
-from desktop.engine.segmentation.slide_grid import CONTEXT, SlideGrid, working_resolution
 from desktop.engine.images.slides import is_slide_file, open_image_source
-from desktop.engine.project.store import Project
 from desktop.engine.images.tiles import TileCache, TileKey
+from desktop.engine.learning.base import ImageRef, PointLabels
+from desktop.engine.project.store import Project
+from desktop.engine.segmentation import selection, strategies, uncertainty
+from desktop.engine.segmentation.slide_grid import CONTEXT, SlideGrid, working_resolution
 
 PREDICTION_BUDGET = 256 << 20  # bytes of tile predictions kept
 
@@ -78,10 +76,9 @@ def tile_probabilities(learner, grid: SlideGrid, col: int, row: int) -> np.ndarr
 
 
 def scaled_uncertainty(strategy: str, probs: np.ndarray) -> np.ndarray:
-    """Uncertainty in [0, 1] (entropy divided by its maximum); strategies that need more than
-    one prediction (``random``, ``bald``) are scored by ``margin`` here."""
-    if strategy not in ("entropy", "least_confidence", "margin"):
-        strategy = "margin"
+    """Uncertainty in [0, 1] (entropy divided by its maximum) of a strategy scored from one
+    prediction; a tile has no other (``random`` and ``bald`` are refused, with the choices)."""
+    strategies.strategy(strategy, needs=(strategies.PROBABILITIES,), where="a slide tile")
     scores = uncertainty.score(strategy, probs)
     if strategy == "entropy":
         scores = scores / max(math.log(probs.shape[0]), 1e-6)

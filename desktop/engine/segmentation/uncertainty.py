@@ -1,7 +1,8 @@
 """Uncertainty scores for segmentation: probability maps in, one score per pixel out.
 
 Every function here only *scores*; choosing which pixels to ask about lives in
-``selection.py``. Higher score always means "less sure". Inputs are class probabilities of
+``selection.py``, and the strategies' names and needs in ``strategies.py``. Higher score always
+means "less sure". Inputs are class probabilities of
 shape ``(C, H, W)`` (or MC-dropout samples ``(T, C, H, W)`` for ``bald``), float32, summing to
 one over ``C``.
 """
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-STRATEGIES = ("random", "entropy", "least_confidence", "margin", "bald")
+from desktop.engine.segmentation.strategies import MC_SAMPLES, NOTHING, strategy
+
 _EPS = 1e-12
 
 
@@ -52,19 +54,20 @@ def random_scores(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarra
     return rng.random(shape, dtype=np.float32)
 
 
-def score(strategy: str, probs: np.ndarray | None = None, mc_probs: np.ndarray | None = None,
+def score(name: str, probs: np.ndarray | None = None, mc_probs: np.ndarray | None = None,
           rng: np.random.Generator | None = None, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Dispatch by strategy name. ``bald`` needs ``mc_probs``; ``random`` needs ``rng``."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    if strategy == "random":
+    """The uncertainty map of a registered strategy (``strategies.py``) from what it needs:
+    ``probs`` (C, H, W), ``mc_probs`` (T, C, H, W) for ``bald``, or ``rng`` and a shape for
+    ``random``."""
+    needs = strategy(name).needs
+    if needs == NOTHING:
         if shape is None:
             shape = (probs if probs is not None else mc_probs[0]).shape[-2:]
         return random_scores(tuple(shape), rng or np.random.default_rng())
-    if strategy == "bald":
+    if needs == MC_SAMPLES:
         if mc_probs is None:
-            raise ValueError("bald needs MC-dropout samples (mc_probs)")
+            raise ValueError(f"{name} needs MC-dropout samples (mc_probs)")
         return bald(mc_probs)
     if probs is None:
-        raise ValueError(f"{strategy} needs a probability map")
-    return {"entropy": entropy, "least_confidence": least_confidence, "margin": margin}[strategy](probs)
+        raise ValueError(f"{name} needs a probability map")
+    return {"entropy": entropy, "least_confidence": least_confidence, "margin": margin}[name](probs)

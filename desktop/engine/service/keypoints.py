@@ -1,109 +1,77 @@
-"""What the engine thread does differently in a keypoint project, and the messages for it.
-
-``EngineService`` runs the same loop for both tasks; for a keypoint project it hands
-prediction, queries, ranking and adding videos to the functions here, which drive a
-``KeypointEngine``. Like ``service.py``, importing this module does not import torch.
-"""
+"""The engine thread's work in a keypoint project: an image's predicted keypoints with their
+confidence, one query per unlabelled keypoint (least certain first), ranking by uncertainty, and
+frames sampled from a video."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from desktop.engine.keypoints.uncertainty import KEYPOINT_STRATEGIES
-
-DEFAULT_STRATEGY = "confidence"
-
-
-# ----- messages in ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class AddVideo:
-    path: Path
-    frames: int = 20
-    sampling: str = "uniform"  # or "kmeans"
+from desktop.engine.keypoints import strategies
+from desktop.engine.service.messages import (AddVideo, KeypointPrediction, KeypointQuery, Predict, Progress,
+                                             ProposeQueries, Queries, VideoAdded)
+from desktop.engine.service.serving import TaskServing
 
 
-# ----- events out -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class KeypointPrediction:
-    image_id: int
-    generation: int
-    version: int
-    xy: np.ndarray  # (K, 2) float64 image pixels
-    confidence: np.ndarray  # (K,) in [0, 1], higher = surer
-    uncertainty: np.ndarray  # (K,) under the service's strategy, higher = less sure
-    seconds: float = float("nan")
+class KeypointServing(TaskServing):
+    default_strategy = strategies.DEFAULT
 
+    def checked_strategy(self, name: str) -> str:
+        return strategies.strategy(name, in_app=True).name
 
-@dataclass(frozen=True)
-class KeypointQuery:
-    query_id: int
-    keypoint: int
-    x: float
-    y: float
-    confidence: float | None  # None: asked before there was a model, nothing is proposed
+    def handle(self, message) -> bool:
+        if isinstance(message, AddVideo):
+            self._add_video(message)
+            return True
+        return super().handle(message)
 
-
-@dataclass(frozen=True)
-class VideoAdded:
-    path: Path
-    image_ids: list[int]
-
-
-def keypoint_strategy(name: str) -> str:
-    """A segmentation strategy (the service's default is one) means the keypoint default."""
-    return name if name in KEYPOINT_STRATEGIES else DEFAULT_STRATEGY
-
-
-# ----- the work, on the engine thread ---------------------------------------------------------
-def predict(service, request) -> np.ndarray | None:
-    """Send the predicted keypoints of one image; returns its heatmaps for reuse."""
-    engine = service._engine
-    if not engine.learner.trained:
-        return None
-    start = time.perf_counter()
-    heatmaps = engine.predict(request.image_id)
-    xy, confidence = engine.keypoints(request.image_id, heatmaps)
-    uncertainty = engine.scores(request.image_id, keypoint_strategy(service.strategy), heatmaps)
-    service._emit(KeypointPrediction(request.image_id, request.generation, engine.version, xy.copy(),
+    def predict(self, request: Predict) -> np.ndarray | None:
+        """Send the predicted keypoints of one image; returns its heatmaps for reuse."""
+        engine = self.engine
+        if not engine.learner.trained:
+            return None
+        start = time.perf_counter()
+        heatmaps = engine.predict(request.image_id)
+        xy, confidence = engine.keypoints(request.image_id, heatmaps)
+        uncertainty = engine.scores(request.image_id, self.strategy, heatmaps)
+        self.emit(KeypointPrediction(request.image_id, request.generation, engine.version, xy.copy(),
                                      confidence.copy(), np.array(uncertainty, np.float64),
                                      time.perf_counter() - start))
-    return heatmaps
+        return heatmaps
 
+    def propose(self, request: ProposeQueries, reuse: np.ndarray | None = None) -> None:
+        """Ask about every unlabelled keypoint unless the image still has open queries (not in a
+        read-only project); then send the image's open queries (``KeypointQuery`` points)."""
+        engine, project = self.engine, self.project
+        if project.read_only:
+            return
+        if request.replace_open:
+            project.close_open_queries(request.image_id)
+        if not project.queries(request.image_id):
+            name = self.checked_strategy(request.strategy) if request.strategy else self.strategy
+            engine.propose_queries(request.image_id, name, reuse)
+        # open queries of a model, least certain first; cold-start ones in skeleton order
+        asked = sorted(project.queries(request.image_id),
+                       key=lambda q: (q.score is None, -(q.score or 0.0), q.keypoint))
+        confidence = None
+        if engine.learner.trained:
+            confidence = engine.keypoints(request.image_id, reuse)[1]
+        points = [KeypointQuery(q.id, q.keypoint, q.x, q.y,
+                                None if confidence is None or q.score is None else float(confidence[q.keypoint]),
+                                None if q.score is None else q.strategy, q.score)
+                  for q in asked if q.keypoint is not None]
+        self.emit(Queries(request.image_id, engine.version, points))
 
-def propose(service, request, heatmaps: np.ndarray | None = None) -> None:
-    """Ask about every unlabelled keypoint unless the image still has open queries; then send
-    the image's open queries (``Queries`` with ``KeypointQuery`` points)."""
-    from desktop.engine.service.loop import Queries
+    def image_uncertainty(self, image_id: int) -> float:
+        return self.engine.image_uncertainty(image_id, self.strategy)
 
-    engine, project = service._engine, service._project
-    if request.replace_open:
-        project.close_open_queries(request.image_id)
-    if not project.queries(request.image_id):
-        engine.propose_queries(request.image_id, keypoint_strategy(request.strategy), heatmaps)
-    # open queries of a model, least certain first; cold-start ones in skeleton order
-    asked = sorted(project.queries(request.image_id),
-                   key=lambda q: (q.score is None, -(q.score or 0.0), q.keypoint))
-    confidence = None
-    if engine.learner.trained:
-        confidence = engine.keypoints(request.image_id, heatmaps)[1]
-    points = [KeypointQuery(q.id, q.keypoint, q.x, q.y,
-                            None if confidence is None or q.score is None else float(confidence[q.keypoint]))
-              for q in asked if q.keypoint is not None]
-    service._emit(Queries(request.image_id, engine.version, points))
+    def _add_video(self, request: AddVideo) -> None:
+        from desktop.engine.keypoints.video_frames import add_video as sample
 
-
-def image_uncertainty(service, image_id: int) -> float:
-    return service._engine.image_uncertainty(image_id, keypoint_strategy(service.strategy))
-
-
-def add_video(service, request: AddVideo) -> None:
-    from desktop.engine.service.loop import Progress
-    from desktop.engine.keypoints.video_frames import add_video as sample
-
-    service._emit(Progress(f"Sampling {request.frames} frames of {Path(request.path).name}", None))
-    ids = sample(service._project, request.path, request.frames, request.sampling, seed=service.seed)
-    service._emit(VideoAdded(Path(request.path), ids))
-    service._emit(Progress(f"Added {len(ids)} frames of {Path(request.path).name}", 1.0))
+        name = Path(request.path).name
+        self.emit(Progress(f"Sampling {request.frames} frames of {name}", None))
+        ids = sample(self.project, request.path, request.frames, request.sampling, seed=self.engine.seed)
+        self._ranked_version = None  # rank the new frames too
+        self.emit(VideoAdded(Path(request.path), ids))
+        self.emit(Progress(f"Added {len(ids)} frames of {name}", 1.0))

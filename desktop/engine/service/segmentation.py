@@ -1,0 +1,126 @@
+"""The engine thread's work in a segmentation project: an image's class map and uncertainty,
+pixel queries with the model's likeliest classes, ranking by uncertainty, mask and model export,
+and slides (through ``SlideServing``)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from desktop.engine.segmentation import selection, strategies
+from desktop.engine.service.messages import (SLIDE_MESSAGES, Export, Exported, Predict, Prediction, PredictView,
+                                             Progress, ProposeQueries, Queries, QueryPoint)
+from desktop.engine.service.serving import TaskServing
+from desktop.engine.service.slides import SlideServing
+
+MIN_DISTANCE = 8.0  # pixels between queries
+
+
+class SegmentationServing(TaskServing):
+    default_strategy = strategies.DEFAULT
+
+    def __init__(self, engine, project, emit, options):
+        super().__init__(engine, project, emit, options)
+        self.slides = SlideServing(engine, project, emit, self.strategy)
+
+    def checked_strategy(self, name: str) -> str:
+        return strategies.strategy(name).name
+
+    @property
+    def busy(self) -> bool:
+        return self.slides.busy
+
+    def handle(self, message) -> bool:
+        if isinstance(message, SLIDE_MESSAGES):
+            if isinstance(message, PredictView):
+                self.current = None  # the expert left any ordinary image
+            self.slides.receive(message)
+        elif isinstance(message, Export):
+            self._export(message)
+        else:
+            return super().handle(message)
+        return True
+
+    def show(self, request: Predict) -> None:
+        self.slides.leave()  # an ordinary image is on screen now
+        super().show(request)
+
+    def serve(self) -> None:
+        self.slides.serve()
+
+    def model_changed(self) -> None:
+        self.slides.model_changed()
+        super().model_changed()
+
+    def idle(self, quiet_for, interrupted) -> None:
+        self.slides.scan()
+        super().idle(quiet_for, interrupted)
+
+    def ranks(self, image_id: int) -> bool:
+        return super().ranks(image_id) and not self.slides.owns(image_id)
+
+    def extra_ranking(self) -> dict[int, float]:
+        return self.slides.ranking()
+
+    # ----- the task's work -----------------------------------------------------------------------
+    def predict(self, request: Predict) -> np.ndarray | None:
+        """Send the prediction of one image; returns its class probabilities for reuse."""
+        if not self.engine.learner.trained:
+            return None
+        start = time.perf_counter()
+        probs = self.engine.predict(request.image_id)
+        uncertainty = self.engine.scores(request.image_id, self.strategy, probs)
+        self.emit(Prediction(request.image_id, request.generation, self.engine.version,
+                             probs.argmax(0).astype(np.uint8), probs.max(0).astype(np.float32),
+                             np.array(uncertainty, np.float32), time.perf_counter() - start))
+        return probs
+
+    def propose(self, request: ProposeQueries, reuse: np.ndarray | None = None) -> None:
+        """Make queries for an image unless it still has open queries, then send its open queries.
+        A read-only project (open for writing elsewhere) shows the queries asked there."""
+        image_id, probs = request.image_id, reuse
+        name = self.checked_strategy(request.strategy) if request.strategy else self.strategy
+        if not self.project.read_only:
+            if request.replace_open:
+                self.project.close_open_queries(image_id)
+            if not self.project.queries(image_id):
+                if not self.engine.learner.trained:
+                    self.emit(Progress("Choosing first queries from image features", None))
+                one_prediction = strategies.strategy(name).needs == strategies.PROBABILITIES
+                self.engine.propose_queries(image_id, request.k, name, min_distance=MIN_DISTANCE,
+                                            probs=probs if one_prediction else None)  # skip predicting again
+        if probs is None and self.engine.learner.trained:
+            probs = self.engine.predict(image_id)
+        self._emit_queries(image_id, probs)
+
+    def image_uncertainty(self, image_id: int) -> float:
+        return selection.image_uncertainty(self.engine.scores(image_id, self.strategy))
+
+    def _emit_queries(self, image_id: int, probs: np.ndarray | None) -> None:
+        """Send the image's open queries, each with the model's three likeliest classes."""
+        points = []
+        for q in self.project.queries(image_id):
+            candidates: tuple = ()
+            if probs is not None:
+                y = int(np.clip(round(q.y), 0, probs.shape[1] - 1))
+                x = int(np.clip(round(q.x), 0, probs.shape[2] - 1))
+                column = probs[:, y, x]
+                order = np.argsort(column)[::-1][:3]
+                candidates = tuple((int(i), float(column[i])) for i in order)
+            points.append(QueryPoint(q.id, q.x, q.y, candidates))
+        self.emit(Queries(image_id, self.engine.version, points))
+
+    def _export(self, request: Export) -> None:
+        from desktop.engine.segmentation.export import export_masks, export_model
+
+        written = []
+        if request.masks_dir is not None:
+            self.emit(Progress("Exporting masks", None))
+            result = export_masks(self.engine, request.masks_dir)
+            written.append(f"{len(result.written)} masks in {request.masks_dir}")
+            written += [f"skipped {name}: {reason}" for name, reason in result.skipped]
+        if request.model_dir is not None:
+            self.emit(Progress("Exporting the model", None))
+            written.append(f"the model in {export_model(self.engine, request.model_dir)}")
+        self.emit(Exported("Exported " + "; ".join(written) + "."))
+        self.emit(Progress(f"Model version {self.engine.version}", 1.0))
