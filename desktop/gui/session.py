@@ -144,9 +144,10 @@ class LabellingSession(QObject):
         return [command for command in self.pending if command.image_id == image_id]
 
     def _keep_pending(self, command: AddLabel, reason: str) -> None:
+        """``reason`` (the store's "not saved, try again") is replaced by what happens instead."""
         if not self.pending and not self._retrying:
-            self.storeFailed.emit(f"{reason} The label is kept (drawn hollow) and will be saved as soon as "
-                                  "the project is free.")
+            self.storeFailed.emit("The project is busy in another program (a backup or a database tool?). The "
+                                  "label is kept (drawn hollow) and saved as soon as the project is free.")
         self.pending.append(command.again())  # the refused one is Qt's to delete, being obsolete
         self._retry.start()
         self.pendingChanged.emit(command.image_id)
