@@ -21,6 +21,7 @@ from desktop.engine.project.lock import ProjectInUse
 from .icons import app_icon
 from .keypoint_workspace import KeypointWorkspace, workspace_for
 from .new_project import NewProjectDialog
+from .predict_dialog import PredictDialog
 from .shortcuts import ShortcutsDialog
 from .start_screen import StartScreen
 from .workspace import ProjectWorkspace
@@ -34,6 +35,7 @@ class MainWindow(QMainWindow):
         self.demo_dir = demo_dir or app_paths.demo_dir()
         self.engine_options = engine_options
         self.workspace: ProjectWorkspace | None = None
+        self.predict_dialog: PredictDialog | None = None
         self.start_screen = StartScreen()
         self.stack = QStackedWidget()
         self.stack.addWidget(self.start_screen)
@@ -60,6 +62,7 @@ class MainWindow(QMainWindow):
         self.export_model_action = file.addAction("Export the m&odel...", self.export_model)
         self.export_slide_action = file.addAction("Export the &slide for QuPath (GeoJSON, OME-TIFF mask)...",
                                                   self.export_slide)
+        self.predict_action = file.addAction("&Predict images or slides...", self.predict)
         self.add_images_action = file.addAction("&Add images or slides...", self.add_images)
         self.add_video_action = file.addAction("Add a &video...", self.add_video)
         self.export_dlc_action = file.addAction("Export keypoints as &DeepLabCut CSV...",
@@ -85,6 +88,7 @@ class MainWindow(QMainWindow):
         self.export_masks_action.setEnabled(enabled and not keypoints)
         self.export_model_action.setEnabled(enabled and not keypoints)  # TorchScript export is segmentation's
         self.export_slide_action.setEnabled(enabled and not keypoints)
+        self.predict_action.setEnabled(enabled and not keypoints)
         for action in (self.add_video_action, self.export_dlc_action, self.export_coco_action):
             action.setEnabled(keypoints)
         self.add_images_action.setText("&Add images..." if keypoints else "&Add images or slides...")
@@ -191,6 +195,21 @@ class MainWindow(QMainWindow):
         if folder and self.workspace:
             self.workspace.bridge.export(model_dir=Path(folder))
 
+    def predict(self) -> None:
+        """The project's model over many images, slides or folders, in another process; a dialog
+        whose run goes on is shown again rather than replaced."""
+        if self.workspace is None:
+            return
+        if self.predict_dialog is None or not self.predict_dialog.running():
+            if self.predict_dialog is not None:
+                self.predict_dialog.deleteLater()
+            images = [info.path for info in self.workspace.project.images()]
+            self.predict_dialog = PredictDialog(self.workspace.folder, images,
+                                                self.workspace.training_panel.learner.currentText(), parent=self)
+        self.predict_dialog.show()
+        self.predict_dialog.raise_()
+        self.predict_dialog.activateWindow()
+
     def add_images(self) -> None:
         """Keypoint projects take pictures only (their files' rules are in project_setup)."""
         keypoints = isinstance(self.workspace, KeypointWorkspace)
@@ -220,6 +239,9 @@ class MainWindow(QMainWindow):
         self.workspace.export_keypoints(Path(path).with_suffix(f".{suffix}"))  # in the background
 
     def closeEvent(self, event) -> None:
+        if self.predict_dialog is not None and not self.predict_dialog.close():  # the user keeps it running
+            event.ignore()
+            return
         self.close_project()
         super().closeEvent(event)
 
