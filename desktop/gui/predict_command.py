@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+LONGEST_INPUTS = 8000  # characters of input paths on the command line; more go into a list file
 FORMATS = {"mask": "Masks (PNG)", "preview": "Previews", "ome-tiff": "OME-TIFF masks", "geojson": "GeoJSON regions"}
 
 
@@ -21,6 +22,20 @@ def predict_arguments(project: Path, inputs: list[Path], out: Path, formats: lis
     a run that was cancelled or failed, and keeps what was already written."""
     return ([str(project), *map(str, inputs), "--out", str(out), "--formats", ",".join(formats),
              "--learner", learner, "--workers", str(workers)])
+
+
+def inputs_for_command(inputs: list[Path], folder: Path) -> list[Path]:
+    """The inputs as arguments, or, when they would make the command line too long (Windows
+    refuses one over 32,767 characters, and a project's own images can be thousands), the files
+    and folders written one a line to a list in ``folder``, which the command reads as if given
+    one by one (same output names, so a later run still continues). Lists stay arguments: the
+    command reads no list inside a list."""
+    if sum(len(str(path)) + 1 for path in inputs) <= LONGEST_INPUTS:
+        return inputs
+    lists = [path for path in inputs if path.suffix.lower() == ".txt" and path.is_file()]
+    listed = folder / "inputs.txt"
+    listed.write_text("".join(f"{path.absolute()}\n" for path in inputs if path not in lists), "utf-8")
+    return [*lists, listed]
 
 
 def predict_command(arguments: list[str]) -> list[str]:

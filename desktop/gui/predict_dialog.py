@@ -10,24 +10,26 @@ process behind.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QColor, QDesktopServices
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout,
-                               QLabel, QLineEdit, QListWidget, QMessageBox, QProgressBar, QPushButton, QSpinBox,
-                               QVBoxLayout)
+                               QLabel, QLineEdit, QListWidget, QMessageBox, QProgressBar, QPushButton, QSizePolicy,
+                               QSpinBox, QVBoxLayout)
 
 from desktop.engine.images.pictures import IMAGE_SUFFIXES
 from desktop.engine.images.slides import SLIDE_SUFFIXES
 from desktop.resources import ui_colour
 
-from .predict_command import FORMATS, Done, predict_arguments, predict_command
+from .predict_command import FORMATS, Done, inputs_for_command, predict_arguments, predict_command
 from .predict_run import Outcome, PredictRun
 from .training_panel import LEARNERS
 
 DEFAULT_FORMATS = ("mask",)
+ERROR_LINES = 12  # of the command's standard error: the end of a traceback or a log says why
 
 
 class PredictDialog(QDialog):
@@ -40,6 +42,7 @@ class PredictDialog(QDialog):
         self.images = list(images)
         self.command = command
         self.run: PredictRun | None = None
+        self.list_folder: tempfile.TemporaryDirectory | None = None  # a run's list of inputs, when they are many
         self.setWindowTitle(f"Predict with the model of {self.project.name}")
 
         self.inputs = QListWidget()
@@ -57,15 +60,17 @@ class PredictDialog(QDialog):
         self.learner = QComboBox()
         self.learner.addItems(LEARNERS)
         self.learner.setCurrentText(learner)
+        self.learner.setSizePolicy(QSizePolicy.Fixed, QSizePolicy.Fixed)
         self.workers = QSpinBox()
         self.workers.setRange(1, max(1, os.cpu_count() or 1))
+        self.workers.setSizePolicy(QSizePolicy.Fixed, QSizePolicy.Fixed)
         self.workers.setToolTip("How many inputs are predicted at once; each one needs its own memory.")
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextSelectableByMouse)  # an error can be copied into a report
         self.progress = QProgressBar()
         self.progress.setFormat("%v of %m")
-        self.progress.setValue(0)
+        self.progress.hide()  # until a run starts
         self.current = QLabel()
         self.failures = QListWidget()
         self.failures_label = QLabel("Failed:")
@@ -168,6 +173,10 @@ class PredictDialog(QDialog):
         if folder:
             self.out.setText(folder)
 
+    def out_folder(self) -> Path | None:
+        text = self.out.text().strip()
+        return Path(text).expanduser().absolute() if text else None
+
     def chosen_formats(self) -> list[str]:
         return [name for name, box in self.formats.items() if box.isChecked()]
 
@@ -176,13 +185,9 @@ class PredictDialog(QDialog):
         inputs = self.input_paths()
         if not inputs:
             return "Add the images, slides or folders to predict, or choose the project's own images."
-        missing = [p for p in inputs if not p.exists()]
-        if missing:
-            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-            return f"Not found: {missing[0]}{more}. Remove it from the list, or put it back."
-        if not self.out.text().strip():
+        out = self.out_folder()
+        if out is None:
             return "Choose an output folder."
-        out = Path(self.out.text().strip()).expanduser().absolute()
         if out.exists() and not out.is_dir():
             return f"The output folder {out} is a file: choose a folder."
         existing = next((p for p in (out, *out.parents) if p.exists()), None)
@@ -204,9 +209,12 @@ class PredictDialog(QDialog):
         if problem is not None:
             self._say(problem, error=True)
             return
-        out = Path(self.out.text().strip()).expanduser().absolute()
-        arguments = predict_arguments(self.project, self.input_paths(), out, self.chosen_formats(),
+        self.list_folder = tempfile.TemporaryDirectory(prefix="pointillist-predict-")
+        inputs = inputs_for_command(self.input_paths(), Path(self.list_folder.name))
+        arguments = predict_arguments(self.project, inputs, self.out_folder(), self.chosen_formats(),
                                       self.learner.currentText(), self.workers.value())
+        if self.run is not None:
+            self.run.deleteLater()
         self.run = PredictRun(self.command(arguments), parent=self)
         self.run.total.connect(self._total)
         self.run.done.connect(self._done)
@@ -216,6 +224,7 @@ class PredictDialog(QDialog):
         self.failures_label.hide()
         self.open_button.setEnabled(False)
         self.progress.setRange(0, 0)  # busy until the command says how many inputs it found
+        self.progress.show()
         self.current.setText("Loading the model and listing the inputs...")
         self._say("")
         self._set_running(True)
@@ -246,11 +255,14 @@ class PredictDialog(QDialog):
 
     def _finished(self, outcome: Outcome) -> None:
         self._set_running(False)
+        self.list_folder.cleanup()
         if self.progress.maximum() == 0:  # it never said how many: no busy bar left turning
             self.progress.setRange(0, 1)
-            self.progress.setValue(0)
+            self.progress.hide()
+        errors = "\n".join(outcome.errors.splitlines()[-ERROR_LINES:]) or "no reason given"
         if outcome.cancelled:
-            self.current.setText(f"Cancelled after {self.progress.value()} of {self.progress.maximum()}.")
+            counted = "" if self.progress.isHidden() else f" after {self.progress.value()} of {self.progress.maximum()}"
+            self.current.setText(f"Cancelled{counted}.")
             self._say("Cancelled. What was finished is kept: Start continues with the rest.")
         elif outcome.exit_code in (0, 1) and outcome.summary is not None:
             failed = self.failures.count()
@@ -258,16 +270,15 @@ class PredictDialog(QDialog):
             self._say(f"Summary: {outcome.summary}")
         elif outcome.exit_code == 2:
             self.current.setText("Not started.")
-            self._say(f"The prediction could not start:\n{outcome.errors or 'no reason given'}", error=True)
+            self._say(f"The prediction could not start:\n{errors}", error=True)
         else:
             status = "" if outcome.exit_code is None else f" (exit status {outcome.exit_code})"
             self.current.setText("Stopped.")
-            self._say(f"The prediction stopped before the end{status}:\n{outcome.errors or 'no reason given'}",
-                      error=True)
-        self.open_button.setEnabled(Path(self.out.text().strip()).expanduser().is_dir())
+            self._say(f"The prediction stopped before the end{status}:\n{errors}", error=True)
+        self.open_button.setEnabled(self.out_folder() is not None and self.out_folder().is_dir())
 
     def open_folder(self) -> None:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(self.out.text().strip()).expanduser().absolute())))
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.out_folder())))
 
     def _set_running(self, running: bool) -> None:
         for widget in (self.inputs, self.add_files_button, self.add_folder_button, self.project_images_button,

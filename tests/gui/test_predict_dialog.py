@@ -132,6 +132,30 @@ def test_a_command_that_cannot_be_found_is_said(qtbot, tmp_path, inputs):
     assert dialog.message.text().startswith("The prediction stopped before the end:\nCould not start ")
 
 
+def test_many_inputs_go_to_the_command_in_a_list_file(qtbot, tmp_path):
+    """A project's own images can be thousands: more than a Windows command line holds."""
+    folder = tmp_path / ("a-long-folder-name-" * 4)
+    folder.mkdir()
+    images = [folder / f"image-with-a-long-name-{i:04d}.png" for i in range(200)]
+    for path in images:
+        path.write_bytes(b"x")
+    (tmp_path / "mine.txt").write_text(f"{images[0]}\n")
+    dialog = PredictDialog(tmp_path / "project", images, command=fake("--delay", "0"))
+    qtbot.addWidget(dialog)
+    dialog.use_project_images()
+    dialog.add_inputs([tmp_path / "mine.txt"])
+    dialog.out.setText(str(tmp_path / "out"))
+    dialog.start()
+    listed = Path(dialog.list_folder.name) / "inputs.txt"
+    assert listed.read_text().splitlines() == [str(p) for p in images]
+    qtbot.waitUntil(lambda: not dialog.running(), timeout=20000)
+    arguments = json.loads((tmp_path / "out" / "arguments.json").read_text())
+    assert arguments[1:3] == [str(tmp_path / "mine.txt"), str(listed)] and arguments[3] == "--out"
+    assert dialog.progress.value() == dialog.progress.maximum() == 201
+    assert len(list((tmp_path / "out").glob("*.mask.png"))) == 200
+    assert not listed.parent.exists()  # the list goes when the run ends
+
+
 def test_bad_choices_are_said_before_anything_starts(qtbot, tmp_path, inputs, monkeypatch):
     dialog = PredictDialog(tmp_path / "project", [], command=fake())
     qtbot.addWidget(dialog)
@@ -142,10 +166,10 @@ def test_bad_choices_are_said_before_anything_starts(qtbot, tmp_path, inputs, mo
         return dialog.message.text()
 
     assert said().startswith("Add the images, slides or folders to predict")
-    dialog.add_inputs([inputs, tmp_path / "gone.png"])
-    assert said() == f"Not found: {tmp_path / 'gone.png'}. Remove it from the list, or put it back."
+    dialog.add_inputs([inputs, tmp_path / "b.png"])
     dialog.inputs.setCurrentRow(1)
     dialog.remove_selected()
+    assert dialog.input_paths() == [inputs]
     assert said() == "Choose an output folder."
     (tmp_path / "a-file").write_text("x")
     dialog.out.setText(str(tmp_path / "a-file"))
