@@ -51,7 +51,7 @@ def say(*words) -> None:
 
 def announce_model_files() -> None:
     """Have the engine say what bytes it writes under which model file name."""
-    from desktop.engine.segmentation import engine
+    from desktop.engine.learning import task_engine as engine  # where model files are written
 
     original = engine.atomic_write_bytes
 
