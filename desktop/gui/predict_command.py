@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LONGEST_INPUTS = 8000  # characters of input paths on the command line; more go into a list file
-FORMATS = {"mask": "Masks (PNG)", "preview": "Previews", "ome-tiff": "OME-TIFF masks", "geojson": "GeoJSON regions"}
+# The command's formats, each for one kind of input: its default is all of them.
+FORMATS = {"mask": "Masks (PNG; images)", "preview": "Coloured previews (images)",
+           "ome-tiff": "OME-TIFF masks (slides)", "geojson": "GeoJSON regions (slides)"}
 
 
 def predict_arguments(project: Path, inputs: list[Path], out: Path, formats: list[str], learner: str,

@@ -28,7 +28,6 @@ from .predict_command import FORMATS, Done, inputs_for_command, predict_argument
 from .predict_run import Outcome, PredictRun
 from .training_panel import LEARNERS
 
-DEFAULT_FORMATS = ("mask",)
 ERROR_LINES = 12  # of the command's standard error: the end of a traceback or a log says why
 
 
@@ -55,8 +54,8 @@ class PredictDialog(QDialog):
         self.out.setPlaceholderText("where the results go")
         self.out_button = QPushButton("Choose...")
         self.formats = {name: QCheckBox(text) for name, text in FORMATS.items()}
-        for name in DEFAULT_FORMATS:
-            self.formats[name].setChecked(True)
+        for box in self.formats.values():
+            box.setChecked(True)
         self.learner = QComboBox()
         self.learner.addItems(LEARNERS)
         self.learner.setCurrentText(learner)
@@ -195,10 +194,6 @@ class PredictDialog(QDialog):
             return f"The output folder {out} cannot be made: its drive is not there."
         if not os.access(existing, os.W_OK | os.X_OK):
             return f"This user may not write in {existing}: choose another output folder."
-        inside = [p for p in inputs if p.is_dir() and out.resolve().is_relative_to(p.resolve())]
-        if inside:
-            return (f"The output folder is inside the input folder {inside[0]}: its results would be read as "
-                    "inputs next time. Choose a folder outside it.")
         if not self.chosen_formats():
             return "Tick at least one format."
         return None
@@ -264,9 +259,13 @@ class PredictDialog(QDialog):
             counted = "" if self.progress.isHidden() else f" after {self.progress.value()} of {self.progress.maximum()}"
             self.current.setText(f"Cancelled{counted}.")
             self._say("Cancelled. What was finished is kept: Start continues with the rest.")
-        elif outcome.exit_code in (0, 1) and outcome.summary is not None:
-            failed = self.failures.count()
-            self.current.setText(f"Done: {self.progress.value() - failed} predicted, {failed} failed.")
+        elif outcome.exit_code == 0 and outcome.summary is not None:  # this run or an earlier one did each
+            self.progress.setValue(self.progress.maximum())
+            self.current.setText(f"Done: all {self.progress.maximum()} predicted.")
+            self._say(f"Summary: {outcome.summary}")
+        elif outcome.exit_code == 1 and outcome.summary is not None:
+            self.current.setText(f"Done: {self.failures.count()} of {self.progress.maximum()} failed (listed above); "
+                                 "the others are predicted.")
             self._say(f"Summary: {outcome.summary}")
         elif outcome.exit_code == 2:
             self.current.setText("Not started.")
