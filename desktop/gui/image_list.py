@@ -75,7 +75,7 @@ class ImageList(QTableWidget):
         unless the table is sorted by a count)."""
         row = self.row_of(image_id)
         if row is not None:
-            for column, value in ((1, len(project.labels(image_id))), (2, len(project.queries(image_id)))):
+            for column, value in ((1, project.label_count(image_id)), (2, project.query_count(image_id))):
                 item = self.item(row, column)
                 if item.value != value:
                     item.value = value

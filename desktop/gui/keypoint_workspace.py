@@ -126,6 +126,9 @@ class KeypointWorkspace(ProjectWorkspace):
         return True
 
     # ----- drawing ---------------------------------------------------------------------------
+    def _show_label_change(self) -> None:
+        self._draw_labels()  # a few keypoints an image: drawn whole
+
     def _draw_labels(self) -> None:
         xy, visibility = self.session.labels()
         proposals = self.session.proposals()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoStack
 
@@ -122,15 +121,10 @@ class LabellingSession(QObject):
 
     def delete_nearest(self, x: float, y: float, within: float = 20.0) -> int | None:
         """Delete the label nearest to ``(x, y)`` if one lies within ``within`` pixels."""
-        labels = self.project.labels(self.image_id) if self.image_id is not None else []
-        if not labels:
-            return None
-        d2 = np.array([(lab.x - x) ** 2 + (lab.y - y) ** 2 for lab in labels])
-        nearest = int(d2.argmin())
-        if d2[nearest] > within ** 2:
-            return None
-        self._push(DeleteLabel(self.project, self.image_id, labels[nearest].id, self._after))
-        return labels[nearest].id
+        label_id = self.project.nearest_label(self.image_id, x, y, within) if self.image_id is not None else None
+        if label_id is not None:
+            self._push(DeleteLabel(self.project, self.image_id, label_id, self._after))
+        return label_id
 
     def _push(self, command) -> None:
         """Do an edit as an undo step; a write the project refuses is reported, not stacked, and a

@@ -57,6 +57,9 @@ class SlideOverview(pg.GraphicsView):
     def set_labels(self, xs: np.ndarray, ys: np.ndarray, brushes: list) -> None:
         self.labels.setData(x=xs + 0.5, y=ys + 0.5, brush=brushes)
 
+    def add_labels(self, xs: np.ndarray, ys: np.ndarray, brushes: list) -> None:
+        self.labels.addPoints(x=xs + 0.5, y=ys + 0.5, brush=brushes)
+
     def set_scores(self, scores: np.ndarray, span: float) -> None:
         """Uncertainty per working tile (NaN: not scored yet, left clear)."""
         shown = np.where(np.isnan(scores), 0, 1 + np.clip(np.nan_to_num(scores), 0, 1) * 254).astype(np.uint8)

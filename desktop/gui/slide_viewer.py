@@ -282,6 +282,10 @@ class SlideViewer(ViewerCommon, pg.GraphicsView):
         self.items["labels"].setData(x=np.asarray(xs) + 0.5, y=np.asarray(ys) + 0.5, brush=brushes, pen=pens)
         self.overview.set_labels(np.asarray(xs), np.asarray(ys), [self._brushes[i] for i in class_indices])
 
+    def add_labels(self, xs: np.ndarray, ys: np.ndarray, class_indices: np.ndarray) -> None:
+        super().add_labels(xs, ys, class_indices)
+        self.overview.add_labels(np.asarray(xs), np.asarray(ys), [self._brushes[i] for i in class_indices])
+
     def set_queries(self, xs: np.ndarray, ys: np.ndarray) -> None:
         self.items["queries"].setData(x=np.asarray(xs) + 0.5, y=np.asarray(ys) + 0.5)
 

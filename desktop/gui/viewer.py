@@ -55,6 +55,12 @@ class ViewerCommon:
         self.view.addItem(self.current_ring)
         self.items["prediction"].setOpacity(0.45)
 
+    def add_labels(self, xs: np.ndarray, ys: np.ndarray, class_indices: np.ndarray) -> None:
+        """Append saved labels to those drawn (a click: no redraw of the thousands before it)."""
+        self.items["labels"].addPoints(x=np.asarray(xs) + 0.5, y=np.asarray(ys) + 0.5,
+                                       brush=[self._brushes[i] for i in class_indices],
+                                       pen=[LABEL_PEN] * len(class_indices))
+
     def _label_style(self, class_indices: np.ndarray, pending: np.ndarray | None) -> tuple[list, object]:
         """Brushes and pens of label points: filled with the class colour, or, while ``pending``
         (not saved yet), hollow and ringed in it."""

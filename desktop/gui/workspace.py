@@ -20,6 +20,7 @@ from desktop.engine.project.store import Project
 
 from .bridge import EngineBridge
 from .image_list import ImageList
+from .label_layer import LabelLayer
 from .label_panel import LabelPanel
 from .session import LabellingSession
 from .shortcuts import LAYER_KEYS
@@ -28,6 +29,7 @@ from .training_panel import TrainingPanel
 from .viewer import ImageViewer
 
 REPAINT_MS = 33  # overlays repaint at most ~30 times a second
+MEAN_SECONDS_AFTER_MS = 500  # the mean answer time is an average over every label: not at every click
 GUI_BUSY_TIMEOUT_S = 0.5
 """How long a click's write waits when another program holds the database's write lock (a
 backup tool, a hand edit), before it is refused and said so: the window must not freeze, as it
@@ -73,6 +75,10 @@ class ProjectWorkspace(QWidget):
         self._build_actions()
         self._connect()
 
+        self.label_layer = LabelLayer(self.project, self.classes)
+        self._mean_timer = QTimer(self, singleShot=True, interval=MEAN_SECONDS_AFTER_MS)
+        self._mean_timer.timeout.connect(
+            lambda: self.label_panel.show_mean_seconds(self.project.mean_answer_seconds()))
         self._pending_prediction = None
         self._painted_at = 0.0
         self._paint_timer = QTimer(self, singleShot=True)
@@ -308,20 +314,20 @@ class ProjectWorkspace(QWidget):
 
     # ----- drawing ---------------------------------------------------------------------------
     def _labels_changed(self, image_id: int) -> None:
+        """A label edit is saved: draw what changed, count, and tell the engine. The mean answer
+        time (an average over every label) is refreshed a moment later, once per burst of clicks."""
         if image_id == self.image_id:
-            self._draw_labels()
+            self._show_label_change()
         self.image_list.refresh_counts(self.project, image_id)
-        self.label_panel.show_mean_seconds(self.project.mean_answer_seconds())
+        self._mean_timer.start()
         self.bridge.labels_changed()
+
+    def _show_label_change(self) -> None:
+        self.label_layer.update(self.viewer, self.session.pending_labels(self.image_id))
 
     def _draw_labels(self) -> None:
         """The image's stored labels, and those still waiting to be saved (hollow)."""
-        points = [(lab.x, lab.y, lab.class_id, False) for lab in self.project.labels(self.image_id)]
-        points += [(c.x, c.y, c.class_id, True) for c in self.session.pending_labels(self.image_id)]
-        index = {c.id: c.index for c in self.classes}
-        self.viewer.set_labels(np.array([p[0] for p in points]), np.array([p[1] for p in points]),
-                               np.array([index[p[2]] for p in points], np.int64),
-                               pending=np.array([p[3] for p in points], bool))
+        self.label_layer.reload(self.viewer, self.image_id, self.session.pending_labels(self.image_id))
 
     def _query_changed(self, query) -> None:
         queries = self.session.queries

@@ -55,7 +55,7 @@ def test_clicks_store_labels_where_they_land_and_undo_redo(window, blob_project)
     assert len(labels) == 1 and labels[0].x == pytest.approx(50, abs=1)
 
 
-def test_keys_answer_queries_one_after_another(show, blob_project):
+def test_keys_answer_queries_one_after_another(qtbot, show, blob_project):
     with Project.open(blob_project) as project:
         image_id = project.images()[0].id
         asked = project.add_queries(image_id, np.array([[70, 70], [10, 150], [120, 20]]), "margin")
@@ -78,7 +78,7 @@ def test_keys_answer_queries_one_after_another(show, blob_project):
     assert status == {asked[0]: "answered", asked[1]: "unsure", asked[2]: "answered"}
     assert [(lab.x, lab.y, lab.query_id) for lab in labels] == [(70, 70, asked[0]), (20, 120, asked[2])]
     assert all(lab.seconds is not None and 0 <= lab.seconds < 60 for lab in labels)
-    assert ws.label_panel.seconds.text().endswith(" s")
+    qtbot.waitUntil(lambda: ws.label_panel.seconds.text().endswith(" s"))  # refreshed once the clicks pause
 
     QTest.keyClick(ws.viewer, Qt.Key_Z, Qt.ControlModifier)  # the last answer is undone: asked again
     assert ws.session.current.query_id == asked[2]
@@ -147,3 +147,29 @@ def test_a_click_the_full_disk_refuses_is_reported_and_not_stacked(window, blob_
     conn.execute("PRAGMA max_page_count = 1073741823")  # space freed: labelling goes on
     click(ws.viewer, 60, 80)
     assert ws.session.undo_stack.count() == steps + 1 and len(ws.project.labels()) == before + 1
+
+
+def test_many_labels_are_drawn_by_what_changed(qtbot, show, blob_project):
+    """With thousands of labels on an image a click appends one point, a delete redraws from
+    memory, an undo brings it back, and the drawing always matches the store."""
+    with Project.open(blob_project) as project:
+        image_id, class_id = project.images()[0].id, project.classes()[0].id
+        rng = np.random.default_rng(0)
+        project.add_labels(image_id, [(float(x), float(y), class_id) for x, y in rng.uniform(0, 159, (5000, 2))])
+    win = show(MainWindow(blob_project, start_engine=False))
+    ws = win.workspace
+    assert len(ws.viewer.items["labels"].data) == 5000
+    QTest.keyClick(ws.viewer, Qt.Key_M)
+    QTest.keyClick(ws.viewer, "2")
+    click(ws.viewer, 80.4, 80.6)
+    assert len(ws.viewer.items["labels"].data) == 5001
+    drawn = ws.viewer.items["labels"].data
+    assert (drawn["x"][-1], drawn["y"][-1]) == pytest.approx((80.4 + 0.5, 80.6 + 0.5), abs=1)
+    click(ws.viewer, 80.4, 80.6, Qt.RightButton)  # deletes the nearest: the one just made
+    assert len(ws.viewer.items["labels"].data) == 5000
+    QTest.keyClick(ws.viewer, Qt.Key_Z, Qt.ControlModifier)
+    assert len(ws.viewer.items["labels"].data) == 5001
+    with Project.open(blob_project) as project:
+        assert project.label_count(image_id) == 5001
+    assert ws.image_list.item(ws.image_list.row_of(image_id), 1).value == 5001
+    win.close()

@@ -80,8 +80,28 @@ class LabelStore:
         cls = np.array([index_of[r[3]] for r in rows], np.int64)
         return ids, yx, cls
 
-    def label_count(self) -> int:
-        return self._conn.execute("SELECT COUNT(*) FROM labels WHERE deleted = 0").fetchone()[0]
+    def label_count(self, image_id: int | None = None) -> int:
+        """Live labels, of one image or of all (counted by SQLite through its index)."""
+        return self._conn.execute("SELECT COUNT(*) FROM labels WHERE (? IS NULL OR image_id = ?) AND deleted = 0",
+                                  (image_id, image_id)).fetchone()[0]
+
+    def label_changes(self, image_id: int, since_op: int) -> list[tuple[int, int, bool, float, float, int | None]]:
+        """``(operation id, label id, deleted now, x, y, class id)`` for each label of the image
+        touched by an operation newer than ``since_op``: what a drawing needs to catch up,
+        without reading every label again."""
+        rows = self._conn.execute(
+            "SELECT o.id, l.id, l.deleted, l.x, l.y, l.class_id FROM label_ops o JOIN labels l ON l.id = o.label_id "
+            "WHERE o.id > ? AND l.image_id = ? ORDER BY o.id", (since_op, image_id)).fetchall()
+        return [(r[0], r[1], bool(r[2]), r[3], r[4], r[5]) for r in rows]
+
+    def nearest_label(self, image_id: int, x: float, y: float, within: float) -> int | None:
+        """The live label of the image nearest to (x, y) within ``within`` pixels, or None."""
+        row = self._conn.execute(
+            "SELECT id FROM labels WHERE image_id = ? AND deleted = 0 AND x BETWEEN ? AND ? AND y BETWEEN ? AND ? "
+            "AND (x - ?) * (x - ?) + (y - ?) * (y - ?) <= ? ORDER BY (x - ?) * (x - ?) + (y - ?) * (y - ?), id "
+            "LIMIT 1", (image_id, x - within, x + within, y - within, y + within, x, x, y, y, within * within,
+                        x, x, y, y)).fetchone()
+        return None if row is None else row[0]
 
     def label_revision(self) -> int:
         """Grows with every label operation: a cheap way for readers to notice changes."""

@@ -49,6 +49,10 @@ class QueryStore:
         position = {kid: i for i, kid in enumerate(self._keypoint_ids())} if any(r[8] for r in rows) else {}
         return [Query(*r[:8], position.get(r[8])) for r in rows]
 
+    def query_count(self, image_id: int, status: str = "open") -> int:
+        return self._conn.execute("SELECT COUNT(*) FROM queries WHERE image_id = ? AND status = ?",
+                                  (image_id, status)).fetchone()[0]
+
     def set_query_status(self, query_id: int, status: str) -> None:
         if status not in QUERY_STATUSES:
             raise ProjectError(f"Unknown query status {status!r}.")
