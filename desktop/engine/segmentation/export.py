@@ -16,7 +16,6 @@ from PIL import Image
 from desktop.engine.errors import ImageReadError, PointillistError, ProjectError, write_refusal
 from desktop.engine.learning.features import PAD_MULTIPLE, pad_to_multiple
 from desktop.engine.project.atomic import atomic_write_bytes
-from desktop.engine.project.records import ClassInfo
 from desktop.engine.segmentation.export_names import export_stems
 from models.encoder import MODEL_CARD, normalize
 
@@ -56,12 +55,26 @@ def _prepare(out_dir: Path) -> Path:
     return out_dir
 
 
-def _palette(classes: list[ClassInfo]) -> np.ndarray:
-    """(256, 3) uint8: the colour of each class index, black for the indices no class has."""
-    palette = np.zeros((256, 3), np.uint8)
+def palette(classes) -> np.ndarray:
+    """(256, 3) uint8: the colour of each class index (``classes``: anything with ``index`` and
+    ``colour``), black for the indices no class has."""
+    out = np.zeros((256, 3), np.uint8)
     for c in classes:
-        palette[c.index] = _rgb(c.colour)
-    return palette
+        out[c.index] = _rgb(c.colour)
+    return out
+
+
+def mask_png(mask: np.ndarray, colours: np.ndarray) -> bytes:
+    """An indexed PNG of class indices (H, W) uint8 with ``colours`` (``palette``) as its palette."""
+    indexed = Image.fromarray(mask, mode="P")
+    indexed.putpalette(colours.ravel().tolist())
+    return _png_bytes(indexed)
+
+
+def preview_png(pixels: np.ndarray, mask: np.ndarray, colours: np.ndarray, opacity: float = 0.5) -> bytes:
+    """The picture with the class colours of ``mask`` blended over it, as an RGB PNG."""
+    preview = (pixels * (1 - opacity) + colours[mask] * opacity).astype(np.uint8)
+    return _png_bytes(Image.fromarray(preview))
 
 
 def export_masks(engine, out_dir: Path, preview_opacity: float = 0.5) -> MaskExport:
@@ -74,7 +87,7 @@ def export_masks(engine, out_dir: Path, preview_opacity: float = 0.5) -> MaskExp
         raise ProjectError("There is no trained model yet: label a few points first.")
     out_dir = _prepare(out_dir)
     project = engine.project
-    palette = _palette(project.classes())
+    colours = palette(project.classes())
     images = project.images()
     stems = export_stems(images, ("", "_preview"))
     result = MaskExport()
@@ -84,11 +97,8 @@ def export_masks(engine, out_dir: Path, preview_opacity: float = 0.5) -> MaskExp
         try:
             pixels = engine.image(info.id)
             mask = engine.predict(info.id).argmax(0).astype(np.uint8)
-            indexed = Image.fromarray(mask, mode="P")
-            indexed.putpalette(palette.ravel().tolist())
-            atomic_write_bytes(out_dir / mask_name, _png_bytes(indexed))
-            preview = (pixels * (1 - preview_opacity) + palette[mask] * preview_opacity).astype(np.uint8)
-            atomic_write_bytes(out_dir / preview_name, _png_bytes(Image.fromarray(preview)))
+            atomic_write_bytes(out_dir / mask_name, mask_png(mask, colours))
+            atomic_write_bytes(out_dir / preview_name, preview_png(pixels, mask, colours, preview_opacity))
         except ImageReadError as e:
             reason = e.reason
         except (PointillistError, MemoryError) as e:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from desktop.engine.segmentation import selection, strategies, uncertainty
 from desktop.engine.segmentation.slide_grid import CONTEXT, SlideGrid, working_resolution
 
 PREDICTION_BUDGET = 256 << 20  # bytes of tile predictions kept
+NOT_PREDICTED = 255  # in a slide's mask: no tissue there, so no prediction
 
 
 class SlideLibrary:
@@ -75,6 +77,38 @@ def tile_probabilities(learner, grid: SlideGrid, col: int, row: int) -> np.ndarr
     return probs[:, CONTEXT:CONTEXT + h, CONTEXT:CONTEXT + w]
 
 
+def class_map(probs: np.ndarray) -> np.ndarray:
+    """The class index (h, w) uint8 of each pixel of a prediction (C, h, w)."""
+    return probs.argmax(0).astype(np.uint8)
+
+
+def mask_tiles(grid: SlideGrid) -> list[tuple[int, int]]:
+    """The tiles a whole-slide mask is predicted on: every one with any tissue, in reading order.
+    The rest stays ``NOT_PREDICTED``: glass, where a prediction would only be noise."""
+    return grid.tissue_tiles(min_fraction=1e-6)
+
+
+def paste_tile(mask: np.ndarray, tile: int, col: int, row: int, classes: np.ndarray) -> None:
+    """Put a tile's class map (``class_map``, its context cut off) into a working-resolution mask."""
+    h, w = classes.shape
+    mask[row * tile:row * tile + h, col * tile:col * tile + w] = classes
+
+
+def predict_mask(grid: SlideGrid, predict_tile: Callable[[int, int], np.ndarray],
+                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """The slide's mask (working resolution, uint8): ``predict_tile(col, row)`` (a class map) on
+    every tile of ``mask_tiles``, ``NOT_PREDICTED`` elsewhere. The app's slide export and
+    ``pointillist predict`` both make their masks here, so they agree by construction.
+    ``progress(done, total)`` is called before each tile."""
+    tiles = mask_tiles(grid)
+    mask = np.full((grid.grid.height, grid.grid.width), NOT_PREDICTED, np.uint8)
+    for i, (col, row) in enumerate(tiles):
+        if progress is not None:
+            progress(i, len(tiles))
+        paste_tile(mask, grid.tile, col, row, predict_tile(col, row))
+    return mask
+
+
 def scaled_uncertainty(strategy: str, probs: np.ndarray) -> np.ndarray:
     """Uncertainty in [0, 1] (entropy divided by its maximum) of a strategy scored from one
     prediction; a tile has no other (``random`` and ``bald`` are refused, with the choices)."""
@@ -120,7 +154,7 @@ class TilePredictions:
         scores = scaled_uncertainty(strategy, probs)
         tissue = grid.tissue_in(col, row)
         score = selection.image_uncertainty(scores, exclude=~tissue) if tissue.any() else 0.0
-        stacked = np.stack([probs.argmax(0).astype(np.uint8), np.rint(scores * 255).astype(np.uint8)], -1)
+        stacked = np.stack([class_map(probs), np.rint(scores * 255).astype(np.uint8)], -1)
         self._cache.put(TileKey(grid.image_id, 0, col, row, version), stacked)
         self.scores.setdefault(grid.image_id, {})[(col, row)] = (version, score)
         return TileResult(col, row, version, stacked[..., 0], stacked[..., 1], score)

@@ -16,7 +16,8 @@ from desktop.engine.errors import ProjectError
 from desktop.engine.segmentation import selection
 from desktop.engine.segmentation.slide_export import qupath_geojson, write_geojson, write_mask_ome_tiff
 from desktop.engine.segmentation.slide_grid import CONTEXT, SlideGrid
-from desktop.engine.segmentation.slide_learning import TilePredictions, scaled_uncertainty, tile_probabilities, tile_ref
+from desktop.engine.segmentation.slide_learning import (TilePredictions, predict_mask, scaled_uncertainty,
+                                                        tile_probabilities, tile_ref)
 
 MIN_DISTANCE = 8.0  # working pixels between queries
 
@@ -91,14 +92,15 @@ def export_slide(engine, predictions: TilePredictions, image_id: int, folder: Pa
         raise ProjectError("That image is not a slide; use File > Export masks for images.")
     if not engine.learner.trained:
         raise ProjectError("There is no trained model yet: label a few points first.")
-    tiles = grid.tissue_tiles(min_fraction=1e-6)
-    mask = np.full((grid.grid.height, grid.grid.width), 255, np.uint8)
-    for i, (col, row) in enumerate(tiles):
-        if i % 8 == 0:
-            progress(f"Predicting the slide for export: tile {i + 1} of {len(tiles)}", i / max(1, len(tiles)))
-        result = predictions.predict(engine.learner, grid, col, row, engine.version, strategy)
-        h, w = result.class_map.shape
-        mask[row * grid.tile:row * grid.tile + h, col * grid.tile:col * grid.tile + w] = result.class_map
+
+    def tile_classes(col: int, row: int) -> np.ndarray:
+        return predictions.predict(engine.learner, grid, col, row, engine.version, strategy).class_map
+
+    def tell(done: int, total: int) -> None:
+        if done % 8 == 0:
+            progress(f"Predicting the slide for export: tile {done + 1} of {total}", done / max(1, total))
+
+    mask = predict_mask(grid, tile_classes, tell)
     classes = project.classes()
     _, yx, cls = project.label_arrays(grid.image_id)
     collection = qupath_geojson([c.name for c in classes], [c.colour for c in classes], yx[:, ::-1], cls,
