@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import signal
 import sys
 from pathlib import Path
 
@@ -86,6 +88,60 @@ def _add_project_commands(sub) -> None:
                         help="training steps when no saved model of this learner exists")
 
 
+PREDICT_EXIT = """exit status:
+  0  every input was predicted (now, or by an earlier run into the same --out)
+  1  some inputs failed; summary.csv says why, and the others were predicted
+  2  a usage error: no model to predict with, no inputs found, a device that is not there
+
+Run the same command again after a stop (Ctrl+C, a crash, a full disk): it predicts only what
+is left. With standard output not a terminal, progress is printed as lines a program can read:
+'inputs TOTAL', then 'done N/TOTAL NAME :: ok' (or ':: failed: reason') per input, then
+'summary PATH'."""
+
+
+def _device(text: str) -> str:
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device: give auto, cpu, cuda, cuda:N or mps")
+    return text
+
+
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers (1 or more)")
+    return int(text)
+
+
+def _add_predict(sub) -> None:
+    predict = sub.add_parser(
+        "predict", help="predict masks of images and slides with a project's model, resumably",
+        description="Predict a mask of every image and slide given with a model of PROJECT, into --out: "
+                    "images get an indexed PNG mask and a colour preview, slides a pyramidal OME-TIFF mask "
+                    "(255 = no tissue, not predicted) and QuPath GeoJSON regions; summary.csv has a row "
+                    "per input (class shares and areas, or why it failed).",
+        epilog=PREDICT_EXIT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    predict.add_argument("project", type=Path, help="the project whose model predicts")
+    predict.add_argument("inputs", type=Path, nargs="+", metavar="INPUT",
+                         help="image or slide files, folders (searched with their sub-folders), or .txt "
+                              "files listing such paths, one a line")
+    predict.add_argument("--out", type=Path, required=True,
+                         help="folder for the outputs, summary.csv, manifest.json and the model used (model/)")
+    predict.add_argument("--model", default=None, metavar="VERSION|FILE",
+                         help="a model version of the project (e.g. 7), a weights file (e.g. "
+                              "PROJECT/models/fast-v7.pt) or a model folder (OUT/model of an earlier run); "
+                              "default: the newest saved model of --learner")
+    predict.add_argument("--learner", choices=["fast", "deep"], default="fast")
+    predict.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    predict.add_argument("--workers", type=_at_least_one, default=1,
+                         help="worker processes on this machine (more than 1 runs them with Dask)")
+    predict.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                         help="run on the Dask cluster of this scheduler, e.g. tcp://host:8786")
+    predict.add_argument("--formats", default=None,
+                         help="comma-separated, from mask,preview,ome-tiff,geojson (default: all; images "
+                              "take mask and preview, slides ome-tiff and geojson)")
+    predict.add_argument("--overwrite", action="store_true",
+                         help="predict every input again, also those an earlier run finished")
+
+
 def _demo(args) -> int:
     from desktop import paths
     from desktop.engine.project.demo import create_demo_project
@@ -167,6 +223,55 @@ def _export_project(args, project) -> None:
         print(f"Wrote {export_model(engine, args.model)} and its model_card.json.")
 
 
+def _predict(args) -> int:
+    from desktop.engine.predict.outputs import parse_formats
+    from desktop.engine.predict.run import on_workers, run_predict
+
+    formats = parse_formats(args.formats)
+    execute = on_workers(args.workers, args.scheduler, args.device) if args.workers > 1 or args.scheduler else None
+    signal.signal(signal.SIGTERM, _interrupt)  # a GUI's Cancel: stop as on Ctrl+C, closing any workers
+    try:
+        report = run_predict(args.inputs, args.out, _predict_model(args), formats, args.device, args.overwrite,
+                             execute)
+    except KeyboardInterrupt:
+        print("Stopped. What was finished is kept: run the same command again to do the rest.", file=sys.stderr)
+        return 130
+    return 0 if report.failed == 0 else 1
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _predict_model(args):
+    """The model to predict with: ``--model`` when it is a model folder, else a function that
+    writes one into OUT/model from the project (read-only: the app may have it open), for the
+    model ``--model`` names."""
+    from desktop.engine.predict.model_dir import model_choice
+
+    choice = model_choice(args.model)
+    if isinstance(choice, Path) and choice.is_dir():
+        return choice
+    if isinstance(choice, Path) and not choice.is_file():
+        raise PointillistError(f"--model {args.model}: there is no such file or folder, and it is not a model "
+                               "version number.")
+    return lambda out: _write_predict_model(args.project, choice, args.learner, out / "model")
+
+
+def _write_predict_model(project_dir: Path, choice: int | Path | None, learner: str, folder: Path) -> Path:
+    from desktop.engine.predict.model_dir import learner_of, write_model_dir
+    from desktop.engine.project.store import Project
+    from desktop.engine.segmentation.engine import SegmentationEngine
+
+    with Project.open(project_dir, read_only=True) as project:
+        engine = SegmentationEngine(project, learner=learner_of(project, choice, learner), device="cpu")
+        write_model_dir(engine, choice if isinstance(choice, int) else None, folder,
+                        weights=choice if isinstance(choice, Path) else None)
+        for problem in engine.problems:
+            print(problem, file=sys.stderr)  # standard output is for the progress lines
+    return folder
+
+
 def _bench_ui(args) -> int:
     import json
 
@@ -243,13 +348,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = commands.add_subparsers(dest="command", required=True)
     _add_bench(sub)
     _add_project_commands(sub)
+    _add_predict(sub)
     if argv and argv[0] in sub.choices:
         args = commands.parse_args(argv)
         if args.command == "bench":
             run = {"segmentation": _bench_segmentation, "ui": _bench_ui, "slides": _bench_slides,
                    "keypoints": _bench_keypoints, "compare": _bench_compare}[args.bench]
         else:
-            run = {"demo": _demo, "new": _new, "export": _export}[args.command]
+            run = {"demo": _demo, "new": _new, "export": _export, "predict": _predict}[args.command]
         try:
             return run(args)
         except PointillistError as e:
