@@ -2,9 +2,10 @@
 
 A QProcess rather than a thread: the command loads torch, which the window never imports, and a
 long run over many slides must not slow labelling. Cancelling asks the command to stop
-(``terminate``: SIGTERM, or WM_CLOSE on Windows, which a console program may ignore) and kills
-it when it has not stopped after ``KILL_AFTER_MS``; the command is resumable, so what it
-finished is kept and a later run continues.
+(``terminate``: SIGTERM, which the command takes as Ctrl+C, closing its Dask workers before it
+exits; on Windows WM_CLOSE, which a console program ignores) and kills it when it has not
+stopped after ``KILL_AFTER_MS``; the command is resumable, so what it finished is kept and a
+later run continues.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signa
 
 from .predict_command import Done, Summary, Total, parse_line
 
-KILL_AFTER_MS = 3000
+KILL_AFTER_MS = 8000  # closing a local Dask cluster takes a few seconds on a busy machine
 ERRORS_KEPT = 8000  # characters of standard error: the end of a traceback or a log says why
 
 
