@@ -196,16 +196,18 @@ class MainWindow(QMainWindow):
             self.workspace.bridge.export(model_dir=Path(folder))
 
     def predict(self) -> None:
-        """The project's model over many images, slides or folders, in another process; a dialog
-        whose run goes on is shown again rather than replaced."""
+        """The project's model over many images, slides or folders, in another process. The
+        dialog is kept, with its choices, for this project, and while its run goes on."""
         if self.workspace is None:
             return
-        if self.predict_dialog is None or not self.predict_dialog.running():
-            if self.predict_dialog is not None:
-                self.predict_dialog.deleteLater()
-            images = [info.path for info in self.workspace.project.images()]
-            self.predict_dialog = PredictDialog(self.workspace.folder, images,
+        dialog = self.predict_dialog
+        if dialog is None or (dialog.project != self.workspace.folder and not dialog.running()):
+            if dialog is not None:
+                dialog.deleteLater()
+            self.predict_dialog = PredictDialog(self.workspace.folder, [],
                                                 self.workspace.training_panel.learner.currentText(), parent=self)
+        if self.predict_dialog.project == self.workspace.folder:  # images may have been added since
+            self.predict_dialog.images = [info.path for info in self.workspace.project.images()]
         self.predict_dialog.show()
         self.predict_dialog.raise_()
         self.predict_dialog.activateWindow()

@@ -220,6 +220,10 @@ def test_the_file_menu_opens_it_for_a_segmentation_project(show, blob_project):
     assert dialog.learner.currentText() == "deep"
     QTest.mouseClick(dialog.project_images_button, Qt.LeftButton)
     assert [p.name for p in dialog.input_paths()] == ["picture0.png", "picture1.png"]
+    dialog.out.setText("/somewhere")
+    dialog.close()
+    win.predict_action.trigger()  # the same dialog again, with its choices
+    assert win.predict_dialog is dialog and dialog.isVisible() and dialog.out.text() == "/somewhere"
     win.close()
     assert not dialog.isVisible()
 
