@@ -1,5 +1,5 @@
-"""Small real pictures for engine tests, written to disk like a user's files, and the fixture
-that keeps torch to one thread (import it into a test module to apply it there)."""
+"""Small real pictures for engine tests, written to disk like a user's files, a trained project,
+and the fixture that keeps torch to one thread (import it into a test module to apply it there)."""
 from __future__ import annotations
 
 import struct
@@ -57,3 +57,24 @@ def black_png(path: Path, width: int, height: int) -> Path:
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat)
                      + chunk(b"IEND", b""))
     return path
+
+
+def trained_project(root: Path, pictures: int = 3, size: int = 64) -> Path:
+    """A segmentation project of blob pictures in ``root/images`` with clicks, and one saved fast
+    model (version 1): what ``pointillist predict`` needs. Slides are worked at 4 µm a pixel, so a
+    2048-pixel slide at 0.5 µm (``generate_ome_tiff``) is one working tile."""
+    from desktop.cli import main
+    from desktop.engine.project.store import Project
+    from desktop.engine.segmentation.engine import SegmentationEngine
+
+    images = root / "images"
+    images.mkdir(parents=True)
+    masks = [blob_image(images / f"cells{i}.png", size=size, seed=i) for i in range(pictures)]
+    assert main(["new", "--images", str(images), "--classes", "background,cell", "--dir", str(root / "p")]) == 0
+    with Project.open(root / "p") as opened:
+        ids = [c.id for c in opened.classes()]
+        for info, mask in zip(opened.images(), masks):
+            opened.add_labels(info.id, [(x, y, ids[c]) for x, y, c in clicks_from_mask(mask, 8)])
+        opened.update_settings(slide_mpp=4.0)
+        assert SegmentationEngine(opened).train(20).version == 1
+    return root / "p"
