@@ -64,6 +64,14 @@ def _add_bench(sub) -> None:
     which.add_argument("--slide", type=Path, help="a slide or image file to measure")
     which.add_argument("--generate-ome-tiff", type=int, metavar="SIZE",
                        help="write a SIZE x SIZE pyramidal OME-TIFF to a temporary folder and measure it")
+    pred = kinds.add_parser("predict", help="pointillist predict's speed and memory on 1, 2, ... local workers")
+    pred.add_argument("--project", type=Path, required=True, help="its newest saved model predicts")
+    pred.add_argument("--inputs", type=Path, nargs="+", required=True,
+                      help="image or slide files, folders or .txt lists, as pointillist predict takes them")
+    pred.add_argument("--workers", default="1,2", help="worker counts, e.g. 1,2,4 (1, the baseline, is always run)")
+    pred.add_argument("--learner", choices=["fast", "deep"], default="fast")
+    pred.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    pred.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
 
 
 def _add_project_commands(sub) -> None:
@@ -333,6 +341,22 @@ def _bench_keypoints(args) -> int:
     return 0
 
 
+def _bench_predict(args) -> int:
+    import json
+
+    from desktop.engine.bench import predict as bench_predict
+
+    try:
+        counts = [int(n) for n in args.workers.split(",")]
+    except ValueError:
+        raise SystemExit(f"--workers {args.workers}: give worker counts separated by commas, e.g. 1,2,4") from None
+    result = bench_predict.run(args.project, args.inputs, counts, learner=args.learner, device=args.device,
+                               log=lambda line: print(line, flush=True))
+    bench_predict.write_json(result, args.out)
+    print(json.dumps(result))
+    return 0
+
+
 def _gui(args) -> int:
     from desktop.gui.app import run_app
 
@@ -353,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         args = commands.parse_args(argv)
         if args.command == "bench":
             run = {"segmentation": _bench_segmentation, "ui": _bench_ui, "slides": _bench_slides,
-                   "keypoints": _bench_keypoints, "compare": _bench_compare}[args.bench]
+                   "keypoints": _bench_keypoints, "compare": _bench_compare, "predict": _bench_predict}[args.bench]
         else:
             run = {"demo": _demo, "new": _new, "export": _export, "predict": _predict}[args.command]
         try:
