@@ -264,7 +264,7 @@ class PredictDialog(QDialog):
             self.current.setText(f"Done: all {self.progress.maximum()} predicted.")
             self._say(f"Summary: {outcome.summary}")
         elif outcome.exit_code == 1 and outcome.summary is not None:
-            self.current.setText(f"Done: {self.failures.count()} of {self.progress.maximum()} failed (listed above); "
+            self.current.setText(f"Done: {self.failures.count()} of {self.progress.maximum()} failed (listed below); "
                                  "the others are predicted.")
             self._say(f"Summary: {outcome.summary}")
         elif outcome.exit_code == 2:

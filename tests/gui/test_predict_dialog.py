@@ -88,7 +88,7 @@ def test_a_run_to_completion_shows_progress_failures_and_the_summary(qtbot, tmp_
     assert dialog.progress.maximum() == 4 and dialog.progress.value() == 4
     assert [dialog.failures.item(i).text() for i in range(dialog.failures.count())] == [
         "broken.png: cannot read this file: it is not an image"]
-    assert dialog.current.text() == "Done: 1 of 4 failed (listed above); the others are predicted."
+    assert dialog.current.text() == "Done: 1 of 4 failed (listed below); the others are predicted."
     assert dialog.message.text() == f"Summary: {tmp_path / 'out' / 'summary.csv'}"
     assert sorted(p.name for p in (tmp_path / "out").glob("*.mask.png")) == ["a.mask.png", "b.mask.png",
                                                                               "c.mask.png"]
