@@ -190,15 +190,23 @@ def _reason(error: BaseException) -> str:
 
 
 # ----- in the main process ----------------------------------------------------------------------
+TILES_PER_JOB = 16
+"""Working tiles of one slide that a worker predicts in one job: a few seconds of work, so that
+one large slide spreads over every worker; the main process stitches them into the slide's mask."""
+
+
 def run_here(jobs: Iterable[PredictJob]) -> Iterator[JobResult]:
     """Run the jobs one after another in this process."""
     for job in jobs:
         yield run_job(job)
 
 
-def on_workers(workers: int, scheduler: str | None, device: str) -> Callable[[list[PredictJob]], Iterator[JobResult]]:
+def on_workers(workers: int, scheduler: str | None, device: str,
+               tiles_per_job: int = TILES_PER_JOB) -> Callable[[list[PredictJob]], Iterator[JobResult]]:
     """An executor for ``run_predict`` that runs the jobs on a Dask cluster
     (``cluster.run_on_cluster``): ``workers`` local processes, or the cluster of ``scheduler``.
+    A slide is cut into tile jobs (``tiles_per_job`` tiles each) that spread over the workers, and
+    is put together here, as the whole job would have written it.
     Dask is imported here, when asked for, so that a run in this process needs none, and a
     missing Dask is said before any work starts (PointillistError)."""
     try:
@@ -208,8 +216,30 @@ def on_workers(workers: int, scheduler: str | None, device: str) -> Callable[[li
                                "Install it (pip install distributed), or run with --workers 1.") from e
 
     def execute(jobs: list[PredictJob]) -> Iterator[JobResult]:
-        for job, outcome in run_on_cluster(jobs, run_job, workers=workers, scheduler=scheduler, device=device):
-            yield outcome if isinstance(outcome, JobResult) else failed_result(job, outcome)
+        work, slides = [], {}  # slides: input path -> (its whole job, how many tile jobs, results so far)
+        for job in jobs:
+            if job.kind != "slide":
+                work.append(job)
+                continue
+            try:
+                parts = tile_jobs(job, tiles_per_job)
+            except Exception as e:  # noqa: BLE001 - as in run_job: a slide that cannot be opened is a row
+                yield failed_result(job, e)
+                continue
+            if not parts:  # no tissue: nothing to spread
+                yield finish_slide(job, [])
+                continue
+            slides[job.input_path] = (job, len(parts), [])
+            work += parts
+        for job, outcome in run_on_cluster(work, run_job, workers=workers, scheduler=scheduler, device=device):
+            result = outcome if isinstance(outcome, JobResult) else failed_result(job, outcome)
+            if job.tiles is None:
+                yield result
+                continue
+            whole, count, parts = slides[job.input_path]
+            parts.append(result)
+            if len(parts) == count:  # the slide's last tiles: stitch and write it here
+                yield finish_slide(whole, parts)
 
     return execute
 
