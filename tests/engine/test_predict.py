@@ -185,14 +185,15 @@ def test_names_are_unique_stable_and_the_output_folder_is_not_an_input(tmp_path)
     assert names[0].startswith("a_x__") and names[4].startswith("a_x__") and names[2].startswith("x__")
 
 
-def _predict_process(project: Path, folder: Path, out: Path) -> subprocess.Popen:
+def _predict_process(project: Path, folder: Path, out: Path, *options: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     return subprocess.Popen([sys.executable, "-m", "desktop.cli", "predict", str(project), str(folder), "--out",
-                             str(out), "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             str(out), "--device", "cpu", *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=REPO, env=env)
 
 
-def test_a_killed_run_leaves_whole_files_and_the_rerun_does_only_the_rest(project, tmp_path):
+@pytest.mark.parametrize("rerun", [(), ("--workers", "2")], ids=["rerun-here", "rerun-on-2-workers"])
+def test_a_killed_run_leaves_whole_files_and_the_rerun_does_only_the_rest(project, tmp_path, rerun):
     folder = tmp_path / "in"
     folder.mkdir()
     for i in range(8):
@@ -214,7 +215,7 @@ def test_a_killed_run_leaves_whole_files_and_the_rerun_does_only_the_rest(projec
     names_before = {line.split()[2] for line in seen if line.startswith("done ")}
     assert names_before <= {Path(p).stem for p in finished} and len(finished) < 8
 
-    again = _predict_process(project, folder, out)
+    again = _predict_process(project, folder, out, *rerun)
     stdout, stderr = again.communicate(timeout=300)
     assert again.returncode == 0, stderr
     done = [line.split() for line in _lines(stdout) if line.startswith("done ")]
