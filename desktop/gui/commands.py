@@ -27,7 +27,7 @@ class StoreCommand(QUndoCommand):
     """
 
     failed: Callable[[str], None] | None = None
-    busy: Callable[["StoreCommand", str], None] | None = None
+    busy: Callable[["StoreCommand"], None] | None = None
     """Set for a new label: called instead of ``failed`` when another program holds the database's
     write lock, so that the session keeps the label and tries again (see ``ProjectBusy``)."""
 
@@ -43,7 +43,7 @@ class StoreCommand(QUndoCommand):
         except ProjectError as e:
             self.setObsolete(True)
             if isinstance(e, ProjectBusy) and self.busy is not None:
-                self.busy(self, str(e))
+                self.busy(self)
             elif self.failed is not None:
                 self.failed(str(e))
 

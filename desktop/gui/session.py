@@ -137,8 +137,7 @@ class LabellingSession(QObject):
     def pending_labels(self, image_id: int) -> list[AddLabel]:
         return [command for command in self.pending if command.image_id == image_id]
 
-    def _keep_pending(self, command: AddLabel, reason: str) -> None:
-        """``reason`` (the store's "not saved, try again") is replaced by what happens instead."""
+    def _keep_pending(self, command: AddLabel) -> None:
         if not self.pending and not self._retrying:
             self.storeFailed.emit("The project is busy in another program (a backup or a database tool?). The "
                                   "label is kept (drawn hollow) and saved as soon as the project is free.")
