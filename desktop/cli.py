@@ -345,6 +345,7 @@ def _bench_predict(args) -> int:
     import json
 
     from desktop.engine.bench import predict as bench_predict
+    from desktop.engine.bench.segmentation import write_json
 
     try:
         counts = [int(n) for n in args.workers.split(",")]
@@ -352,7 +353,7 @@ def _bench_predict(args) -> int:
         raise SystemExit(f"--workers {args.workers}: give worker counts separated by commas, e.g. 1,2,4") from None
     result = bench_predict.run(args.project, args.inputs, counts, learner=args.learner, device=args.device,
                                log=lambda line: print(line, flush=True))
-    bench_predict.write_json(result, args.out)
+    write_json(result, args.out)
     print(json.dumps(result))
     return 0
 

@@ -64,12 +64,6 @@ def run(project: Path, inputs: Sequence[Path], workers: Sequence[int] = (1, 2), 
             "device": device, "runs": runs}
 
 
-def write_json(result: dict, out: Path | None) -> None:
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(result, indent=2))
-
-
 def peak_rss_mb() -> float:
     """This process's peak resident memory so far, in MB (run on each worker by ``client.run``).
     On Linux the kernel's high-water mark of this process's memory (``VmHWM``), not ``ru_maxrss``,

@@ -77,10 +77,6 @@ def read_model_card(model_dir: Path) -> ModelCard:
         raise ProjectError(f"The {CARD_FILE} in '{model_dir}' is incomplete or damaged ({e!r}).") from e
 
 
-def weights_sha256(model_dir: Path) -> str:
-    return hashlib.sha256((Path(model_dir) / WEIGHTS_FILE).read_bytes()).hexdigest()
-
-
 def model_choice(text: str | None) -> int | Path | None:
     """``--model``: a version number ('7' or 'v7') unless a file or folder of that name exists."""
     if text is None:

@@ -47,8 +47,7 @@ class SlideLayout:
 
 class SlidePrediction(NamedTuple):
     mask: np.ndarray  # (height, width) uint8 class indices at the working resolution, 255 = not predicted
-    layout: SlideLayout
-    mpp: float | None  # micrometres per mask pixel, when the slide says
+    layout: SlideLayout  # its mpp: micrometres per mask pixel, when the slide says
 
 
 def slide_layout(path: Path, card: ModelCard) -> SlideLayout:
@@ -128,7 +127,7 @@ class Predictor:
             grid = self._grid(source)
             mask = predict_mask(grid, lambda col, row: class_map(tile_probabilities(self.learner, grid, col, row)))
             layout = _layout(grid)
-        return SlidePrediction(mask, layout, layout.mpp)
+        return SlidePrediction(mask, layout)
 
     def slide_tiles(self, path: Path) -> list[Tile]:
         """The tiles ``predict_slide`` predicts (those with tissue), in reading order."""

@@ -122,7 +122,7 @@ def run_job(job: PredictJob) -> JobResult:
             return JobResult(job.input_path, job.name, job.kind, "ok", time.perf_counter() - start, card.label,
                              class_maps=maps)
         if job.kind == "slide":
-            mask, layout, _ = predictor.predict_slide(path)
+            mask, layout = predictor.predict_slide(path)
             return _slide_result(job, card, mask, layout, time.perf_counter() - start)
         pixels = read_image(path)
         mask = class_map(predictor.predict_picture(pixels))
@@ -312,14 +312,20 @@ def _run(paths, out_dir: Path, model_dir: Path, card: ModelCard, formats, device
     summary = out_dir / SUMMARY_FILE
     class_names = [c.name for c in sorted(card.classes, key=lambda c: c.index)]
     total, done = len(inputs), len(results)
+    def write() -> None:
+        write_summary(summary, class_names, [results[k].row(len(class_names)) for k in order if k in results])
+
     progress.start(total, done)
+    arrived = False
     for result in itertools.chain(refused, execute(jobs)):
         results[result.input_path] = result
         if result.status == "ok":
             manifest.record(result.input_path, states[result.input_path], result.outputs, result.record())
-        write_summary(summary, class_names, [results[k].row(len(class_names)) for k in order if k in results])
+        write()
+        arrived = True
         done += 1
         progress.done(done, total, result.name, result.status)
-    write_summary(summary, class_names, [results[k].row(len(class_names)) for k in order if k in results])
+    if not arrived:  # every input was done by an earlier run: the summary still lists them all
+        write()
     progress.end(str(summary))
     return RunReport(total, sum(r.status != "ok" for r in results.values()), summary)

@@ -56,8 +56,8 @@ class SegmentationServing(TaskServing):
         self.slides.scan()
         super().idle(quiet_for, interrupted)
 
-    def ranks(self, image_id: int) -> bool:
-        return super().ranks(image_id) and not self.slides.owns(image_id)
+    def ranks(self, info) -> bool:
+        return not self.slides.owns(info.id) and super().ranks(info)  # a slide is ranked by its tiles
 
     def extra_ranking(self) -> dict[int, float]:
         return self.slides.ranking()

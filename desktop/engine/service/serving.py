@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from desktop.engine.project.records import ImageInfo
 from desktop.engine.service.messages import AddImages, ImageRanking, ImagesAdded, Predict, Progress, ProposeQueries
 
 RANK_AFTER_S = 2.0  # rank images only once the labels have been still this long
@@ -89,14 +90,14 @@ class TaskServing:
         for info in self.project.images():
             if interrupted():
                 return  # the expert wants something: rank later
-            if self.ranks(info.id):
+            if self.ranks(info):
                 ranking[info.id] = self.image_uncertainty(info.id)
         self._ranked_version = version
         self.emit(ImageRanking(version, {**ranking, **self.extra_ranking()}))
 
-    def ranks(self, image_id: int) -> bool:
+    def ranks(self, info: ImageInfo) -> bool:
         """Whether ``idle`` ranks this image itself (not one that is missing or changed)."""
-        return self.project.image_problem(self.project.image(image_id)) is None
+        return self.project.image_problem(info) is None
 
     def extra_ranking(self) -> dict[int, float]:
         """Uncertainties the task ranks in its own way (slides, by their scanned tiles)."""
