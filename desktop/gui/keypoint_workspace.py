@@ -44,7 +44,7 @@ class KeypointWorkspace(ProjectWorkspace):
 
     def _show_session_state(self) -> None:
         self.label_panel.show_mode(self.session.mode)
-        self.label_panel.show_mean_seconds(self.project.mean_answer_seconds())
+        self._show_mean_seconds()
 
     def _connect_label_panel(self) -> None:
         s = self.session

@@ -32,6 +32,11 @@ class LabelLayer:
         self._points = {int(i): (float(x), float(y), int(c)) for i, (y, x), c in zip(ids, yx, classes)}
         self._draw(viewer, pending)
 
+    def redraw(self, viewer, pending: list) -> None:
+        """Draw again from memory (the labels waiting to be saved changed), after catching up."""
+        self.update(viewer, pending)
+        self._draw(viewer, pending)
+
     def update(self, viewer, pending: list) -> None:
         """Catch up with the label operations made since the last look: new labels are added to
         the plot, anything else redraws it from memory."""

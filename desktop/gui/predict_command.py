@@ -12,6 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from desktop.engine.predict.inputs import LIST_SUFFIX
+
 LONGEST_INPUTS = 8000  # characters of input paths on the command line; more go into a list file
 # The command's formats, each for one kind of input: its default is all of them.
 FORMATS = {"mask": "Masks (PNG; images)", "preview": "Coloured previews (images)",
@@ -34,7 +36,7 @@ def inputs_for_command(inputs: list[Path], folder: Path) -> list[Path]:
     command reads no list inside a list."""
     if sum(len(str(path)) + 1 for path in inputs) <= LONGEST_INPUTS:
         return inputs
-    lists = [path for path in inputs if path.suffix.lower() == ".txt" and path.is_file()]
+    lists = [path for path in inputs if path.suffix.lower() == LIST_SUFFIX and path.is_file()]
     listed = folder / "inputs.txt"
     listed.write_text("".join(f"{path.absolute()}\n" for path in inputs if path not in lists), "utf-8")
     return [*lists, listed]

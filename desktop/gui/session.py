@@ -143,7 +143,8 @@ class LabellingSession(QObject):
                                   "label is kept (drawn hollow) and saved as soon as the project is free.")
         self.pending.append(command.again())  # the refused one is Qt's to delete, being obsolete
         self._retry.start()
-        self.pendingChanged.emit(command.image_id)
+        if not self._retrying:  # a retry says what changed once, when it is over
+            self.pendingChanged.emit(command.image_id)
 
     def _save_pending(self) -> None:
         """Try the waiting labels in order; the first refused again keeps its place and the rest

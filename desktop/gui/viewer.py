@@ -58,8 +58,7 @@ class ViewerCommon:
     def add_labels(self, xs: np.ndarray, ys: np.ndarray, class_indices: np.ndarray) -> None:
         """Append saved labels to those drawn (a click: no redraw of the thousands before it)."""
         self.items["labels"].addPoints(x=np.asarray(xs) + 0.5, y=np.asarray(ys) + 0.5,
-                                       brush=[self._brushes[i] for i in class_indices],
-                                       pen=[LABEL_PEN] * len(class_indices))
+                                       brush=[self._brushes[i] for i in class_indices])  # the item's pen: LABEL_PEN
 
     def _label_style(self, class_indices: np.ndarray, pending: np.ndarray | None) -> tuple[list, object]:
         """Brushes and pens of label points: filled with the class colour, or, while ``pending``

@@ -45,7 +45,6 @@ class ProjectWorkspace(QWidget):
         ``read_only``), and ProjectError when it cannot be opened."""
         super().__init__(parent)
         self.folder = Path(folder)
-        self.read_only = read_only
         self.lock = ProjectLock(self.folder)
         if not read_only:
             self.lock.acquire()
@@ -77,8 +76,7 @@ class ProjectWorkspace(QWidget):
 
         self.label_layer = LabelLayer(self.project, self.classes)
         self._mean_timer = QTimer(self, singleShot=True, interval=MEAN_SECONDS_AFTER_MS)
-        self._mean_timer.timeout.connect(
-            lambda: self.label_panel.show_mean_seconds(self.project.mean_answer_seconds()))
+        self._mean_timer.timeout.connect(self._show_mean_seconds)
         self._pending_prediction = None
         self._painted_at = 0.0
         self._paint_timer = QTimer(self, singleShot=True)
@@ -98,6 +96,10 @@ class ProjectWorkspace(QWidget):
         if readable:
             self.open_image(last if last in readable else readable[0])
 
+    @property
+    def read_only(self) -> bool:
+        return self.project.read_only
+
     # ----- what a task changes (``KeypointWorkspace`` overrides these) --------------------------
     def _make_session(self) -> LabellingSession:
         return LabellingSession(self.project, parent=self)
@@ -107,7 +109,7 @@ class ProjectWorkspace(QWidget):
 
     def _show_session_state(self) -> None:
         self.label_panel.show_mode(self.session.mode)
-        self.label_panel.show_mean_seconds(self.project.mean_answer_seconds())
+        self._show_mean_seconds()
         if self.session.active_class is not None:
             self.label_panel.show_active_class(self.session.active_class)
 
@@ -117,8 +119,9 @@ class ProjectWorkspace(QWidget):
         self.label_panel.classChosen.connect(self.session.set_active_class)
         self.label_panel.opacityChanged.connect(self.viewer.set_prediction_opacity)
         self.session.notice.connect(self.message)
-        self.session.pendingChanged.connect(lambda image_id: self._draw_labels() if image_id == self.image_id
-                                            else None)
+        self.session.pendingChanged.connect(
+            lambda image_id: self.label_layer.redraw(self.viewer, self.session.pending_labels(image_id))
+            if image_id == self.image_id else None)
 
     def _task_key(self, event) -> bool:
         """The keys that answer a query: a class's key, U (unsure) and S (skip)."""
@@ -321,6 +324,9 @@ class ProjectWorkspace(QWidget):
         self.image_list.refresh_counts(self.project, image_id)
         self._mean_timer.start()
         self.bridge.labels_changed()
+
+    def _show_mean_seconds(self) -> None:
+        self.label_panel.show_mean_seconds(self.project.mean_answer_seconds())
 
     def _show_label_change(self) -> None:
         self.label_layer.update(self.viewer, self.session.pending_labels(self.image_id))
