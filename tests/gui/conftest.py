@@ -6,6 +6,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
 
 from desktop.engine.project.store import Project  # noqa: E402
 from desktop.paths import home_at  # noqa: E402
@@ -55,3 +57,8 @@ def show(qtbot):
         return win
 
     return shown
+
+
+def click(viewer, x, y, button=Qt.LeftButton):
+    """A real mouse click on image pixel (x, y) of a viewer."""
+    QTest.mouseClick(viewer.viewport(), button, Qt.NoModifier, viewer.widget_point(x, y))

@@ -8,6 +8,8 @@ from PySide6.QtTest import QTest
 from desktop.engine.project.store import Project
 from desktop.gui.app import MainWindow
 
+from .conftest import click
+
 
 @pytest.fixture
 def window(show, blob_project):
@@ -15,10 +17,6 @@ def window(show, blob_project):
     show(win)
     yield win
     win.close()
-
-
-def click(viewer, x, y, button=Qt.LeftButton):
-    QTest.mouseClick(viewer.viewport(), button, Qt.NoModifier, viewer.widget_point(x, y))
 
 
 def stored(folder):

@@ -11,9 +11,7 @@ import desktop.gui.app
 from desktop.engine.project.store import Project
 from desktop.gui.app import MainWindow
 
-
-def click(viewer, x, y):
-    QTest.mouseClick(viewer.viewport(), Qt.LeftButton, Qt.NoModifier, viewer.widget_point(x, y))
+from .conftest import click
 
 
 def test_a_second_window_is_told_and_opens_the_project_read_only(show, blob_project, monkeypatch):

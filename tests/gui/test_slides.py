@@ -15,6 +15,8 @@ from desktop.engine.project.store import Project
 from desktop.gui.app import MainWindow
 from desktop.gui.slide_viewer import SlideViewer
 
+from .conftest import click
+
 CLASSES = [("glass", "#f0f0f0", "1"), ("tissue", "#d02020", "2")]
 SETTLE_WAIT_MS = 600  # longer than the viewer's SETTLE_MS
 
@@ -33,10 +35,6 @@ def cmu(slides):
 
 def wait_for_tiles(qtbot, viewer, timeout=15000):
     qtbot.waitUntil(lambda: viewer.tiles_wanted > 0 and viewer.tiles_shown == viewer.tiles_wanted, timeout=timeout)
-
-
-def click(viewer, x, y, button=Qt.LeftButton):
-    QTest.mouseClick(viewer.viewport(), button, Qt.NoModifier, viewer.widget_point(x, y))
 
 
 def wheel(viewer, at: QPoint, steps: int):

@@ -3,21 +3,18 @@ training pauses and resumes, closing leaves no thread, reopening restores everyt
 import threading
 
 import numpy as np
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
 
 from desktop.gui.app import MainWindow
+
+from .conftest import click
 
 TIMEOUT = 90_000  # ms; the first model includes loading the encoder on a busy 2-core machine
 
 
 def engine_threads():
     return [t for t in threading.enumerate() if t.name == "pointillist-engine"]
-
-
-def click(viewer, x, y):
-    QTest.mouseClick(viewer.viewport(), Qt.LeftButton, Qt.NoModifier, viewer.widget_point(x, y))
 
 
 def label_blob(ws):
