@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from desktop.engine.predict.progress import LineProgress, status_text
+
 
 def expand(inputs: list[Path]) -> list[Path]:
     found = []
@@ -56,20 +58,21 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "arguments.json").write_text(json.dumps(sys.argv[sys.argv.index("predict") + 1:]))
     inputs = expand(args.inputs)
-    print(f"inputs {len(inputs)}", flush=True)
+    progress = LineProgress(sys.stdout)  # the real command's protocol lines, as the dialog reads them
+    progress.start(len(inputs), 0)
     rows = []
     for n, path in enumerate(inputs, 1):
         time.sleep(args.delay)
         if "broken" in path.name:
-            status = "failed: cannot read this file: it is not an image"
+            status = "cannot read this file: it is not an image"
         else:
             (args.out / f"{path.stem}.mask.png").write_bytes(b"")
             status = "ok"
-        rows.append((str(path), status))
-        print(f"done {n}/{len(inputs)} {path.name} :: {status}", flush=True)
+        rows.append((str(path), status_text(status)))
+        progress.done(n, len(inputs), path.name, status)
     with open(args.out / "summary.csv", "w", newline="") as f:
         csv.writer(f).writerows([("input", "status"), *rows])
-    print(f"summary {args.out / 'summary.csv'}", flush=True)
+    progress.end(str(args.out / "summary.csv"))
     return 1 if any(status != "ok" for _, status in rows) else 0
 
 
