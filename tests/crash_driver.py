@@ -25,21 +25,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
 
+from tests.driver_output import say
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-_say_lock = threading.Lock()  # the engine thread announces writes too
-
-
-def say(*words) -> None:
-    line = " ".join(str(w) for w in words) + "\n"
-    with _say_lock:
-        sys.stdout.write(line)
-        sys.stdout.flush()
 
 
 def announce_atomic_writes() -> None:

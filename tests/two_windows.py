@@ -37,16 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.driver_output import say
+
 ROOT = Path(__file__).resolve().parents[1]
-_print_lock = threading.Lock()
-
-
-def say(*words) -> None:
-    with _print_lock:
-        sys.stdout.write(" ".join(str(w) for w in words) + "\n")
-        sys.stdout.flush()
-
-
 # ----- one window (a child process) -----------------------------------------------------------
 
 def announce_model_files() -> None:
@@ -196,8 +189,6 @@ class Child:
 
 def run(seconds: float, out: Path) -> dict:
     sys.path.insert(0, str(ROOT))
-    import torch
-
     from desktop.engine.project.store import Project
 
     shutil.rmtree(out, ignore_errors=True)
