@@ -1,8 +1,8 @@
-"""Qt icons from the files ``desktop.resources`` names (that module stays Qt-free)."""
+"""Qt icons and colours from what ``desktop.resources`` names (that module stays Qt-free)."""
 from __future__ import annotations
 
 from PySide6.QtCore import QSize
-from PySide6.QtGui import QIcon
+from PySide6.QtGui import QColor, QIcon
 
 from desktop import resources
 
@@ -19,3 +19,12 @@ def app_icon() -> QIcon:
 def toolbar_icon(name: str) -> QIcon:
     """One of ``resources.TOOLBAR_ICONS``, drawn from its SVG at whatever size the toolbar asks."""
     return QIcon(str(resources.toolbar_icon(name)))
+
+
+def error_colour() -> QColor:
+    """The colour that marks a problem (an unreadable image, a refused choice) everywhere."""
+    return QColor(*resources.ui_colour("error"))
+
+
+def error_style() -> str:
+    return f"color: {error_colour().name()}"

@@ -7,11 +7,11 @@ once a ranking arrives).
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from desktop.engine.project.store import Project
-from desktop.resources import ui_colour
+
+from .icons import error_colour
 
 COLUMNS = ("Image", "Labels", "Queries", "Uncertainty", "Problem")
 
@@ -60,8 +60,8 @@ class ImageList(QTableWidget):
             self.setItem(row, 0, name)
             problem = QTableWidgetItem(self.problems.get(info.id, ""))
             if info.id in self.problems:
-                problem.setForeground(QColor(*ui_colour("error")))
-                name.setForeground(QColor(*ui_colour("error")))
+                problem.setForeground(error_colour())
+                name.setForeground(error_colour())
                 problem.setToolTip(self.problems[info.id])
             self.setItem(row, 4, problem)
             self._fill_counts(row, project, info.id)

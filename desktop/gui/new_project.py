@@ -16,8 +16,9 @@ from PySide6.QtWidgets import (QColorDialog, QComboBox, QDialog, QDialogButtonBo
 
 from desktop.engine.errors import PointillistError
 from desktop.engine.project.setup import ImageScan, create_project, default_classes, scan_images
-from desktop.resources import palette, ui_colour
+from desktop.resources import palette
 
+from .icons import error_style
 from .skeleton_editor import SkeletonEditor
 
 DEFAULT_CLASSES = ["background", "foreground"]
@@ -86,7 +87,7 @@ class NewProjectDialog(QDialog):
         browse = QPushButton("Browse...")
         browse.clicked.connect(self._choose_target)
         self.error = QLabel()
-        self.error.setStyleSheet(f"color: {QColor(*ui_colour('error')).name()}")
+        self.error.setStyleSheet(error_style())
         self.error.setWordWrap(True)
         self.buttons = buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         buttons.button(QDialogButtonBox.Ok).setText("Create")

@@ -15,15 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl
-from PySide6.QtGui import QColor, QDesktopServices
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout,
                                QLabel, QLineEdit, QListWidget, QMessageBox, QProgressBar, QPushButton, QSizePolicy,
                                QSpinBox, QVBoxLayout)
 
 from desktop.engine.images.pictures import IMAGE_SUFFIXES
 from desktop.engine.images.slides import SLIDE_SUFFIXES
-from desktop.resources import ui_colour
 
+from .icons import error_style
 from .predict_command import FORMATS, Done, inputs_for_command, predict_arguments, predict_command
 from .predict_run import Outcome, PredictRun
 from .training_panel import LEARNERS
@@ -287,7 +287,7 @@ class PredictDialog(QDialog):
         self.cancel_button.setEnabled(running)
 
     def _say(self, text: str, error: bool = False) -> None:
-        self.message.setStyleSheet(f"color: {QColor(*ui_colour('error')).name()}" if error else "")
+        self.message.setStyleSheet(error_style() if error else "")
         self.message.setText(text)
 
     # ----- closing -----------------------------------------------------------------------------
