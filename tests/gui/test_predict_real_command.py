@@ -12,9 +12,9 @@ from PySide6.QtCore import QProcess, Qt
 from PySide6.QtTest import QTest
 
 from desktop.engine.project.store import Project
-from desktop.engine.segmentation.engine import SegmentationEngine
 from desktop.gui.predict_dialog import PredictDialog
-from tests.engine.helpers import blob_image, clicks_from_mask, one_thread  # noqa: F401 - one_thread applies here
+from tests.engine.helpers import one_thread  # noqa: F401 - one_thread applies here
+from tests.engine.helpers import trained_project as make_trained_project
 
 RUN_TIMEOUT_MS = 180_000  # two shared cores: starting Python, torch and Dask workers takes a while
 
@@ -22,20 +22,9 @@ RUN_TIMEOUT_MS = 180_000  # two shared cores: starting Python, torch and Dask wo
 @pytest.fixture(scope="module")
 def trained_project(tmp_path_factory):
     """Three small pictures of discs, labelled by clicks, and a fast model trained and saved."""
-    root = tmp_path_factory.mktemp("predict")
-    (root / "images").mkdir()
-    masks = [blob_image(root / "images" / f"cells{i}.png", size=96, seed=i) for i in range(3)]
-    project = Project.create(root / "project", classes=[("background", "#3050f0", "1"), ("cell", "#ff0000", "2")])
-    for i in range(3):
-        project.add_image(root / "images" / f"cells{i}.png", 96, 96)
-    ids = [c.id for c in project.classes()]
-    for info, mask in zip(project.images(), masks):
-        for x, y, c in clicks_from_mask(mask, 12):
-            project.add_label(info.id, x, y, ids[c])
-    assert SegmentationEngine(project, learner="fast", device="cpu").train(30).version is not None
-    images = [info.path for info in project.images()]
-    project.close()
-    return root / "project", images
+    project = make_trained_project(tmp_path_factory.mktemp("predict"), pictures=3, size=96)
+    with Project.open(project) as opened:
+        return project, [info.path for info in opened.images()]
 
 
 def test_a_real_run_writes_the_masks_and_reaches_done(qtbot, tmp_path, trained_project):
