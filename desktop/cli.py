@@ -35,6 +35,8 @@ def _add_bench(sub) -> None:
     ui = kinds.add_parser("ui", help="click and overlay latency of the real window, offscreen")
     ui.add_argument("--project", type=Path, default=None, help="a project (default: a fresh demo project)")
     ui.add_argument("--clicks", type=int, default=20)
+    ui.add_argument("--image-size", type=int, default=None, metavar="N",
+                    help="instead of --project: a project of one N x N tissue picture, to compare sizes")
     ui.add_argument("--screenshot", type=Path, default=None, help="save the window as a PNG when done")
     kp = kinds.add_parser("keypoints", help="active learning of keypoints with a simulated annotator")
     kp.add_argument("--labels", type=Path, required=True, help="DeepLabCut CSV or COCO JSON")
@@ -285,7 +287,9 @@ def _bench_ui(args) -> int:
 
     from desktop.gui.bench_ui import run
 
-    print(json.dumps(run(args.project, clicks=args.clicks, screenshot=args.screenshot)))
+    if args.image_size is not None and args.project is not None:
+        raise PointillistError("Give --project or --image-size, not both.")
+    print(json.dumps(run(args.project, clicks=args.clicks, screenshot=args.screenshot, image_size=args.image_size)))
     return 0
 
 

@@ -7,7 +7,18 @@ Figures:
 - ``click_to_overlay_ms``: mouse press to the viewer showing a model version whose training
   saw that click (the engine reports the label revision each version was trained on);
 - ``max_event_loop_stall_ms``: the worst lateness of a 10 ms timer on the GUI thread while
-  the clicks, training and predictions run.
+  the clicks, training and predictions run;
+- ``first_overlay_in_view_ms``: the first click to the first overlay of any model over the
+  view (a new user's wait to see anything);
+- ``overlay_in_view_ms_p50/p95``: a click to an overlay over the whole view from a model that
+  saw the click. The image viewer paints a prediction of the whole image at once, so today this
+  is ``click_to_overlay_ms``; it is kept apart so that a view-driven (tiled) overlay is timed
+  by the same name;
+- ``query_ms_p50``: the engine's time to choose an image's queries after a new model version
+  (its prediction of the image reused).
+
+``image_size`` makes the project itself: one tissue picture (scikit-image's
+immunohistochemistry sample) resized to N x N, so that sizes can be compared back to back.
 
 The benchmark works on a copy of the project (its images are referenced, not copied), so the
 user's labels are never touched, and with the app's folders in its temporary folder
@@ -24,6 +35,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from desktop.engine.errors import PointillistError
 
 WAIT_OVERLAY_S = 10.0
 
@@ -58,6 +71,27 @@ class _StallMeter:
         self._last = now
 
 
+def _sized_project(folder: Path, size: int) -> Path:
+    """A project of one real tissue picture (IHC, 512 x 512) resized to ``size`` x ``size``."""
+    import cv2
+    from PIL import Image
+    from skimage import data
+
+    from desktop.engine.project.store import Project
+
+    if size < 64:
+        raise PointillistError(f"--image-size must be at least 64 pixels, not {size}.")
+    folder.mkdir(parents=True)
+    picture = folder / f"tissue-{size}.png"
+    pixels = cv2.resize(data.immunohistochemistry(), (size, size), interpolation=cv2.INTER_CUBIC)
+    Image.fromarray(pixels).save(picture, compress_level=1)
+    # Clicks brighter than the median take key 2: the pale background of the slide.
+    project = Project.create(folder / "project", classes=[("tissue", "#8e3b9a", "1"), ("background", "#f2e8c9", "2")])
+    project.add_image(picture, size, size)
+    project.close()
+    return folder / "project"
+
+
 def _copy_project(source: Path, target: Path) -> Path:
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("cache"))
     return target
@@ -74,9 +108,10 @@ def _wait(app, condition, timeout: float) -> bool:
 
 
 def run(project_dir: Path | None = None, clicks: int = 20, learner: str = "fast", seed: int = 0,
-        torch_threads: int | None = None, screenshot: Path | None = None) -> dict:
+        torch_threads: int | None = None, screenshot: Path | None = None, image_size: int | None = None) -> dict:
     """Click ``clicks`` times and time it; ``screenshot`` saves the window as it ends (for the
-    README: a picture made by the app itself)."""
+    README: a picture made by the app itself). ``image_size`` (instead of ``project_dir``):
+    a project of one N x N tissue picture."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
@@ -88,7 +123,9 @@ def run(project_dir: Path | None = None, clicks: int = 20, learner: str = "fast"
 
     app = make_application()
     with tempfile.TemporaryDirectory(prefix="pointillist-bench-ui-") as tmp, home_at(Path(tmp) / "home"):
-        if project_dir is None:
+        if image_size is not None:
+            folder = _sized_project(Path(tmp) / "sized", image_size)
+        elif project_dir is None:
             from desktop.engine.project.demo import create_demo_project
 
             folder = create_demo_project(Path(tmp) / "demo")
@@ -119,7 +156,7 @@ def _measure(app, window, clicks, seed, read_image, Qt, QTest) -> dict:
     gray = read_image(target.path).mean(axis=2)
     threshold = float(np.median(gray))
     published: dict[int, int] = {}  # model version -> label revision it was trained on
-    engine_ms: dict[str, list[float]] = {"train": [], "predict": []}
+    engine_ms: dict[str, list[float]] = {"train": [], "predict": [], "query": []}
 
     def on_published(event) -> None:
         published[event.version] = event.label_revision
@@ -127,6 +164,7 @@ def _measure(app, window, clicks, seed, read_image, Qt, QTest) -> dict:
 
     ws.bridge.published.connect(on_published)
     ws.bridge.prediction.connect(lambda e: engine_ms["predict"].append(e.seconds * 1000))
+    ws.bridge.queries.connect(lambda e: np.isnan(e.seconds) or engine_ms["query"].append(e.seconds * 1000))
     shown: list[tuple[float, int]] = []
     ws.viewer.overlayShown.connect(lambda v: shown.append((time.perf_counter(), v)))
     QTest.keyClick(ws.viewer, "m")  # free clicking: every click is a label
@@ -135,7 +173,7 @@ def _measure(app, window, clicks, seed, read_image, Qt, QTest) -> dict:
     margin = 8
     stall = _StallMeter()
     stall.start()
-    store_ms, overlay_ms, missed = [], [], 0
+    store_ms, overlay_ms, missed, click_starts = [], [], 0, []
     try:
         for _ in range(clicks):
             x = int(rng.integers(margin, target.width - margin))
@@ -144,6 +182,7 @@ def _measure(app, window, clicks, seed, read_image, Qt, QTest) -> dict:
             QTest.keyClick(ws.viewer, "2" if brighter else "1")
             before = project.label_count()
             start = time.perf_counter()
+            click_starts.append(start)
             QTest.mouseClick(ws.viewer.viewport(), Qt.LeftButton, Qt.NoModifier, ws.viewer.widget_point(x, y))
             store_ms.append((time.perf_counter() - start) * 1000)
             if project.label_count() != before + 1:
@@ -160,6 +199,8 @@ def _measure(app, window, clicks, seed, read_image, Qt, QTest) -> dict:
                 missed += 1  # no model was published for this click (validation refused it) in time
     finally:
         stall.stop()
+    first_click = click_starts[0] if click_starts else None
+    first_overlay = min((t for t, _ in shown if first_click is not None and t >= first_click), default=None)
     return {
         "image": target.name,
         "image_size": [target.width, target.height],
@@ -170,6 +211,10 @@ def _measure(app, window, clicks, seed, read_image, Qt, QTest) -> dict:
         "click_to_overlay_ms_p50": _percentile(overlay_ms, 50),
         "click_to_overlay_ms_p95": _percentile(overlay_ms, 95),
         "overlay_missed": missed,
+        "first_overlay_in_view_ms": None if first_overlay is None else round((first_overlay - first_click) * 1000, 1),
+        "overlay_in_view_ms_p50": _percentile(overlay_ms, 50),
+        "overlay_in_view_ms_p95": _percentile(overlay_ms, 95),
+        "query_ms_p50": _percentile(engine_ms["query"], 50),
         "max_event_loop_stall_ms": round(stall.worst * 1000, 1),
         # where the overlay time goes: one training slice, then predicting the image shown
         "engine_train_slice_ms_p50": _percentile(engine_ms["train"], 50),

@@ -145,6 +145,7 @@ class Queries:
     image_id: int
     version: int | None
     points: list[QueryPoint] = field(default_factory=list)
+    seconds: float = float("nan")  # how long choosing them took (nan: only the open ones sent)
 
 
 @dataclass(frozen=True)

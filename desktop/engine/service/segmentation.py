@@ -80,6 +80,7 @@ class SegmentationServing(TaskServing):
         A read-only project (open for writing elsewhere) shows the queries asked there."""
         image_id, probs = request.image_id, reuse
         name = self.checked_strategy(request.strategy) if request.strategy else self.strategy
+        start, seconds = time.perf_counter(), float("nan")
         if not self.project.read_only:
             if request.replace_open:
                 self.project.close_open_queries(image_id)
@@ -89,14 +90,15 @@ class SegmentationServing(TaskServing):
                 one_prediction = strategies.strategy(name).needs == strategies.PROBABILITIES
                 self.engine.propose_queries(image_id, request.k, name, min_distance=MIN_DISTANCE,
                                             probs=probs if one_prediction else None)  # skip predicting again
+                seconds = time.perf_counter() - start
         if probs is None and self.engine.learner.trained:
             probs = self.engine.predict(image_id)
-        self._emit_queries(image_id, probs)
+        self._emit_queries(image_id, probs, seconds)
 
     def image_uncertainty(self, image_id: int) -> float:
         return selection.image_uncertainty(self.engine.scores(image_id, self.strategy))
 
-    def _emit_queries(self, image_id: int, probs: np.ndarray | None) -> None:
+    def _emit_queries(self, image_id: int, probs: np.ndarray | None, seconds: float = float("nan")) -> None:
         """Send the image's open queries, each with the model's three likeliest classes."""
         points = []
         for q in self.project.queries(image_id):
@@ -108,7 +110,7 @@ class SegmentationServing(TaskServing):
                 order = np.argsort(column)[::-1][:3]
                 candidates = tuple((int(i), float(column[i])) for i in order)
             points.append(QueryPoint(q.id, q.x, q.y, candidates))
-        self.emit(Queries(image_id, self.engine.version, points))
+        self.emit(Queries(image_id, self.engine.version, points, seconds))
 
     def _export(self, request: Export) -> None:
         from desktop.engine.segmentation.export import export_masks, export_model
