@@ -35,6 +35,7 @@ MAX_OVERLAY_TILES = 400  # prediction tiles kept on screen items, least recently
 POLL_MS = 15  # how often arrived tiles are collected while reads are under way
 SETTLE_MS = 250  # the view counts as settled (predict it, maybe record it as seen) after this still
 THUMBNAIL = 1024
+EDGE = 0.05  # of the view's width and height: a query this near an edge is not on screen
 
 
 class SlideViewer(ViewerCommon, pg.GraphicsView):
@@ -290,13 +291,25 @@ class SlideViewer(ViewerCommon, pg.GraphicsView):
         self.items["queries"].setData(x=np.asarray(xs) + 0.5, y=np.asarray(ys) + 0.5)
 
     def set_current_query(self, x: float | None, y: float | None, centre: bool = True) -> None:
-        """Highlight the query being asked; with ``centre``, pan (never zoom) to it."""
+        """Highlight the query being asked; with ``centre``, pan (never zoom) to it when it is not
+        on screen already: the view moving after every answer would make the expert look for
+        the slide again each time."""
         if x is None:
             self.current_ring.clear()
             return
         self.current_ring.setData(x=[x + 0.5], y=[y + 0.5])
-        if centre:
+        if centre and not self.on_screen(x, y):
             self.centre_on(x + 0.5, y + 0.5)
+
+    def on_screen(self, x: float, y: float) -> bool:
+        """Whether level-0 ``(x, y)`` is in view, clear of the edges (``EDGE`` of the view) and of
+        the minimap and its legend, which cover the view's corner."""
+        point = self.widget_point(x, y)
+        area = self.viewport().rect()
+        margin_x, margin_y = int(area.width() * EDGE), int(area.height() * EDGE)
+        inside = area.adjusted(margin_x, margin_y, -margin_x, -margin_y).contains(point)
+        covered = self.overview.geometry().united(self.overview.legend.geometry()).contains(point)
+        return inside and not covered
 
     def centre_on(self, x: float, y: float) -> None:
         """Pan so that level-0 ``(x, y)`` is in the middle, as far as the slide reaches."""
