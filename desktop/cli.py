@@ -363,6 +363,14 @@ def _bench_predict(args) -> int:
 
 
 def _gui(args) -> int:
+    from desktop.engine.project.store import check_project_folder
+
+    if args.project is not None:
+        try:  # said here, before a window opens only to say it
+            check_project_folder(args.project)
+        except PointillistError as e:
+            print(f"pointillist: {e}", file=sys.stderr)
+            return 2
     from desktop.gui.app import run_app
 
     return run_app(project=args.project)

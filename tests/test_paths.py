@@ -71,3 +71,26 @@ def test_a_recent_list_that_cannot_be_written_says_why(home, tmp_path):
     assert paths.recent_projects() == []
     with pytest.raises(ProjectError, match="Cannot save 'recent-projects.json'.*Nothing was half-written"):
         paths.remember_project(tmp_path)
+
+
+def test_a_folder_that_is_gone_is_said_to_not_exist_by_every_command(home, tmp_path, capsys):
+    """The window's command line, export and predict say that the folder does not exist (it was
+    'not a Pointillist project' before), a file that it is a file, a folder without a database
+    that it is not a project; each exits 2 with nothing written."""
+    from desktop.cli import main
+
+    (tmp_path / "picture.png").write_bytes(b"")
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "empty").mkdir()
+    gone = tmp_path / "gone"
+    commands = {"open": [str(gone)], "export": ["export", str(gone), "--masks", str(tmp_path / "masks")],
+                "predict": ["predict", str(gone), str(tmp_path / "picture.png"), "--out", str(tmp_path / "out")]}
+    for name, argv in commands.items():
+        assert main(argv) == 2, name
+        assert f"'{gone}' does not exist" in capsys.readouterr().err, name
+    assert main([str(tmp_path / "a-file")]) == 2
+    assert "is a file, not a project folder" in capsys.readouterr().err
+    assert main([str(tmp_path / "empty")]) == 2
+    assert "is not a Pointillist project" in capsys.readouterr().err
+    assert not (tmp_path / "masks").exists() and not gone.exists()
+    assert paths.recent_projects() == []

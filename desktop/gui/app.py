@@ -119,6 +119,7 @@ class MainWindow(QMainWindow):
             return answer == QMessageBox.Open and self.open_project(folder, read_only=True)
         except PointillistError as e:
             QMessageBox.warning(self, "Cannot open the project", str(e))
+            self.start_screen.refresh()  # a recent project that is gone since the list was shown leaves it
             return False
         self.workspace.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         if isinstance(self.workspace, KeypointWorkspace):

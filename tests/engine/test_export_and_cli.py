@@ -80,7 +80,7 @@ def test_export_without_labels_or_into_a_file_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit, match="no labels"):
         main(["export", str(tmp_path / "p"), "--masks", str(tmp_path / "m")])
     assert main(["export", str(tmp_path / "nowhere"), "--masks", str(tmp_path / "m")]) == 2
-    assert "not a Pointillist project" in capsys.readouterr().err
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_export_into_an_unwritable_place_keeps_the_project(labelled_project, tmp_path):

@@ -23,7 +23,7 @@ import filelock
 
 from desktop.engine.errors import ProjectError, write_refusal
 from desktop.engine.project.atomic import atomic_write_bytes
-from desktop.engine.project.store import DB_NAME
+from desktop.engine.project.store import check_project_folder
 
 LOCK_NAME = "project.lock"
 HOLDER_NAME = "project.lock.json"
@@ -52,8 +52,7 @@ class ProjectLock:
         return self._lock.is_locked
 
     def acquire(self) -> None:
-        if not (self.folder / DB_NAME).is_file():
-            raise ProjectError(f"'{self.folder}' is not a Pointillist project (no {DB_NAME} in it).")
+        check_project_folder(self.folder)
         try:
             self._lock.acquire()
         except filelock.Timeout:

@@ -48,6 +48,19 @@ def file_checksum(path: Path, chunk: int = 1 << 16) -> str:
     return f"{size}:{h.hexdigest()}"
 
 
+def check_project_folder(folder: Path) -> None:
+    """Raise a ProjectError that says what is wrong when ``folder`` holds no project: it does not
+    exist (moved, renamed, deleted, or on a disk not connected now), it is a file, or it has no
+    database. Said before anything is opened, for the window, the commands and the lock alike."""
+    if not folder.exists():
+        raise ProjectError(f"'{folder}' does not exist: it was moved, renamed or deleted, or its disk is not "
+                           "connected.")
+    if not folder.is_dir():
+        raise ProjectError(f"'{folder}' is a file, not a project folder.")
+    if not (folder / DB_NAME).is_file():
+        raise ProjectError(f"'{folder}' is not a Pointillist project (no {DB_NAME} in it).")
+
+
 class Project(LabelStore, QueryStore, ModelStore, KeypointStore):
     """The project folder and its database connection."""
 
@@ -96,9 +109,8 @@ class Project(LabelStore, QueryStore, ModelStore, KeypointStore):
         refused. The GUI thread uses a short one, so that a click never freezes the window.
         """
         folder = Path(folder)
+        check_project_folder(folder)
         db = folder / DB_NAME
-        if not db.is_file():
-            raise ProjectError(f"'{folder}' is not a Pointillist project (no {DB_NAME} in it).")
         written = (folder, db, db.with_name(f"{DB_NAME}-wal"), db.with_name(f"{DB_NAME}-shm"), folder / "models",
                    folder / "cache")
         locked = [] if read_only else [p for p in written if p.exists() and not os.access(p, os.W_OK)]
