@@ -15,7 +15,7 @@ import numpy as np
 from desktop.engine.errors import ProjectError
 from desktop.engine.segmentation import selection
 from desktop.engine.segmentation.slide_export import qupath_geojson, write_geojson, write_mask_ome_tiff
-from desktop.engine.segmentation.slide_grid import CONTEXT, SlideGrid
+from desktop.engine.segmentation.slide_grid import CONTEXT, MIN_TISSUE, SlideGrid
 from desktop.engine.segmentation.slide_learning import (TilePredictions, predict_mask, scaled_uncertainty,
                                                         tile_probabilities, tile_ref)
 
@@ -35,15 +35,18 @@ class RegionQueries:
 
 
 def next_region(engine, predictions: TilePredictions, candidates: list[tuple[int, int]], image_id: int, k: int,
-                strategy: str) -> RegionQueries:
+                strategy: str, within: tuple[float, float, float, float] | None = None) -> RegionQueries:
     """The most uncertain tissue tile the expert has not looked at (any unseen one with no model
     yet), and ``k`` queries in it, chosen as on an image (``selection.choose_queries``) in tile
-    pixels; the slide's other open queries are closed."""
+    pixels; the slide's other open queries are closed. With ``within`` (a level-0 rectangle: the
+    view), only a tile whose centre lies in it, if one there has tissue."""
     project = engine.project
     grid = engine.slides.grid(image_id)
     if grid is None:
         raise ProjectError("Only slides have regions to go to; N on an image goes to the next image.")
     candidates = candidates or [(c, r) for r in range(grid.grid.rows) for c in range(grid.grid.columns)]
+    if within is not None:
+        candidates = _tissue_within(grid, candidates, within) or candidates
     seen = project.seen_regions(grid.image_id)
     unseen = [t for t in candidates if not _inside(grid.rect(*t), seen)] or candidates
     trained = engine.learner.trained
@@ -119,6 +122,16 @@ def _likeliest(probs: np.ndarray | None, points: np.ndarray) -> list[tuple]:
         return [() for _ in points]
     return [tuple((int(i), float(probs[i, py, px])) for i in np.argsort(probs[:, py, px])[::-1][:3])
             for py, px in points]
+
+
+def _tissue_within(grid: SlideGrid, candidates: list[tuple[int, int]],
+                   within: tuple[float, float, float, float]) -> list[tuple[int, int]]:
+    """The ``candidates`` whose centre lies in level-0 ``within``; when none does (the scan's
+    candidates are spread thin), the tissue tiles there."""
+    area = np.array([within], np.float64)
+    inside = [t for t in candidates if _inside(grid.rect(*t), area)]
+    return inside or [t for t in grid.visible(*within)
+                      if _inside(grid.rect(*t), area) and grid.tissue.fraction(*grid.rect(*t)) >= MIN_TISSUE]
 
 
 def _inside(rect: tuple[float, float, float, float], seen: np.ndarray) -> bool:

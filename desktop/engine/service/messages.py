@@ -90,10 +90,12 @@ class PredictView:
 
 @dataclass(frozen=True)
 class NextRegion:
-    """Go to the most uncertain region of a slide not yet seen, and ask ``k`` queries there."""
+    """Go to the most uncertain region of a slide not yet seen, and ask ``k`` queries there; with
+    ``within`` (a level-0 x, y, w, h: the view), a region in that rectangle if it has tissue."""
 
     image_id: int
     k: int = 8
+    within: tuple[float, float, float, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ class SlideServing:
             self.pending = self._view_tiles()
         elif isinstance(message, NextRegion):
             chosen = next_region(self.engine, self.predictions, self._scan_tiles_of(message.image_id),
-                                 message.image_id, message.k, self.strategy)
+                                 message.image_id, message.k, self.strategy, message.within)
             self.emit(RegionChosen(chosen.image_id, chosen.rect, chosen.score))
             self.emit(Queries(chosen.image_id, self.engine.version,
                               [QueryPoint(query_id, float(x), float(y), likeliest) for query_id, (y, x), likeliest
