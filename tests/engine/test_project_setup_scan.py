@@ -98,3 +98,26 @@ def test_progress_is_reported_per_file_and_a_cancelled_scan_stops_between_files(
     seen.clear()
     scan = scan_images([tmp_path], progress=lambda n, total, path: seen.append(n), cancelled=lambda: len(seen) == 2)
     assert scan.cancelled and seen == [1, 2] and [p.name for p, *_ in scan.readable] == ["p0.png", "p1.png"]
+
+
+def test_a_folder_is_scanned_with_its_sub_folders_once_each_hidden_ones_skipped_and_capped(tmp_path, monkeypatch):
+    from desktop.engine.project import setup
+
+    top = tmp_path / "pictures"
+    (top / "day1" / "cam1").mkdir(parents=True)
+    (top / ".cache").mkdir()
+    blob_image(top / "a.png", 48)
+    blob_image(top / "day1" / "b.png", 48, seed=1)
+    blob_image(top / "day1" / "cam1" / "c.png", 48, seed=2)
+    blob_image(top / ".cache" / "hidden.png", 48, seed=3)
+    (top / "day1" / "cam1" / "up").symlink_to(top)  # a link back up: followed once, not round and round
+    scan = scan_images([top])
+    assert sorted(p.relative_to(top).as_posix() for p, *_ in scan.readable) == ["a.png", "day1/b.png",
+                                                                                  "day1/cam1/c.png"]
+    assert scan.unreadable == [] and not scan.cancelled
+    assert scan_images([top], cancelled=lambda: True).cancelled  # a vast tree can be stopped while listed
+    monkeypatch.setattr(setup, "MAX_FOLDER_FILES", 2)
+    scan = scan_images([top])
+    assert len(scan.readable) == 2
+    assert scan.unreadable == [(top, "more than 2 images in it and its sub-folders: only the first 2 found "
+                                     "are taken")]

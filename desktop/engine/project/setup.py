@@ -15,6 +15,7 @@ from desktop.engine.project.skeleton import Skeleton
 from desktop.engine.project.store import Project
 from desktop.resources import palette
 
+MAX_FOLDER_FILES = 100_000  # files taken from one folder and its sub-folders: a project, not a whole disk
 THUMBNAIL_CHECK = 256  # a slide is checked by decoding a thumbnail this large, not read whole
 _NOT_FILES = {stat.S_IFIFO: "a named pipe (FIFO)", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a device",
               stat.S_IFBLK: "a device"}
@@ -46,9 +47,9 @@ def default_classes(names: list[str]) -> list[tuple[str, str, str | None]]:
 
 def scan_images(sources: list[Path], progress: Callable[[int, int, Path], None] | None = None,
                 cancelled: Callable[[], bool] | None = None) -> ImageScan:
-    """Expand folders (not recursively) and decode each file once (a slide: its thumbnail), so
-    that a file whose header is fine but whose pixels are not (unknown compression, truncated
-    data) is caught now.
+    """Expand folders, with their sub-folders (see ``_list_folder``), and decode each file once
+    (a slide: its thumbnail), so that a file whose header is fine but whose pixels are not
+    (unknown compression, truncated data) is caught now.
 
     A file reached twice (given twice, or through a link) is checked once; the second is listed
     as unreadable with the reason, so that readable and unreadable add up to what was given and
@@ -63,9 +64,17 @@ def scan_images(sources: list[Path], progress: Callable[[int, int, Path], None] 
     for source in map(Path, sources):
         if source.is_dir():
             try:
-                files.extend(_list_folder(source))
+                found = _list_folder(source, scan.unreadable, cancelled)
             except PointillistError as e:
                 scan.unreadable.append((source, str(e)))
+                continue
+            if found is None:
+                scan.cancelled = True
+                return scan
+            if len(found) > MAX_FOLDER_FILES:
+                scan.unreadable.append((source, f"more than {MAX_FOLDER_FILES} images in it and its sub-folders: "
+                                                f"only the first {MAX_FOLDER_FILES} found are taken"))
+            files.extend(found[:MAX_FOLDER_FILES])
         else:
             files.append(source)
     first_of: dict[str, Path] = {}
@@ -86,19 +95,48 @@ def scan_images(sources: list[Path], progress: Callable[[int, int, Path], None] 
     return scan
 
 
-def _list_folder(folder: Path) -> list[Path]:
-    """Names in ``folder`` (not its sub-folders) ending in an image or slide suffix, sorted;
-    hidden files are skipped (mostly macOS '._' leftovers), and so are sub-folders, even named
-    like an image. Unlike ``imageio.list_images`` this keeps a link that leads nowhere and a
-    named pipe, so that the scan lists them with their reason rather than drop them unseen."""
+def _list_folder(folder: Path, unreadable: list[tuple[Path, str]],
+                 cancelled: Callable[[], bool] | None = None) -> list[Path] | None:
+    """Files in ``folder`` and its sub-folders ending in an image or slide suffix, sorted by path,
+    at most ``MAX_FOLDER_FILES + 1`` (one more tells that there were more); None when
+    ``cancelled()`` says so (asked per folder, so a vast tree can be stopped while it is listed).
+    A sub-folder that cannot be listed goes to ``unreadable`` with the reason.
+
+    Hidden files and folders are skipped (macOS '._' leftovers, '.git'), and so is a folder
+    named like an image. Links to folders are followed, each folder once (a link back up would
+    loop). Unlike ``imageio.list_images`` this keeps a link that leads nowhere and a named pipe,
+    so that the scan lists them with their reason rather than drop them unseen."""
     suffixes = IMAGE_SUFFIXES + SLIDE_SUFFIXES
+    files: list[Path] = []
+    seen: set[str] = set()
+    pending = [folder]
+    while pending and len(files) <= MAX_FOLDER_FILES:
+        if cancelled is not None and cancelled():
+            return None
+        current = pending.pop()
+        if os.path.realpath(current) in seen:
+            continue
+        seen.add(os.path.realpath(current))
+        try:
+            with os.scandir(current) as entries:
+                entries = sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
+                folders = [current / e.name for e in entries if _is_folder(e)]
+                files += [current / e.name for e in entries if not _is_folder(e)
+                          and os.path.splitext(e.name)[1].lower() in suffixes]
+        except OSError as e:
+            if current == folder:
+                raise PointillistError(f"Cannot list images in '{folder}': {e.strerror or e}") from e
+            unreadable.append((current, f"the folder cannot be listed ({e.strerror or e})"))
+            continue
+        pending += reversed(folders)
+    return sorted(files)[:MAX_FOLDER_FILES + 1]
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
     try:
-        with os.scandir(folder) as entries:
-            names = [entry.name for entry in entries if not entry.name.startswith(".")
-                     and os.path.splitext(entry.name)[1].lower() in suffixes]
-    except OSError as e:
-        raise PointillistError(f"Cannot list images in '{folder}': {e.strerror or e}") from e
-    return [folder / name for name in sorted(names) if not os.path.isdir(folder / name)]
+        return entry.is_dir()
+    except OSError:  # a link in a loop
+        return False
 
 
 def _identity(path: Path) -> str:
@@ -155,15 +193,17 @@ def create_project(folder: Path, sources: list[Path], classes: list[tuple[str, s
     return project, _reference(project, scan)[1]
 
 
-def add_images(project: Project, sources: list[Path]) -> tuple[list[int], int, ImageScan]:
+def add_images(project: Project, sources: list[Path],
+               scan: ImageScan | None = None) -> tuple[list[int], int, ImageScan]:
     """Reference the readable images among ``sources`` (files or folders) in an open project.
 
     Returns the ids of the images new to it, how many of the readable files it had already
     (those are not added twice), and the scan, whose ``unreadable`` list says which files were
-    left out and why.
+    left out and why. ``scan``, when given, is a finished scan of ``sources`` (as for
+    ``create_project``).
     """
     known = {info.id for info in project.images()}
-    ids, scan = _reference(project, _for_task(scan_images(sources), project.task))
+    ids, scan = _reference(project, _for_task(scan_images(sources) if scan is None else scan, project.task))
     new = [image_id for image_id in ids if image_id not in known]
     return new, len(ids) - len(new), scan
 
