@@ -89,6 +89,17 @@ def _add_project_commands(sub) -> None:
     new.add_argument("--edges", default=None, help="keypoints: skeleton edges, e.g. nose-ear_l,nose-ear_r")
     new.add_argument("--symmetric", default=None, help="keypoints: left/right pairs, e.g. ear_l:ear_r")
     new.add_argument("--dir", type=Path, required=True, help="the new project folder")
+    imp = sub.add_parser("import", help="make a keypoint project from a DeepLabCut project or a COCO keypoints file",
+                         description="Make a keypoint project, with its labels, from a DeepLabCut project (its "
+                                     "config.yaml; labels read from labeled-data/*/CollectedData_*.csv) or a COCO "
+                                     "keypoints file. A malformed file is refused, naming file, row and reason, "
+                                     "and no project folder is left behind.")
+    source = imp.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dlc", type=Path, metavar="CONFIG.yaml", help="a DeepLabCut project's config.yaml")
+    source.add_argument("--coco", type=Path, metavar="FILE.json", help="a COCO keypoints file (needs --images)")
+    imp.add_argument("--images", type=Path, metavar="DIR", help="COCO: the folder its file_name entries are in")
+    imp.add_argument("--dir", type=Path, required=True, help="the new project folder (new, or empty)")
+    imp.set_defaults(usage_error=imp.error)
     export = sub.add_parser("export", help="write masks and/or the trained model of a project")
     export.add_argument("project", type=Path)
     export.add_argument("--masks", type=Path, default=None, help="folder for one indexed PNG per image")
@@ -178,6 +189,21 @@ def _new(args) -> int:
     print(f"Created {args.dir} with {len(scan.readable)} image(s).")
     for path, reason in scan.unreadable:
         print(f"  not added: {path.name}: {reason}")
+    return 0
+
+
+def _import(args) -> int:
+    from desktop.engine.keypoints.project_import import import_coco_project, import_dlc_project
+
+    if args.coco is not None and args.images is None:
+        args.usage_error("--coco needs --images, the folder its file_name entries are relative to")
+    if args.dlc is not None and args.images is not None:
+        args.usage_error("--images is for --coco: a DeepLabCut project's frames are in its labeled-data folder")
+    if args.dlc is not None:
+        result = import_dlc_project(args.dlc, args.dir)
+    else:
+        result = import_coco_project(args.coco, args.images, args.dir)
+    print(result.summary())
     return 0
 
 
@@ -392,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
             run = {"segmentation": _bench_segmentation, "ui": _bench_ui, "slides": _bench_slides,
                    "keypoints": _bench_keypoints, "compare": _bench_compare, "predict": _bench_predict}[args.bench]
         else:
-            run = {"demo": _demo, "new": _new, "export": _export, "predict": _predict}[args.command]
+            run = {"demo": _demo, "new": _new, "import": _import, "export": _export,
+                   "predict": _predict}[args.command]
         try:
             return run(args)
         except PointillistError as e:
