@@ -20,6 +20,7 @@ from desktop.engine.project.lock import ProjectInUse
 
 from .icons import app_icon
 from .keypoint_workspace import KeypointWorkspace, workspace_for
+from .import_dialog import ImportDialog
 from .new_project import NewProjectDialog
 from .predict_dialog import PredictDialog
 from .shortcuts import ShortcutsDialog
@@ -57,6 +58,7 @@ class MainWindow(QMainWindow):
         file.addAction("&New project...", QKeySequence.New, self.new_project)
         file.addAction("&Open project...", QKeySequence.Open, self.choose_project)
         file.addAction("Open the &demo", self.open_demo)
+        self.import_action = file.addAction("&Import a DeepLabCut or COCO project...", self.import_project)
         file.addSeparator()
         self.export_masks_action = file.addAction("Export &masks...", self.export_masks)
         self.export_model_action = file.addAction("Export the m&odel...", self.export_model)
@@ -163,6 +165,12 @@ class MainWindow(QMainWindow):
         dialog = NewProjectDialog(self)
         if dialog.exec() and dialog.created is not None:
             self.open_project(dialog.created)
+
+    def import_project(self) -> None:
+        """A new keypoint project from a DeepLabCut project or a COCO file, opened when made."""
+        dialog = ImportDialog(self)
+        if dialog.exec() and dialog.created is not None and self.open_project(dialog.created):
+            self.statusBar().showMessage(dialog.summary.replace("\n", " "), 15000)
 
     def open_demo(self) -> None:
         from desktop.engine.project.demo import create_demo_project
