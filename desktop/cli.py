@@ -397,6 +397,12 @@ def _gui(args) -> int:
         except PointillistError as e:
             print(f"pointillist: {e}", file=sys.stderr)
             return 2
+    from desktop.qt_platform import xcb_problem
+
+    problem = xcb_problem()  # asked before Qt aborts on it with a message that names no package
+    if problem:
+        print(f"pointillist: {problem}", file=sys.stderr)
+        return 1
     from desktop.gui.app import run_app
 
     return run_app(project=args.project)
@@ -431,10 +437,11 @@ def main(argv: list[str] | None = None) -> int:
     checks = gui.add_mutually_exclusive_group()
     checks.add_argument("--self-test", action="store_true",
                         help="check the weights, the demo, training, prediction, export and the window, "
-                             "offscreen; exit 1 if any step fails")
+                             "offscreen and on the display if there is one; exit 1 if any step fails")
     checks.add_argument("--time-to-window", action="store_true",
                         help="open the window offscreen on a fresh demo project, print how long after the "
                              "process start it was shown, and exit")
+    checks.add_argument("--window-check", action="store_true", help=argparse.SUPPRESS)  # the self-test's child
     args = gui.parse_args(argv)
     if args.self_test or args.time_to_window:
         if args.project is not None:
@@ -442,6 +449,10 @@ def main(argv: list[str] | None = None) -> int:
         from desktop import self_test
 
         return self_test.run() if args.self_test else self_test.time_to_window()
+    if args.window_check:
+        from desktop import self_test
+
+        return self_test.window_check()
     return _gui(args)
 
 

@@ -7,10 +7,17 @@ predicts, masks are exported and read back, and the real main window opens offsc
 frozen build this proves that the Qt platform plugins were bundled). It works in a temporary
 folder and keeps the app's own folders there too (``desktop.paths``), so the user's
 recent-projects list and demo are left alone.
+
+Offscreen is not what a user gets: where there is a display, the window also opens on the real
+platform (xcb, Wayland, Windows, Cocoa), in a child process, since a platform plugin that cannot
+load aborts the process that tries. On Linux, missing system libraries of the xcb plugin are
+named first, with the command that installs them (``desktop.qt_platform``).
 """
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -18,13 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from desktop import paths
+from desktop import paths, qt_platform
 
 ESPRESSO = 967  # the ImageNet class that skimage's coffee picture shows
 TRAIN_STEPS = 100
 LABELS = 40  # clicks on the first demo image
 MIN_AGREEMENT = 0.8  # share of pixels where the prediction follows the labelling rule
 WINDOW_TIMEOUT_S = 60.0
+WINDOW_CHECK = "--window-check"  # the hidden option of 'pointillist' that runs window_check()
 
 
 def _offscreen() -> None:
@@ -34,8 +42,9 @@ def _offscreen() -> None:
 class _Context:
     """What the steps hand on to each other."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, platform: str | None = None):
         self.folder = folder
+        self.platform = platform  # QT_QPA_PLATFORM as the user had it: what a real window gets
         self.project_dir: Path | None = None
         self.project = None
         self.engine = None
@@ -170,6 +179,51 @@ def _window(ctx: _Context) -> str:
     return f"Qt platform '{platform}'"
 
 
+def _display(ctx: _Context) -> str:
+    """The main window on the display the user has, opened by a child ``pointillist``."""
+    if ctx.platform in ("offscreen", "minimal"):
+        return f"QT_QPA_PLATFORM is '{ctx.platform}': no display to check"
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display here (DISPLAY and WAYLAND_DISPLAY are unset): not checked"
+    environ = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
+    if ctx.platform is not None:
+        environ["QT_QPA_PLATFORM"] = ctx.platform
+    problem = qt_platform.xcb_problem(environ)
+    if problem:
+        raise RuntimeError(problem)
+    done = subprocess.run(_pointillist(WINDOW_CHECK), env=environ, capture_output=True, text=True,
+                          timeout=2 * WINDOW_TIMEOUT_S)
+    shown = [line for line in done.stdout.splitlines() if line.startswith("platform ")]
+    if done.returncode != 0 or not shown:
+        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        said = [line.split(": ", 1)[-1] for line in lines if line.startswith("qt.qpa")] or lines[-1:]
+        raise RuntimeError(f"the window did not open on this display (exit status {done.returncode}): "
+                           + ("; ".join(said) or "it said nothing"))
+    return f"Qt platform '{shown[-1].split(' ', 1)[1]}'"
+
+
+def _pointillist(*arguments: str) -> list[str]:
+    """This app's own command: the frozen executable is ``pointillist``, else this Python runs it."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, *arguments]
+    return [sys.executable, "-m", "desktop.cli", *arguments]
+
+
+def window_check() -> int:
+    """``pointillist --window-check``: open the main window on the platform Qt picks, print
+    ``platform NAME`` once it is shown, and close it; run by ``_display`` in a child process."""
+    from desktop.gui.app import MainWindow, make_application
+
+    app = make_application()
+    window = MainWindow()
+    try:
+        _show(window, app)
+        print(f"platform {app.platformName()}", flush=True)
+    finally:
+        window.close()
+    return 0
+
+
 Step = tuple[str, Callable[[_Context], str], tuple[str, ...]]  # name, check, the steps it needs
 
 STEPS: list[Step] = [
@@ -180,6 +234,7 @@ STEPS: list[Step] = [
     ("predict", _predict, ("train fast learner",)),
     ("export masks", _export, ("train fast learner",)),
     ("main window", _window, ("demo project",)),
+    ("window on the display", _display, ()),
 ]
 
 
@@ -190,11 +245,12 @@ def _reason(e: BaseException) -> str:
 
 def run(write: Callable[[str], None] = print, steps: list[Step] = STEPS) -> int:
     """Run the steps, writing one line each; 0 when all pass, 1 otherwise."""
+    platform = os.environ.get("QT_QPA_PLATFORM")
     _offscreen()
     failed: set[str] = set()
     total = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pointillist-self-test-") as tmp, paths.home_at(Path(tmp) / "home"):
-        ctx = _Context(Path(tmp))
+        ctx = _Context(Path(tmp), platform)
         try:
             for name, check, needs in steps:
                 missing = [n for n in needs if n in failed]
