@@ -31,6 +31,7 @@ def is_slide(info: ImageInfo) -> bool:
 
 class SlideController(QObject):
     message = Signal(str)
+    regionChosen = Signal(object)  # RegionChosen: the engine asks about another region now
 
     def __init__(self, project: Project, bridge: EngineBridge, parent: QObject | None = None):
         super().__init__(parent)
@@ -41,17 +42,22 @@ class SlideController(QObject):
         self.downsample = 1.0  # level-0 pixels per working pixel
         self.generation = 0
         self._failed_reported = False
+        self._ask_when_settled = 0  # queries to ask in view once a newly opened slide's view settles
+        self._keep_view = False  # the region asked for is in view: do not move there
         self.viewer.viewSettled.connect(self._settled)
         self.viewer.tileFailed.connect(self._tile_failed)
         bridge.slide.connect(self.receive)
 
-    def open(self, info: ImageInfo) -> None:
-        """Show a slide; raises ImageReadError (naming the file) when it cannot be opened."""
+    def open(self, info: ImageInfo, first_queries: int = 0) -> None:
+        """Show a slide; raises ImageReadError (naming the file) when it cannot be opened. With
+        ``first_queries``, that many are asked on the tissue in view (``ask_in_view``) once the
+        view has settled."""
         source = open_image_source(info.path)
         self.close_source()
         self.source, self.image_id = source, info.id
         self.downsample = working_resolution(source, self.project.settings()).downsample
         self._failed_reported = False
+        self._ask_when_settled, self._keep_view = first_queries, False
         self.bridge.show_slide(info.id)
         self.viewer.set_source(source, info.id)
 
@@ -72,6 +78,14 @@ class SlideController(QObject):
         if self.image_id is not None:
             self.bridge.send(NextRegion(self.image_id, k))
 
+    def ask_in_view(self, k: int) -> None:
+        """Unless the slide has open queries, ask ``k`` in a region on the tissue in view, leaving
+        the view where it is: the cold start, so that the first questions do not wait for ``N``."""
+        if self.image_id is None or self.project.read_only or self.project.queries(self.image_id):
+            return
+        self._keep_view = True
+        self.bridge.send(NextRegion(self.image_id, k, within=self.viewer.view_rect()))
+
     def export(self, folder: Path) -> None:
         if self.image_id is not None:
             self.message.emit("Exporting the slide (GeoJSON and OME-TIFF mask)...")
@@ -87,6 +101,9 @@ class SlideController(QObject):
                 self.project.add_seen_region(self.image_id, *rect)
             except ProjectError as e:  # a full disk: say so; the labels are not affected
                 self.message.emit(str(e))
+        if self._ask_when_settled:
+            k, self._ask_when_settled = self._ask_when_settled, 0
+            self.ask_in_view(k)
 
     # ----- results ---------------------------------------------------------------------------
     def receive(self, event) -> None:
@@ -97,7 +114,11 @@ class SlideController(QObject):
         elif isinstance(event, RegionScores):
             self.viewer.overview.set_scores(event.scores, event.span)
         elif isinstance(event, RegionChosen):
-            self.viewer.show_region(event.rect)
+            keep, self._keep_view = self._keep_view, False  # the engine answers in the order asked
+            x, y, w, h = event.rect
+            if not (keep and self.viewer.on_screen(x + w / 2, y + h / 2)):
+                self.viewer.show_region(event.rect)
+            self.regionChosen.emit(event)
 
     def _tile_failed(self, text: str) -> None:
         if not self._failed_reported:  # once per slide: a damaged area fails every tile in it

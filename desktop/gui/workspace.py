@@ -176,6 +176,8 @@ class ProjectWorkspace(QWidget):
         self.image_viewer.clicked.connect(self._clicked)
         self.slides.viewer.clicked.connect(self._clicked)
         self.slides.message.connect(self.message)
+        # another region of the slide: a fresh batch there, the query that was on screen let go
+        self.slides.regionChosen.connect(lambda _event: self.session.set_image(self.image_id))
         self.label_panel.opacityChanged.connect(self.slides.viewer.set_prediction_opacity)
         self.image_list.imageChosen.connect(self.open_image)
         s.labelsChanged.connect(self._labels_changed)
@@ -184,6 +186,7 @@ class ProjectWorkspace(QWidget):
         s.imageNeeded.connect(self.open_image)
         s.storeFailed.connect(self.message)
         s.modeChanged.connect(self.label_panel.show_mode)
+        s.modeChanged.connect(self._ask_on_slide)
         self._connect_label_panel()
         self.training_panel.pausedChanged.connect(lambda paused: b.pause() if paused else b.resume())
         self.training_panel.learnerChanged.connect(b.set_learner)
@@ -224,7 +227,8 @@ class ProjectWorkspace(QWidget):
         try:
             slide = is_slide(info)
             if slide:
-                self.slides.open(info)  # tiles are read as the view needs them
+                # tiles are read as the view needs them; first queries asked on the tissue in view
+                self.slides.open(info, first_queries=self.session.batch if self.session.mode == "query" else 0)
             else:
                 pixels = read_pixels(info.source, info.frame)  # a picture, or a frame of a video
         except ImageReadError as e:
@@ -262,6 +266,11 @@ class ProjectWorkspace(QWidget):
             self.slides.next_region(self.session.batch)
         else:
             self.next_image()
+
+    def _ask_on_slide(self, mode: str) -> None:
+        """Back to answering queries on a slide with none open: ask some on the tissue in view."""
+        if mode == "query" and self.viewer is self.slides.viewer:
+            self.slides.ask_in_view(self.session.batch)
 
     def next_image(self) -> int | None:
         """The most uncertain other image (by the last ranking), else the one with fewest labels."""
