@@ -100,9 +100,13 @@ def _add_project_commands(sub) -> None:
     imp.add_argument("--images", type=Path, metavar="DIR", help="COCO: the folder its file_name entries are in")
     imp.add_argument("--dir", type=Path, required=True, help="the new project folder (new, or empty)")
     imp.set_defaults(usage_error=imp.error)
-    export = sub.add_parser("export", help="write masks and/or the trained model of a project")
+    export = sub.add_parser("export", help="write masks, keypoint labels and/or the trained model of a project")
     export.add_argument("project", type=Path)
     export.add_argument("--masks", type=Path, default=None, help="folder for one indexed PNG per image")
+    export.add_argument("--keypoints", type=Path, default=None, metavar="FILE",
+                        help="keypoint projects: the labels as a DeepLabCut .csv or a COCO .json file")
+    export.add_argument("--all-frames", action="store_true",
+                        help="with --keypoints: every image, also those without labels (default: labelled ones)")
     export.add_argument("--model", type=Path, default=None, help="folder for model.pt + model_card.json")
     export.add_argument("--learner", choices=["fast", "deep"], default="fast")
     export.add_argument("--steps", type=int, default=300,
@@ -218,8 +222,11 @@ def _export(args) -> int:
     from desktop.engine.project.lock import ProjectInUse, ProjectLock
     from desktop.engine.project.store import Project
 
-    if args.masks is None and args.model is None:
-        raise SystemExit("Nothing to export: give --masks DIR and/or --model DIR.")
+    if args.masks is None and args.model is None and args.keypoints is None:
+        raise SystemExit("Nothing to export: give --masks DIR (segmentation), --keypoints FILE (keypoints) "
+                         "and/or --model DIR.")
+    if args.all_frames and args.keypoints is None:
+        raise SystemExit("--all-frames says which images --keypoints FILE writes: give --keypoints too.")
     lock = ProjectLock(args.project, purpose="'pointillist export'")
     try:
         lock.acquire()
@@ -234,10 +241,47 @@ def _export(args) -> int:
 
 
 def _export_project(args, project) -> None:
+    if project.task == "keypoints":
+        _export_keypoint_project(args, project)
+        return
     from desktop.engine.segmentation.engine import SegmentationEngine
     from desktop.engine.segmentation.export import export_masks, export_model
 
-    engine = SegmentationEngine(project, learner=args.learner, device="cpu")
+    if args.keypoints is not None:
+        raise SystemExit(f"--keypoints writes keypoint labels; '{project.folder.name}' is a segmentation project: "
+                         "give --masks DIR and/or --model DIR.")
+    engine = _exported_engine(args, SegmentationEngine(project, learner=args.learner, device="cpu"))
+    if args.masks is not None:
+        result = export_masks(engine, args.masks)
+        print(f"Wrote {len(result.written)} mask(s) to {args.masks} ({result.mapping.name} says which "
+              "image each one is).")
+        for name, reason in result.skipped:
+            print(f"  skipped {name}: {reason}")
+    if args.model is not None:
+        print(f"Wrote {export_model(engine, args.model)} and its model_card.json.")
+
+
+def _export_keypoint_project(args, project) -> None:
+    """Labels first: they need no model, and are written even when training has nothing to learn."""
+    from desktop.engine.keypoints.formats import export_summary
+
+    if args.masks is not None:
+        raise SystemExit(f"--masks writes segmentation masks; '{project.folder.name}' is a keypoint project: "
+                         "give --keypoints FILE and/or --model DIR.")
+    if args.keypoints is not None:
+        print(export_summary(project, args.keypoints, args.all_frames))
+    if args.model is not None:
+        from desktop.engine.keypoints.engine import KeypointEngine
+        from desktop.engine.keypoints.export import export_model
+
+        engine = _exported_engine(args, KeypointEngine(project, learner=args.learner, device="cpu"))
+        print(f"Wrote {export_model(engine, args.model)} and its model_card.json.")
+
+
+def _exported_engine(args, engine):
+    """The engine with the project's newest saved model of its learner; one trained now (and
+    saved) when there is none and the project is not open elsewhere."""
+    project = engine.project
     loaded = engine.load_latest_weights()
     _print_problems(engine)
     if not loaded and project.read_only:
@@ -249,14 +293,7 @@ def _export_project(args, project) -> None:
         _print_problems(engine)
         if trained.version is None:
             raise SystemExit("The project has no labels yet: nothing to learn from.")
-    if args.masks is not None:
-        result = export_masks(engine, args.masks)
-        print(f"Wrote {len(result.written)} mask(s) to {args.masks} ({result.mapping.name} says which "
-              "image each one is).")
-        for name, reason in result.skipped:
-            print(f"  skipped {name}: {reason}")
-    if args.model is not None:
-        print(f"Wrote {export_model(engine, args.model)} and its model_card.json.")
+    return engine
 
 
 def _predict(args) -> int:

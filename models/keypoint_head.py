@@ -6,6 +6,9 @@ trained by cross-entropy against a Gaussian around the labelled position.
 Heatmaps live on the stride-4 grid of the (padded) image, one channel per keypoint. Cell
 ``(i, j)`` is centred on image pixel ``(4 i + 1.5, 4 j + 1.5)``, the convention of the feature
 maps (``F.interpolate(..., align_corners=False)``); :func:`cells_to_pixels` converts.
+
+The heads are written so that ``torch.jit.script`` compiles them (no ``*`` unpacking of
+shapes): a keypoint model is exported as TorchScript (``desktop/engine/keypoints/export.py``).
 """
 from __future__ import annotations
 
@@ -70,8 +73,7 @@ def heatmap_loss(logits: torch.Tensor, xy_cells: torch.Tensor, sigma: float) -> 
 
 def spatial_softmax(logits: torch.Tensor) -> torch.Tensor:
     """(..., h, w) logits -> per-channel probability maps summing to one over the map."""
-    shape = logits.shape
-    return torch.softmax(logits.reshape(*shape[:-2], -1), dim=-1).reshape(shape)
+    return torch.softmax(logits.flatten(-2), dim=-1).reshape(logits.shape)
 
 
 def decode_peaks(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,9 +147,9 @@ class SkeletonContext(nn.Module):
         p = F.pad(spatial_softmax(logits), (0, -w % self.pool, 0, -h % self.pool))
         coarse = F.avg_pool2d(p, self.pool)
         coarse = coarse / coarse.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
-        x = torch.cat([coarse, _position_channels(b, *coarse.shape[-2:], logits.device)], 1)
+        x = torch.cat([coarse, _position_channels(b, coarse.shape[-2], coarse.shape[-1], logits.device)], 1)
         x = F.relu(self.spread(F.relu(self.gather(x))))
-        correction = F.interpolate(self.correct(x), scale_factor=self.pool, mode="bilinear", align_corners=False)
+        correction = F.interpolate(self.correct(x), scale_factor=float(self.pool), mode="bilinear", align_corners=False)
         return logits + correction[..., :h, :w]
 
 

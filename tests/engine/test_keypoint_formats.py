@@ -196,7 +196,7 @@ def test_export_from_a_connection_of_its_own_says_what_it_wrote_or_why_not(tmp_p
     project = Project.create(tmp_path / "project", task="keypoints")
     import_table(project, table, tmp_path, tmp_path / "labels.csv")
     text = export_project_file(project.folder, tmp_path / "out.csv")  # the window's connection stays open
-    assert text == f"Exported the keypoints of 3 images to {tmp_path / 'out.csv'}."
+    assert text == f"Exported the keypoints of 3 labelled images to {tmp_path / 'out.csv'}."
     assert read_dlc_csv(tmp_path / "out.csv").images == table.images
     (tmp_path / "blocked").write_text("a file, not a folder")
     with pytest.raises(ProjectError, match="Cannot save 'labels.csv'"):

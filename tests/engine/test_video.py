@@ -118,13 +118,13 @@ def test_export_with_a_video_gone_uses_earlier_frames_or_is_refused(tmp_path):
     with Project.create(tmp_path / "p", task="keypoints") as project:
         project.set_skeleton(Skeleton(("nose",)))
         add_video(project, video, 2)
-        export_project(project, tmp_path / "first" / "labels.csv")
+        export_project(project, tmp_path / "first" / "labels.csv", all_frames=True)
         video.unlink()
-        export_project(project, tmp_path / "first" / "labels.csv")  # the frames exported before serve
+        export_project(project, tmp_path / "first" / "labels.csv", all_frames=True)  # the frames exported before serve
         assert read_table(tmp_path / "first" / "labels.csv").images == ["labeled-data/clip/img00002.png",
                                                                          "labeled-data/clip/img00007.png"]
         with pytest.raises(ImageReadError, match="clip.avi"):
-            export_project(project, tmp_path / "second" / "labels.csv")
+            export_project(project, tmp_path / "second" / "labels.csv", all_frames=True)
     assert not (tmp_path / "second" / "labels.csv").exists()
 
 
@@ -139,7 +139,7 @@ def test_export_where_frames_cannot_be_written_is_refused_in_words(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "labeled-data").write_text("a file where the frames' folder goes")
     with pytest.raises(ProjectError, match="Cannot write beside .*labels.csv"):
-        export_project_file(tmp_path / "p", tmp_path / "out" / "labels.csv")
+        export_project_file(tmp_path / "p", tmp_path / "out" / "labels.csv", all_frames=True)
     assert not (tmp_path / "out" / "labels.csv").exists()
 
 
@@ -157,7 +157,7 @@ def test_export_keeps_videos_of_one_name_apart_and_names_outside_images_absolute
         add_video(project, a, 1)
         add_video(project, b, 1)
         project.add_image(picture, 64, 48)
-        export_project(project, out)
+        export_project(project, out, all_frames=True)
     names = read_table(out).images
     assert names == ["labeled-data/cam/img00002.png", "labeled-data/cam-2/img00002.png", str(picture.resolve())]
     red, blue = (read_pixels_of(out.parent / n) for n in names[:2])

@@ -305,10 +305,18 @@ def write_table(table: KeypointTable, path: str | Path) -> None:
     writers[path.suffix.lower()](table, path)
 
 
-def export_project(project: Project, path: str | Path) -> KeypointTable:
-    """Write a project's keypoint labels to ``path`` (see ``write_table``). Image paths are relative
-    to the file's folder when every image lies under it, as DeepLabCut keeps them; else to the
-    images' common folder; an image that cannot be named that way keeps its absolute path.
+def exported_images(project: Project, all_frames: bool = False) -> list:
+    """The images an export writes: those with a label, or with ``all_frames`` every one."""
+    return [info for info in project.images() if all_frames or project.label_count(info.id)]
+
+
+def export_project(project: Project, path: str | Path, all_frames: bool = False) -> KeypointTable:
+    """Write a project's keypoint labels to ``path`` (see ``write_table``): the images with at
+    least one label (an ``absent`` one counts), or with ``all_frames`` every image, the others'
+    rows empty. A project with no label at all is refused unless ``all_frames``: an empty file
+    would say nothing. Image paths are relative to the file's folder when every image lies
+    under it, as DeepLabCut keeps them; else to the images' common folder; an image that cannot
+    be named that way keeps its absolute path.
 
     A video frame has no file of its own, so it is written as one, in DeepLabCut's layout:
     ``labeled-data/<video name>/img<frame>.png`` beside ``path``, and the exported file names
@@ -318,7 +326,10 @@ def export_project(project: Project, path: str | Path) -> KeypointTable:
     path = Path(path).resolve()
     if path.suffix.lower() not in (".csv", ".json"):
         raise FormatError(path, None, "keypoint labels are written to .csv (DeepLabCut) or .json (COCO) files")
-    infos = project.images()
+    infos = exported_images(project, all_frames)
+    if not infos:
+        raise ProjectError("No image has a keypoint label yet: there is nothing to export. Label some "
+                           "first, or export all frames to write every image without labels.")
     frames = write_frames([info for info in infos if info.video is not None], path.parent)
     sources = [info.path for info in infos if info.video is None]
     if frames or all(p.is_relative_to(path.parent) for p in sources):
@@ -328,27 +339,35 @@ def export_project(project: Project, path: str | Path) -> KeypointTable:
             root = Path(os.path.commonpath([p.parent for p in sources]))
         except ValueError:  # different drives (Windows): absolute names
             root = None
-    table = project_table(project, images_root=root, paths=frames)
+    table = project_table(project, images_root=root, image_ids=[info.id for info in infos], paths=frames)
     write_table(table, path)
     return table
 
 
-def export_project_file(folder: str | Path, path: str | Path) -> str:
-    """Open the project in ``folder`` on a connection of its own (so that a worker thread can
-    do this while the window and the engine use theirs), export it to ``path`` (see
-    ``export_project``) and say what was written. A refusal of the file system is a
-    ProjectError, like every other reason this can fail."""
+def export_summary(project: Project, path: str | Path, all_frames: bool = False) -> str:
+    """Export the project to ``path`` (see ``export_project``) and say what was written, counted
+    from what was written: its images, those with a label, and the video frames saved as files.
+    A refusal of the file system is a ProjectError, like every other reason this can fail."""
     path = Path(path)
     try:
-        with Project.open(folder) as project:
-            table = export_project(project, path)
-            frames = sum(info.video is not None for info in project.images())
+        table = export_project(project, path, all_frames)
     except OSError as e:
         raise ProjectError(f"Cannot write beside '{path}': {write_refusal(e)}.") from e
-    text = f"Exported the keypoints of {len(table.images)} images to {path}."
+    rows, labelled = len(table.images), int((table.visibility != UNLABELLED).any(1).sum())
+    text = (f"Exported the keypoints of {labelled} labelled image{'s' * (labelled != 1)} to {path}."
+            if labelled == rows else
+            f"Exported {rows} images to {path}: {labelled} labelled, {rows - labelled} without labels.")
+    frames = sum(info.video is not None for info in exported_images(project, all_frames))
     if frames:
         text += f" The {frames} video frames are saved beside it as PNG files, under labeled-data."
     return text
+
+
+def export_project_file(folder: str | Path, path: str | Path, all_frames: bool = False) -> str:
+    """``export_summary`` on a connection of its own to the project in ``folder``, so that a
+    worker thread can export while the window and the engine use theirs."""
+    with Project.open(folder) as project:
+        return export_summary(project, path, all_frames)
 
 
 def frame_folders(videos: list[Path]) -> dict[Path, str]:
