@@ -196,7 +196,8 @@ class ImportDialog(QDialog):
             path, _ = QFileDialog.getOpenFileName(self, "The DeepLabCut project's config.yaml", "",
                                                   "DeepLabCut config (config.yaml *.yaml);;All files (*)")
         else:
-            path, _ = QFileDialog.getOpenFileName(self, "A COCO keypoints file", "", "COCO JSON (*.json);;All files (*)")
+            path, _ = QFileDialog.getOpenFileName(self, "A COCO keypoints file", "",
+                                                  "COCO JSON (*.json);;All files (*)")
         if path:
             self.source.setText(path)
 

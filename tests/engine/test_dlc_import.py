@@ -120,7 +120,7 @@ def test_a_dlc_project_becomes_a_keypoint_project_with_its_skeleton_labels_and_u
 
 def test_pointillist_import_makes_the_project_from_a_dlc_config_or_a_coco_file(tmp_path, capsys):
     make_dlc_project(tmp_path / "dlc")
-    assert main(["import", "--dlc", str(tmp_path / "dlc" / "config.yaml"), "--dir", str(tmp_path / "a")]) == 0
+    assert main(["import", "--dlc", str(tmp_path / "dlc"), "--dir", str(tmp_path / "a")]) == 0  # the folder will do
     assert capsys.readouterr().out.splitlines() == [f"Created {tmp_path / 'a'} with 7 image(s), 5 of them labelled."]
     with Project.open(tmp_path / "a") as project:
         table_images = len(project.images())
@@ -153,6 +153,11 @@ def _h5_only(root):
     (root / "labeled-data/mouse2/CollectedData_me.h5").write_bytes(b"\x89HDF\r\n\x1a\n")
 
 
+def _no_frames(root):
+    shutil.rmtree(root / "labeled-data")
+    (root / "labeled-data" / "mouse1").mkdir(parents=True)
+
+
 def _twice(root):
     csv_path = root / "labeled-data/mouse2/CollectedData_me.csv"
     with open(csv_path, "a") as f:
@@ -166,7 +171,7 @@ BAD = {  # what is done to a good project: (file refused, row, words of the reas
                      "config.yaml", None, ["'bodyparts' must be a list", "there is none"]),
     "bodyparts not a list": (lambda root: _replace(root / "config.yaml", "bodyparts:\n", "bodyparts: left\nx:\n"),
                              "config.yaml", 10, ["'bodyparts' must be a list of keypoint names; found 'left'"]),
-    "multi-animal": (lambda root: _replace(root / "config.yaml", "multianimalproject: false", "multianimalproject: true"),
+    "multi-animal": (lambda root: _replace(root / "config.yaml", "project: false", "project: true"),
                      "config.yaml", 5, ["multi-animal project"]),
     "skeleton names an unknown bodypart": (lambda root: _replace(root / "config.yaml", "  - tail\n- - right",
                                                                  "  - nose\n- - right"),
@@ -179,10 +184,10 @@ BAD = {  # what is done to a good project: (file refused, row, words of the reas
                                                      "\nlabeled-data/mouse1/frame01.png,",
                                                      "\nlabeled-data/mouse1/frame01.png,abc"),
                                "CollectedData_me.csv", 5, ["'left' is not a pair of numbers"]),
+    "no frames at all": (_no_frames, "config.yaml", None, ["no frames were found in its labeled-data folder"]),
     "only the .h5 labels": (_h5_only, "CollectedData_me.h5", None, ["only the .h5 label file", "CSV"]),
-    "a frame labelled in two files": (_twice, "CollectedData_me.csv", 6,
-                                      ["labeled-data/mouse1/frame01.png", "labelled already in "
-                                                                          "labeled-data/mouse1/CollectedData_me.csv, row 5"]),
+    "a frame labelled in two files": (_twice, "CollectedData_me.csv", 6, [
+        "labeled-data/mouse1/frame01.png", "labelled already in labeled-data/mouse1/CollectedData_me.csv, row 5"]),
 }
 
 

@@ -41,8 +41,11 @@ class DlcProject:
 
 
 def read_dlc_project(config: str | Path) -> DlcProject:
-    """Read and check ``config.yaml`` and every label file of its project."""
+    """Read and check ``config.yaml`` (or the project folder holding it) and every label file of
+    its project."""
     config = Path(config)
+    if config.is_dir():
+        config = config / "config.yaml"
     skeleton = read_dlc_config(config)
     root = config.parent
     folders = frame_folders(root)

@@ -70,6 +70,9 @@ def import_dlc_project(config: str | Path, folder: str | Path, progress: Progres
         if scan.cancelled:
             raise ImportCancelled()
         new, _, scan = add_images(project, rest, scan)
+        if not labelled and not new:
+            raise FormatError(dlc.root / "config.yaml", None, "no frames were found in its labeled-data folder "
+                                                              "(labeled-data/<video>/*.png)")
         return ImportResult(Path(folder), len(labelled) + len(new), len(labelled), scan.unreadable)
 
 
