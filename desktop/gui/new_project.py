@@ -1,6 +1,6 @@
-"""The New-project dialog: choose images (a folder or files), choose the task, define the classes
-(name, colour, key) or, for keypoints, the skeleton, see how many images were found and which
-cannot be read and why, then create.
+"""The New-project dialog: choose images (a folder, searched with its sub-folders, or files),
+choose the task, define the classes (name, colour, key) or, for keypoints, the skeleton, see how
+many images were found and which cannot be read and why, then create.
 
 The files are checked on a worker thread, file by file with a progress bar and a Cancel button:
 one huge or slow file (a network drive, a slide) must not freeze the window."""
@@ -250,7 +250,7 @@ class NewProjectDialog(QDialog):
         super().closeEvent(event)
 
     def _choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Folder of images")
+        folder = QFileDialog.getExistingDirectory(self, "Folder of images (its sub-folders are searched too)")
         if folder:
             self.set_sources([Path(folder)])
 

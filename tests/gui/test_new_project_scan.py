@@ -95,3 +95,19 @@ def test_closing_the_dialog_during_a_scan_stops_the_worker(qtbot, tmp_path):
         assert time.perf_counter() - started < 5  # the file being checked, no more
         dialog.deleteLater()  # a QThread destroyed while running would abort the process here
         qtbot.wait(50)
+
+
+def test_a_folder_chosen_with_the_button_is_scanned_with_its_sub_folders(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    top = pictures(tmp_path / "session", 2)
+    pictures(top / "cam1", 3, prefix="c")
+    pictures(top / "cam1" / "day2", 1, prefix="d")
+    pictures(top / ".thumbnails", 4, prefix="t")  # hidden: not pictures of the project
+    (top / "cam1" / "broken.png").write_bytes(b"")
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(top))
+    dialog = dialog_for(qtbot)
+    QTest.mouseClick(dialog.folder_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not dialog.scanning, timeout=20_000)
+    assert dialog.found.text() == "6 readable images found, 1 unreadable."
+    assert dialog.unreadable.item(0).text() == "broken.png: the file is empty (0 bytes)"
