@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QThread, Signal
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from desktop.engine.errors import PointillistError
-from desktop.engine.keypoints.project_import import ImportResult, import_coco_project, import_dlc_project
 
 from .icons import error_style
+
+if TYPE_CHECKING:
+    from desktop.engine.keypoints.project_import import ImportResult
 
 KINDS = {"dlc": "DeepLabCut project (its config.yaml)", "coco": "COCO keypoints file (.json) and its images"}
 
@@ -127,6 +130,9 @@ class ImportDialog(QDialog):
         if missing:
             self.error.setText(f"Choose {' and '.join(missing)}.")
             return
+        # Imported here: YAML and the readers are not needed to open the window (~50 ms).
+        from desktop.engine.keypoints.project_import import import_coco_project, import_dlc_project
+
         work = partial(import_dlc_project, source, target) if dlc else partial(import_coco_project, source, images,
                                                                                    target)
         self.error.clear()
