@@ -96,10 +96,15 @@ def read_dlc_config(path: str | Path) -> Skeleton:
                                               for e in edges):
         raise FormatError(path, _line(node, "skeleton"), "'skeleton' must be a list of pairs of bodyparts, "
                                                          f"like [nose, tail]; found {edges!r}")
+    same = next((a for a, b in edges if a == b), None)
+    if same is not None:
+        raise FormatError(path, _line(node, "skeleton"), f"the skeleton pair [{same}, {same}] joins a bodypart "
+                                                         "to itself")
     try:
         return Skeleton.from_names(names, edges)
     except SkeletonError as e:
-        raise FormatError(path, _line(node, "skeleton" if "edge" in str(e) else "bodyparts"), str(e).rstrip(".")) from e
+        field = "skeleton" if "edge" in str(e) else "bodyparts"  # an edge naming an unknown bodypart, or names
+        raise FormatError(path, _line(node, field), str(e).rstrip(".")) from e
 
 
 def frame_folders(root: Path) -> list[Path]:
