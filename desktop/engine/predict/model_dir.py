@@ -24,6 +24,7 @@ from desktop.engine.project.atomic import atomic_write_bytes
 from desktop.engine.project.records import ModelVersion
 from desktop.engine.project.settings import ProjectSettings
 from desktop.engine.project.store import Project
+from desktop.engine.segmentation.labelled_classes import no_model_words
 from models.encoder import MODEL_CARD
 
 CARD_FILE = "model_card.json"
@@ -48,6 +49,7 @@ class ModelCard:
     sha256: str  # of weights.pt
     classes: tuple[CardClass, ...]
     slides: ProjectSettings  # slide_mpp and slide_level, as the project works slides
+    labelled_classes: tuple[int, ...]  # the classes with training labels; the others get no probability
 
     @property
     def label(self) -> str:
@@ -70,9 +72,10 @@ def read_model_card(model_dir: Path) -> ModelCard:
         raise ProjectError(f"'{model_dir}' is not a model folder written by 'pointillist predict'.{hint}")
     try:
         slides = ProjectSettings(slide_mpp=card["slides"]["mpp"], slide_level=card["slides"]["level"])
-        return ModelCard(card["learner"], card["model_version"], card["source"], card["weights_sha256"],
-                         tuple(CardClass(int(c["index"]), str(c["name"]), str(c["colour"])) for c in card["classes"]),
-                         slides)
+        classes = tuple(CardClass(int(c["index"]), str(c["name"]), str(c["colour"])) for c in card["classes"])
+        labelled = card.get("labelled_classes", [c.index for c in classes])  # older cards: every class
+        return ModelCard(card["learner"], card["model_version"], card["source"], card["weights_sha256"], classes,
+                         slides, tuple(int(i) for i in labelled))
     except (KeyError, TypeError, ValueError) as e:
         raise ProjectError(f"The {CARD_FILE} in '{model_dir}' is incomplete or damaged ({e!r}).") from e
 
@@ -124,6 +127,9 @@ def write_model_dir(engine, version: int | None, out_dir: Path, weights: Path | 
         engine.learner.load_state_dict(state)
     except ValueError as e:
         raise ProjectError(f"'{source}' does not fit this project ({e}).") from e
+    engine.model.classes = engine.training_classes()
+    if not engine.model.ready:
+        raise ProjectError(no_model_words(engine))
     settings = project.settings()
     card = {
         "format": CARD_FORMAT,
@@ -134,6 +140,7 @@ def write_model_dir(engine, version: int | None, out_dir: Path, weights: Path | 
         "weights_sha256": hashlib.sha256(data).hexdigest(),
         "classes": [{"index": c.index, "name": c.name, "colour": c.colour} for c in project.classes()],
         "slides": {"mpp": settings.slide_mpp, "level": settings.slide_level},
+        "labelled_classes": list(engine.model.classes),  # as the app predicts: the others get no probability
         "training_label_count": record.label_count if record is not None else None,
         "validation_label_count": record.validation_count if record is not None else None,
         "input": MODEL_CARD["input"],

@@ -23,6 +23,7 @@ from desktop.engine.learning.base import ImageRef, pick_device
 from desktop.engine.learning.fast import FastLearner
 from desktop.engine.learning.features import FeatureCache, FeatureExtractor
 from desktop.engine.predict.model_dir import WEIGHTS_FILE, ModelCard, read_model_card
+from desktop.engine.segmentation.labelled_classes import LabelledModel
 from desktop.engine.segmentation.slide_grid import SlideGrid, working_resolution
 from desktop.engine.segmentation.slide_learning import (NOT_PREDICTED, class_map, mask_tiles, paste_tile, predict_mask,
                                                         tile_probabilities)
@@ -84,7 +85,7 @@ class Predictor:
 
     def __init__(self, card: ModelCard, learner, device: torch.device):
         self.card = card
-        self.learner = learner
+        self.learner = LabelledModel(learner, card.labelled_classes)  # predicts as the app paints
         self.device = device
 
     @classmethod

@@ -4,6 +4,10 @@ benchmarks both drive.
 It reads labels from the project, trains the chosen learner, keeps back a share of labels to
 validate on (and refuses to publish a model that validates worse), predicts, scores
 uncertainty and proposes queries. It owns no thread and knows nothing of Qt.
+
+Everything it predicts goes through ``model`` (``labelled_classes.LabelledModel``): only the
+classes the model in use was trained on get any probability, and with one such class nothing
+is predicted (``model.ready`` is False).
 """
 from __future__ import annotations
 
@@ -12,9 +16,11 @@ import numpy as np
 from desktop.engine.learning.base import PointLabels
 from desktop.engine.learning.fast import FastLearner
 from desktop.engine.learning.features import FeatureCache, FeatureExtractor
-from desktop.engine.learning.task_engine import LabelledSets, TaskEngine, is_validation
+from desktop.engine.learning.task_engine import LabelledSets, TaskEngine, TrainReport, is_validation
+from desktop.engine.project.records import ModelVersion
 from desktop.engine.project.store import Project
 from desktop.engine.segmentation import selection, strategies, uncertainty
+from desktop.engine.segmentation.labelled_classes import LabelledModel
 from desktop.engine.segmentation.slide_learning import SlideLibrary, point_labels
 
 
@@ -33,9 +39,38 @@ class SegmentationEngine(TaskEngine):
         else:
             from desktop.engine.learning.deep import DeepLearner
             self.learner = DeepLearner(num_classes, device=self.device, seed=seed)
+        self.model = LabelledModel(self.learner)
         self.slides = SlideLibrary(project)  # slides are learned from tile by tile
 
+    def training_classes(self) -> tuple[int, ...]:
+        """The classes of today's training labels; held-back labels teach the learner nothing."""
+        found: set[int] = set()
+        for info in self.project.images():
+            ids, _, cls = self.project.label_arrays(info.id)
+            found.update(cls[~is_validation(ids, self.validation_fraction)].tolist())
+        return tuple(sorted(found))
+
     # ----- training --------------------------------------------------------------------------
+    def train(self, steps: int | None = None) -> TrainReport:
+        """A training round (``TaskEngine.train``) that scores and publishes the model over the
+        classes it is trained on; a refused model leaves the classes of the one in use."""
+        in_use, published = self.model.classes, False
+        self.model.classes = self.training_classes()
+        try:
+            report = super().train(steps)
+            published = report.published
+            return report
+        finally:
+            if not published:
+                self.model.classes = in_use
+
+    def load_latest_weights(self) -> ModelVersion | None:
+        """The newest saved model (``TaskEngine.load_latest_weights``), over the classes of today's
+        training labels: what it was trained on when it is up to date, and else it trains again."""
+        loaded = super().load_latest_weights()
+        self.model.classes = self.training_classes()
+        return loaded
+
     def labelled_sets(self) -> LabelledSets:
         """Every image's labels, split by ``is_validation`` (a slide's as tiles, ``point_labels``)."""
         train, val = [], []
@@ -57,15 +92,16 @@ class SegmentationEngine(TaskEngine):
     def validation_accuracy(self, val: list[PointLabels]) -> float:
         correct = total = 0
         for labels in val:
-            predicted = self.learner.predict_points(labels.image, labels.yx).argmax(1)
+            predicted = self.model.predict_points(labels.image, labels.yx).argmax(1)
             correct += int((predicted == labels.classes).sum())
             total += len(labels.classes)
         return correct / total if total else float("nan")
 
     # ----- prediction and queries -----------------------------------------------------------
     def predict(self, image_id: int) -> np.ndarray:
-        """Class probabilities (C, H, W) float32 for a project image."""
-        return self.learner.predict_proba(self.ref(image_id))
+        """Class probabilities (C, H, W) float32 for a project image, zero for the classes the
+        model was not trained on."""
+        return self.model.predict_proba(self.ref(image_id))
 
     def scores(self, image_id: int, strategy: str, probs: np.ndarray | None = None,
                mc_samples: int = 8) -> np.ndarray:
@@ -76,7 +112,7 @@ class SegmentationEngine(TaskEngine):
             info = self.project.image(image_id)
             return uncertainty.random_scores((info.height, info.width), self.rng)
         if needs == strategies.MC_SAMPLES:
-            return uncertainty.score(strategy, mc_probs=self.learner.predict_mc(self.ref(image_id), mc_samples))
+            return uncertainty.score(strategy, mc_probs=self.model.predict_mc(self.ref(image_id), mc_samples))
         if probs is None:
             probs = self.predict(image_id)
         return uncertainty.score(strategy, probs)
@@ -96,14 +132,15 @@ class SegmentationEngine(TaskEngine):
     def propose_queries(self, image_id: int, k: int, strategy: str = "margin", min_distance: float = 0.0,
                         ignore: np.ndarray | None = None, store: bool = True,
                         probs: np.ndarray | None = None) -> tuple[np.ndarray, list[int]]:
-        """Choose ``k`` pixels to ask about; with no model yet, a cold start from features.
+        """Choose ``k`` pixels to ask about; with no model ready yet (``model.ready``), a cold
+        start from features.
 
         ``probs``, the image's current prediction when the caller has it, saves predicting again.
         Returns the points ``(n, 2)`` as ``yx`` and, when ``store`` is set, their query ids.
         """
         exclude = self.excluded_pixels(image_id, ignore)
         info = self.project.image(image_id)
-        if not self.learner.trained and strategies.strategy(strategy).needs != strategies.NOTHING:
+        if not self.model.ready and strategies.strategy(strategy).needs != strategies.NOTHING:
             fmap = self.cache.get(f"image-{image_id}", lambda: self.image(image_id))
             features = fmap.values.permute(2, 0, 1).float().numpy()
             points = selection.cold_start(features, (features.shape[1] * 4, features.shape[2] * 4), k, self.rng,

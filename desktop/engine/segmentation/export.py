@@ -17,6 +17,7 @@ from desktop.engine.errors import ImageReadError, PointillistError, ProjectError
 from desktop.engine.learning.features import PAD_MULTIPLE, pad_to_multiple
 from desktop.engine.project.atomic import atomic_write_bytes
 from desktop.engine.segmentation.export_names import export_stems
+from desktop.engine.segmentation.labelled_classes import RestrictedModule, no_model_words
 from models.encoder import MODEL_CARD, normalize
 
 _TRACE_SIZE = (256, 256)
@@ -83,8 +84,8 @@ def export_masks(engine, out_dir: Path, preview_opacity: float = 0.5) -> MaskExp
 
     Names are unique within the export (see ``export_names``). An image that cannot be read or
     written is reported in ``skipped`` and in the CSV, and the others are exported all the same."""
-    if not engine.learner.trained:
-        raise ProjectError("There is no trained model yet: label a few points first.")
+    if not engine.model.ready:
+        raise ProjectError(no_model_words(engine))
     out_dir = _prepare(out_dir)
     project = engine.project
     colours = palette(project.classes())
@@ -127,13 +128,13 @@ def _csv_bytes(header: tuple[str, ...], rows: list[tuple]) -> bytes:
 
 def export_model(engine, out_dir: Path) -> Path:
     """``model.pt`` (TorchScript) and ``model_card.json`` describing how to feed it."""
-    if not engine.learner.trained:
-        raise ProjectError("There is no trained model yet: label a few points first.")
+    if not engine.model.ready:
+        raise ProjectError(no_model_words(engine))
     if engine.version is None:
         raise ProjectError("The model in use has no version yet: let it train once, then export.")
     trained_on = engine.project.model_version(engine.version)  # as it was when this version was trained
     out_dir = _prepare(out_dir)
-    module = engine.learner.inference_module()
+    module = RestrictedModule(engine.learner.inference_module(), engine.learner.num_classes, engine.model.classes)
     example = torch.zeros(1, 3, *_TRACE_SIZE)
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export, still the
@@ -158,6 +159,7 @@ def export_model(engine, out_dir: Path) -> Path:
                   "pad other sizes by reflection on the bottom and right, then crop the output",
                   "traced_at": list(_TRACE_SIZE)},
         "output": "class probabilities, float32 (1, classes, height, width); argmax gives the mask",
+        "labelled_classes": list(engine.model.classes),  # the others were never labelled: probability 0
         "encoder": {"name": MODEL_CARD["name"], "weights": MODEL_CARD["weights"]["package"]},
     }
     atomic_write_bytes(out_dir / "model_card.json", json.dumps(card, indent=2).encode())

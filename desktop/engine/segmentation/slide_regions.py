@@ -14,6 +14,7 @@ import numpy as np
 
 from desktop.engine.errors import ProjectError
 from desktop.engine.segmentation import selection
+from desktop.engine.segmentation.labelled_classes import no_model_words
 from desktop.engine.segmentation.slide_export import qupath_geojson, write_geojson, write_mask_ome_tiff
 from desktop.engine.segmentation.slide_grid import CONTEXT, MIN_TISSUE, SlideGrid
 from desktop.engine.segmentation.slide_learning import (TilePredictions, predict_mask, scaled_uncertainty,
@@ -49,17 +50,17 @@ def next_region(engine, predictions: TilePredictions, candidates: list[tuple[int
         candidates = _tissue_within(grid, candidates, within) or candidates
     seen = project.seen_regions(grid.image_id)
     unseen = [t for t in candidates if not _inside(grid.rect(*t), seen)] or candidates
-    trained = engine.learner.trained
+    trained = engine.model.ready
     if trained:
         scores = predictions.scores.get(grid.image_id, {})
         scored = [t for t in unseen if t in scores]
         if not scored:  # the scan has not reached these yet: score a few now
             scored = [unseen[i] for i in engine.rng.permutation(len(unseen))[:4]]
             for tile in scored:
-                predictions.predict(engine.learner, grid, *tile, engine.version, strategy)
+                predictions.predict(engine.model, grid, *tile, engine.version, strategy)
             scores = predictions.scores[grid.image_id]
         col, row = max(scored, key=lambda t: scores[t][1])
-        probs = tile_probabilities(engine.learner, grid, col, row)
+        probs = tile_probabilities(engine.model, grid, col, row)
         score_map, score = scaled_uncertainty(strategy, probs), scores[(col, row)][1]
     else:  # no model yet: an unseen stretch of tissue, queries spread at random over it
         col, row = unseen[int(engine.rng.integers(len(unseen)))]
@@ -72,16 +73,17 @@ def next_region(engine, predictions: TilePredictions, candidates: list[tuple[int
     if trained:
         ref = tile_ref(grid, col, row)
         points = selection.choose_queries(
-            score_map, k, engine.rng, lambda yx: engine.learner.embed_points(ref, yx + CONTEXT),
+            score_map, k, engine.rng, lambda yx: engine.model.embed_points(ref, yx + CONTEXT),
             exclude=exclude, labelled=_tile_pixels(grid, col, row, labelled, score_map.shape),
             min_distance=MIN_DISTANCE)
     else:
         points = selection.select_pixels(score_map, k, engine.rng, exclude=exclude, min_distance=MIN_DISTANCE)
     project.close_open_queries(grid.image_id)
     yx = grid.to_level0(col, row, points)
+    likeliest = _likeliest(probs, points, engine.model.classes)
     ids = project.add_queries(grid.image_id, yx, strategy if trained else "random",
                               score_map[points[:, 0], points[:, 1]] if len(points) else None, engine.version)
-    return RegionQueries(grid.image_id, grid.rect(col, row), score, ids, yx, _likeliest(probs, points))
+    return RegionQueries(grid.image_id, grid.rect(col, row), score, ids, yx, likeliest)
 
 
 def export_slide(engine, predictions: TilePredictions, image_id: int, folder: Path, strategy: str,
@@ -93,11 +95,11 @@ def export_slide(engine, predictions: TilePredictions, image_id: int, folder: Pa
     grid = engine.slides.grid(image_id)
     if grid is None:
         raise ProjectError("That image is not a slide; use File > Export masks for images.")
-    if not engine.learner.trained:
-        raise ProjectError("There is no trained model yet: label a few points first.")
+    if not engine.model.ready:
+        raise ProjectError(no_model_words(engine))
 
     def tile_classes(col: int, row: int) -> np.ndarray:
-        return predictions.predict(engine.learner, grid, col, row, engine.version, strategy).class_map
+        return predictions.predict(engine.model, grid, col, row, engine.version, strategy).class_map
 
     def tell(done: int, total: int) -> None:
         if done % 8 == 0:
@@ -117,10 +119,11 @@ def export_slide(engine, predictions: TilePredictions, image_id: int, folder: Pa
             f"({mask.shape[1]} x {mask.shape[0]}, {levels} levels) to {folder}.")
 
 
-def _likeliest(probs: np.ndarray | None, points: np.ndarray) -> list[tuple]:
+def _likeliest(probs: np.ndarray | None, points: np.ndarray, labelled: tuple[int, ...]) -> list[tuple]:
+    """Per point, the three likeliest of the ``labelled`` classes (the others have no probability)."""
     if probs is None:
         return [() for _ in points]
-    return [tuple((int(i), float(probs[i, py, px])) for i in np.argsort(probs[:, py, px])[::-1][:3])
+    return [tuple((int(i), float(probs[i, py, px])) for i in np.argsort(probs[:, py, px])[::-1] if i in labelled)[:3]
             for py, px in points]
 
 

@@ -128,9 +128,9 @@ class Prediction:
     image_id: int
     generation: int
     version: int
-    class_map: np.ndarray  # (H, W) uint8 class index
+    class_map: np.ndarray  # (H, W) uint8 class index; 255 everywhere: nothing predicted (one class labelled)
     confidence: np.ndarray  # (H, W) float32, probability of the chosen class
-    uncertainty: np.ndarray  # (H, W) float32, higher = less sure
+    uncertainty: np.ndarray  # (H, W) float32, higher = less sure; NaN where nothing is predicted
     seconds: float = float("nan")  # how long predicting and scoring took
 
 

@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from desktop.engine.segmentation import selection, strategies
+from desktop.engine.segmentation.slide_learning import NOT_PREDICTED
 from desktop.engine.service.messages import (SLIDE_MESSAGES, Export, Exported, Predict, Prediction, PredictView,
                                              Progress, ProposeQueries, Queries, QueryPoint)
 from desktop.engine.service.serving import TaskServing
@@ -54,7 +55,8 @@ class SegmentationServing(TaskServing):
 
     def idle(self, quiet_for, interrupted) -> None:
         self.slides.scan()
-        super().idle(quiet_for, interrupted)
+        if self.engine.model.ready:  # a model of one class ranks nothing: every image is sure of it
+            super().idle(quiet_for, interrupted)
 
     def ranks(self, info) -> bool:
         return not self.slides.owns(info.id) and super().ranks(info)  # a slide is ranked by its tiles
@@ -64,8 +66,17 @@ class SegmentationServing(TaskServing):
 
     # ----- the task's work -----------------------------------------------------------------------
     def predict(self, request: Predict) -> np.ndarray | None:
-        """Send the prediction of one image; returns its class probabilities for reuse."""
-        if not self.engine.learner.trained:
+        """Send the prediction of one image; returns its class probabilities for reuse. A model
+        that cannot tell two classes apart yet (``LabelledModel.ready``) predicts nothing: it
+        sends an empty prediction, all ``NOT_PREDICTED``, which clears what an earlier model
+        painted."""
+        if not self.engine.model.ready:
+            if self.engine.learner.trained:
+                info = self.project.image(request.image_id)
+                self.emit(Prediction(request.image_id, request.generation, self.engine.version,
+                                     np.full((info.height, info.width), NOT_PREDICTED, np.uint8),
+                                     np.zeros((info.height, info.width), np.float32),
+                                     np.full((info.height, info.width), np.nan, np.float32)))
             return None
         start = time.perf_counter()
         probs = self.engine.predict(request.image_id)
@@ -85,13 +96,13 @@ class SegmentationServing(TaskServing):
             if request.replace_open:
                 self.project.close_open_queries(image_id)
             if not self.project.queries(image_id):
-                if not self.engine.learner.trained:
+                if not self.engine.model.ready:
                     self.emit(Progress("Choosing first queries from image features", None))
                 one_prediction = strategies.strategy(name).needs == strategies.PROBABILITIES
                 self.engine.propose_queries(image_id, request.k, name, min_distance=MIN_DISTANCE,
                                             probs=probs if one_prediction else None)  # skip predicting again
                 seconds = time.perf_counter() - start
-        if probs is None and self.engine.learner.trained:
+        if probs is None and self.engine.model.ready:
             probs = self.engine.predict(image_id)
         self._emit_queries(image_id, probs, seconds)
 
@@ -99,7 +110,9 @@ class SegmentationServing(TaskServing):
         return selection.image_uncertainty(self.engine.scores(image_id, self.strategy))
 
     def _emit_queries(self, image_id: int, probs: np.ndarray | None, seconds: float = float("nan")) -> None:
-        """Send the image's open queries, each with the model's three likeliest classes."""
+        """Send the image's open queries, each with the model's three likeliest classes (of those
+        it was trained on: the others have no probability)."""
+        labelled = set(self.engine.model.classes)
         points = []
         for q in self.project.queries(image_id):
             candidates: tuple = ()
@@ -107,7 +120,7 @@ class SegmentationServing(TaskServing):
                 y = int(np.clip(round(q.y), 0, probs.shape[1] - 1))
                 x = int(np.clip(round(q.x), 0, probs.shape[2] - 1))
                 column = probs[:, y, x]
-                order = np.argsort(column)[::-1][:3]
+                order = [i for i in np.argsort(column)[::-1] if i in labelled][:3]
                 candidates = tuple((int(i), float(column[i])) for i in order)
             points.append(QueryPoint(q.id, q.x, q.y, candidates))
         self.emit(Queries(image_id, self.engine.version, points, seconds))

@@ -78,8 +78,8 @@ class SlideServing:
         engine, view = self.engine, self.view
         if view is None or not self.pending:
             return
-        if not engine.learner.trained:
-            self.pending = []  # nothing to show until the first model: model_changed asks again
+        if not engine.model.ready:
+            self.pending = []  # nothing to show until a model of two classes: model_changed asks again
             return
         grid = engine.slides.grid(view.image_id)
         if grid is None:  # the slide cannot be opened any more (a share that went away)
@@ -88,7 +88,7 @@ class SlideServing:
         start = time.perf_counter()
         while self.pending and (time.perf_counter() - start < SERVE_SECONDS or self._cached(grid)):
             col, row = self.pending.pop(0)
-            result = self.predictions.predict(engine.learner, grid, col, row, engine.version, self.strategy)
+            result = self.predictions.predict(engine.model, grid, col, row, engine.version, self.strategy)
             self.emit(TilePrediction(view.image_id, view.generation, engine.version, grid.rect(col, row),
                                      result.class_map, result.uncertainty))
         if not self.pending:
@@ -97,7 +97,7 @@ class SlideServing:
     def scan(self) -> None:
         """Score one more tissue tile of the slide in view (when the engine has nothing else to do)."""
         engine, view = self.engine, self.view
-        if view is None or not engine.learner.trained:
+        if view is None or not engine.model.ready:
             return
         grid = engine.slides.grid(view.image_id)
         if grid is None:
@@ -106,7 +106,7 @@ class SlideServing:
         scores = self.predictions.scores.get(grid.image_id, {})
         todo = [t for t in self.candidates(grid) if scores.get(t, (None,))[0] != engine.version]
         if todo:
-            self.predictions.predict(engine.learner, grid, *todo[0], engine.version, self.strategy)
+            self.predictions.predict(engine.model, grid, *todo[0], engine.version, self.strategy)
             self._emit_scores(grid)
 
     def candidates(self, grid: SlideGrid) -> list[tuple[int, int]]:

@@ -1,0 +1,86 @@
+"""Predictions over the classes that have labels, and over no others.
+
+A learner has an output for every class of the project, but an output that no label has taught
+says nothing: left in, it painted most of an image with a class nobody had labelled. So what the
+app paints, exports and scores uncertainty on gives such a class no probability: its output is
+set to zero and the other classes' are renormalised.
+
+With labels of one class only there is nothing to tell apart, and nothing is predicted: the
+expert is asked to label a second class. ilastik and QuPath do the same (their pixel classifiers
+train only once two classes have labels); painting the whole picture in the one class would say
+nothing and would hide the picture.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import torch
+
+MIN_CLASSES = 2
+
+
+def restrict(probs: np.ndarray, classes: Iterable[int], axis: int = 0) -> np.ndarray:
+    """``probs`` with every class not in ``classes`` at zero and the others summing to one over
+    ``axis`` (float32). Where the kept classes have no probability at all, they share it evenly."""
+    keep = np.zeros(probs.shape[axis], bool)
+    keep[[c for c in classes if 0 <= c < len(keep)]] = True
+    shape = [1] * probs.ndim
+    shape[axis] = -1
+    keep = keep.reshape(shape)
+    kept = np.where(keep, probs, 0).astype(np.float32)
+    total = kept.sum(axis, keepdims=True)
+    even = keep / max(int(keep.sum()), 1)
+    return np.where(total > 0, kept / np.where(total > 0, total, 1), even).astype(np.float32)
+
+
+class LabelledModel:
+    """A learner's predictions restricted to ``classes``: the classes its training labels had
+    (``SegmentationEngine`` keeps them with the model in use). ``ready`` once the learner is
+    trained and has two classes to tell apart; everything that paints, exports or asks with
+    probabilities goes through this and not through the learner itself."""
+
+    def __init__(self, learner, classes: Iterable[int] = ()):
+        self.learner = learner
+        self.classes = tuple(sorted(set(int(c) for c in classes)))
+
+    @property
+    def ready(self) -> bool:
+        return self.learner.trained and len(self.classes) >= MIN_CLASSES
+
+    def predict_proba(self, image) -> np.ndarray:
+        return restrict(self.learner.predict_proba(image), self.classes)
+
+    def predict_points(self, image, yx: np.ndarray) -> np.ndarray:
+        return restrict(self.learner.predict_points(image, yx), self.classes, axis=1)
+
+    def predict_mc(self, image, samples: int) -> np.ndarray:
+        return restrict(self.learner.predict_mc(image, samples), self.classes, axis=1)
+
+    def embed_points(self, image, yx: np.ndarray) -> np.ndarray:
+        return self.learner.embed_points(image, yx)
+
+
+def no_model_words(engine) -> str:
+    """Why ``engine`` (a ``SegmentationEngine`` whose model is not ready) has nothing to export."""
+    if not engine.learner.trained:
+        return "There is no trained model yet: label a few points first."
+    names = [c.name for c in engine.project.classes() if c.index in engine.model.classes]
+    return (f"The model has labels of one class only ({', '.join(names) or 'none'}): label a second class, "
+            "let it train, then export.")
+
+
+class RestrictedModule(torch.nn.Module):
+    """An inference module (image in, class probabilities (1, C, H, W) out) whose output is
+    ``restrict``-ed to ``classes``: what the app paints, as one TorchScript model."""
+
+    def __init__(self, module: torch.nn.Module, num_classes: int, classes: Iterable[int]):
+        super().__init__()
+        self.module = module
+        keep = torch.zeros(1, num_classes, 1, 1)
+        keep[0, [c for c in classes if 0 <= c < num_classes], 0, 0] = 1.0
+        self.register_buffer("keep", keep)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kept = self.module(x) * self.keep
+        return kept / kept.sum(1, keepdim=True).clamp_min(1e-30)

@@ -1,0 +1,128 @@
+"""A class nobody has labelled gets no probability: not in what the app paints, not in exported
+masks, not in ``pointillist predict``; and a model of one labelled class predicts nothing."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from desktop.engine.errors import ProjectError
+from desktop.engine.predict.model_dir import write_model_dir
+from desktop.engine.predict.predictor import Predictor
+from desktop.engine.project.store import Project
+from desktop.engine.segmentation.engine import SegmentationEngine
+from desktop.engine.segmentation.export import export_masks, export_model, scripted_predict
+from desktop.engine.segmentation.labelled_classes import restrict
+from desktop.engine.service.messages import LabelsChanged, ModelPublished, Predict, Prediction, Queries
+from tests.engine.helpers import one_thread  # noqa: F401  (one torch thread for this module)
+from tests.engine.test_service import service_factory  # noqa: F401  (the engine-thread fixture)
+
+SIZE = 96
+UNLABELLED = 2
+
+
+def three_class_project(folder):
+    """Dark pictures with a bright square; classes background, blob and debris, nobody labels
+    debris. Labels: background outside the square, blob inside."""
+    folder.mkdir(parents=True)
+    project = Project.create(folder / "project", classes=[("background", "#202020", "1"), ("blob", "#ff0000", "2"),
+                                                          ("debris", "#00ff00", "3")])
+    for i in range(2):
+        pixels = np.full((SIZE, SIZE, 3), 20 + 5 * i, np.uint8)
+        pixels[24:64, 24:64] = (230, 200, 40)
+        Image.fromarray(pixels).save(folder / f"picture{i}.png")
+        project.add_image(folder / f"picture{i}.png", SIZE, SIZE)
+    return project
+
+
+def label(project, image_id, classes=(0, 1)):
+    by_index = {c.index: c.id for c in project.classes()}
+    points = {0: [(5, 5), (90, 8), (8, 90), (85, 85), (80, 40), (40, 85)],
+              1: [(30, 30), (55, 55), (44, 35), (35, 58), (50, 30), (60, 44)]}
+    project.add_labels(image_id, [(x, y, by_index[c]) for c in classes for x, y in points[c]])
+
+
+def test_restrict_zeroes_other_classes_and_renormalises():
+    probs = np.array([[0.2, 0.0], [0.3, 0.0], [0.5, 1.0]], np.float32)[:, :, None]  # (3, 2, 1)
+    out = restrict(probs, [0, 1])
+    assert np.allclose(out[:, 0, 0], [0.4, 0.6, 0.0])
+    assert np.allclose(out[:, 1, 0], [0.5, 0.5, 0.0])  # no mass left on the kept classes: shared evenly
+    assert out.dtype == np.float32
+
+
+def test_an_unlabelled_class_is_never_predicted_painted_or_exported(tmp_path):
+    project = three_class_project(tmp_path / "p")
+    for info in project.images():
+        label(project, info.id)
+    engine = SegmentationEngine(project)
+    assert engine.train(60).published
+    assert engine.model.classes == (0, 1) and engine.model.ready
+    image_id = project.images()[0].id
+    probs = engine.predict(image_id)
+    assert probs.shape[0] == 3
+    assert np.all(probs[UNLABELLED] == 0)
+    assert np.allclose(probs.sum(0), 1, atol=1e-5)
+    painted = probs.argmax(0)
+    assert set(np.unique(painted)) == {0, 1}
+
+    masks = export_masks(engine, tmp_path / "masks")
+    for path in masks.written:
+        assert UNLABELLED not in np.unique(np.array(Image.open(path)))
+    written = np.array(Image.open(masks.written[0]))
+    assert np.array_equal(written, painted)
+
+    card = write_model_dir(engine, None, tmp_path / "model")
+    assert card.labelled_classes == (0, 1)
+    predictor = Predictor.load(tmp_path / "model", device="cpu")
+    picture = np.array(Image.open(tmp_path / "p" / "picture0.png").convert("RGB"))
+    assert np.array_equal(predictor.predict_picture(picture).argmax(0), painted)
+
+    export_model(engine, tmp_path / "torchscript")
+    assert json.loads((tmp_path / "torchscript" / "model_card.json").read_text())["labelled_classes"] == [0, 1]
+    scripted = scripted_predict(tmp_path / "torchscript" / "model.pt", picture)
+    assert np.all(scripted[UNLABELLED] == 0)
+    assert np.mean(scripted.argmax(0) == painted) > 0.99
+
+
+def test_a_model_of_one_class_predicts_nothing_until_a_second_is_labelled(tmp_path):
+    project = three_class_project(tmp_path / "p")
+    image_id = project.images()[0].id
+    label(project, image_id, classes=(0,))
+    engine = SegmentationEngine(project)
+    assert engine.train(30).published and engine.learner.trained
+    assert engine.model.classes == (0,) and not engine.model.ready
+    with pytest.raises(ProjectError, match="one class only .background.: label a second class"):
+        export_masks(engine, tmp_path / "masks")
+    with pytest.raises(ProjectError, match="label a second class"):
+        write_model_dir(engine, None, tmp_path / "model")
+    assert not (tmp_path / "masks").exists() and not (tmp_path / "model").exists()
+    points, _ = engine.propose_queries(image_id, 4, "margin")  # asked from the features, as with no model
+    assert len(points) == 4
+
+    label(project, image_id, classes=(1,))
+    assert engine.train(60).published
+    assert engine.model.classes == (0, 1)
+    assert set(np.unique(engine.predict(image_id).argmax(0))) == {0, 1}
+
+
+def test_the_engine_thread_clears_the_overlay_of_a_model_of_one_class(tmp_path, service_factory):  # noqa: F811
+    project = three_class_project(tmp_path / "p")
+    image_id = project.images()[0].id
+    label(project, image_id, classes=(0,))
+    service, recorder = service_factory(project.folder)
+    service.start()
+    service.send(Predict(image_id, 1))
+    recorder.wait_for(lambda e: isinstance(e, ModelPublished))
+    service.send(Predict(image_id, 2))
+    shown = recorder.wait_for(lambda e: isinstance(e, Prediction) and e.generation == 2)
+    assert np.all(shown.class_map == 255) and np.all(np.isnan(shown.uncertainty))  # nothing painted
+
+    label(project, image_id, classes=(1,))
+    service.send(LabelsChanged())
+    published = recorder.wait_for(lambda e: isinstance(e, ModelPublished) and e.label_count == 12)
+    service.send(Predict(image_id, 3))
+    shown = recorder.wait_for(lambda e: isinstance(e, Prediction) and e.generation == 3)
+    assert shown.version >= published.version
+    assert set(np.unique(shown.class_map)) == {0, 1}
+    asked = recorder.wait_for(lambda e: isinstance(e, Queries) and e.version == shown.version and e.points)
+    assert all({c for c, _ in p.candidates} == {0, 1} for p in asked.points)  # debris is never "likeliest"
