@@ -1,6 +1,7 @@
 """Every key of the app in one table: the key handler and Help > Keyboard shortcuts both use it."""
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTableWidget, QTableWidgetItem, QVBoxLayout
 
 LAYER_KEYS = {"I": "image", "P": "prediction", "H": "uncertainty", "L": "labels", "Q": "queries"}
@@ -27,7 +28,13 @@ SHORTCUTS = [
 ]
 
 
+DOES_WIDTH = 440  # px of the "Does" column; its longer texts wrap
+
+
 class ShortcutsDialog(QDialog):
+    """The table at the size of its text: every row whole, nothing cut or scrolled sideways
+    (the list only scrolls down on a screen too short for it)."""
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
@@ -36,11 +43,20 @@ class ShortcutsDialog(QDialog):
         for row, (key, does) in enumerate(SHORTCUTS):
             table.setItem(row, 0, QTableWidgetItem(key))
             table.setItem(row, 1, QTableWidgetItem(does))
-        table.resizeColumnsToContents()
         table.verticalHeader().hide()
+        table.setWordWrap(True)
+        table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        table.resizeColumnToContents(0)
+        table.setColumnWidth(1, DOES_WIDTH)
+        table.horizontalHeader().setStretchLastSection(True)
+        table.resizeRowsToContents()
+        frame = 2 * table.frameWidth()
+        width = table.columnWidth(0) + DOES_WIDTH + frame + table.verticalScrollBar().sizeHint().width()
+        height = table.horizontalHeader().height() + sum(table.rowHeight(r) for r in range(table.rowCount())) + frame
+        screen = self.screen().availableGeometry()
+        table.setMinimumSize(min(width, screen.width() - 40), min(height, screen.height() - 120))
         buttons = QDialogButtonBox(QDialogButtonBox.Close)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(table)
         layout.addWidget(buttons)
-        self.resize(720, 460)
