@@ -2,9 +2,10 @@
 
 Layers, bottom to top: the image, the prediction (class colours), the uncertainty map (heat
 colours), the labels (dots in class colours), the open queries (rings) and the current query
-(a bigger, brighter ring). Images are handed to pyqtgraph the way its performance notes ask:
-contiguous uint8 or float32, explicit ``levels``, ``autoLevels=False``, lookup tables of at
-most 256 entries.
+(a bigger, brighter ring whose centre mark leaves the asked pixel visible; the image viewer also
+shows it magnified in an inset, ``query_inset.py``). Images are handed to pyqtgraph the way its
+performance notes ask: contiguous uint8 or float32, explicit ``levels``, ``autoLevels=False``,
+lookup tables of at most 256 entries.
 
 Coordinates: pixel ``(row r, column c)`` covers ``[c, c+1] x [r, r+1]`` in the view; a label at
 image position ``(x, y)`` (pixel centres are whole numbers, as the engine counts them) is drawn
@@ -15,14 +16,31 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QPainterPath
 
 from desktop.resources import colour_map, ui_colour
+
+from .query_inset import QueryInset
+
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
 LAYERS = ("image", "prediction", "uncertainty", "labels", "queries")
 LABEL_PEN = pg.mkPen(ui_colour("label_ring"), width=1.2)  # the ring around a saved label's class colour
+
+
+def _ring_with_centre_mark() -> QPainterPath:
+    """The current query's marker (in pyqtgraph's unit symbol square): a ring and four ticks
+    pointing at the asked pixel, stopping short of it, so that the pixel itself stays visible."""
+    path = QPainterPath()
+    path.addEllipse(-0.5, -0.5, 1.0, 1.0)
+    for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        path.moveTo(0.5 * dx, 0.5 * dy)
+        path.lineTo(0.18 * dx, 0.18 * dy)
+    return path
+
+
+CURRENT_QUERY_SYMBOL = _ring_with_centre_mark()
 
 
 def class_lut(colours: list[str]) -> np.ndarray:
@@ -46,8 +64,8 @@ class ViewerCommon:
                       "labels": pg.ScatterPlotItem(size=9, pen=LABEL_PEN, pxMode=True),
                       "queries": pg.ScatterPlotItem(size=20, pen=pg.mkPen(ui_colour("query_ring"), width=2), brush=None,
                                                     pxMode=True)}
-        self.current_ring = pg.ScatterPlotItem(size=34, pen=pg.mkPen(ui_colour("current_query"), width=3), brush=None,
-                                               pxMode=True)
+        self.current_ring = pg.ScatterPlotItem(size=34, symbol=CURRENT_QUERY_SYMBOL, brush=None, pxMode=True,
+                                               pen=pg.mkPen(ui_colour("current_query"), width=3))
         for z, name in enumerate(LAYERS):
             self.items[name].setZValue(z)
             self.view.addItem(self.items[name])
@@ -113,6 +131,9 @@ class ImageViewer(ViewerCommon, pg.GraphicsView):
         self._heat = colour_map("uncertainty")
         self._class_lut = class_lut([])
         self.image_shape: tuple[int, int] | None = None
+        self._pixels: np.ndarray | None = None  # for the inset
+        self.inset = QueryInset(self)
+        self.inset.move(8, 8)
         self.overlay_version: int | None = None
         self.scene().sigMouseClicked.connect(self._on_click)
 
@@ -124,6 +145,8 @@ class ImageViewer(ViewerCommon, pg.GraphicsView):
     def set_image(self, pixels: np.ndarray) -> None:
         """Show new uint8 RGB pixels and forget the overlays of the previous image."""
         self.image_shape = pixels.shape[:2]
+        self._pixels = pixels
+        self.inset.clear_query()
         self.items["image"].setImage(np.ascontiguousarray(pixels, np.uint8), levels=(0, 255), autoLevels=False)
         for name in ("prediction", "uncertainty"):
             self.items[name].clear()
@@ -155,8 +178,11 @@ class ImageViewer(ViewerCommon, pg.GraphicsView):
         picture that fits on screen stays put."""
         if x is None:
             self.current_ring.clear()
+            self.inset.clear_query()
             return
         self.current_ring.setData(x=[x + 0.5], y=[y + 0.5])
+        if self._pixels is not None:
+            self.inset.show_around(self._pixels, x, y)
         if centre and self.image_shape is not None:
             rect = self.view.viewRect()
             height, width = self.image_shape
