@@ -28,6 +28,7 @@ class KeypointPanel(QWidget):
             item.setData(Qt.UserRole, k)
             self.keypoint_list.addItem(item)
         self.mode = QLabel()
+        self.mode.setWordWrap(True)  # texts wrap inside the panel's fixed width: nothing beside it moves
         self.query = QLabel("no query")
         self.query.setWordWrap(True)
         self.opacity = QSlider(Qt.Horizontal)
@@ -41,11 +42,15 @@ class KeypointPanel(QWidget):
         form.addRow("Proposal opacity", self.opacity)
         form.addRow("Mean answer time", self.seconds)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Keypoints (click one to place it in free mode)"))
+        title = QLabel("Keypoints (click one to place it in free mode)")
+        hint = QLabel("Click: it is here · Enter: accept · V: occluded · A: absent · drag: move · "
+                      "Shift+Enter: accept all · F1: all keys")
+        for label in (title, hint):
+            label.setWordWrap(True)
+        layout.addWidget(title)
         layout.addWidget(self.keypoint_list)
         layout.addLayout(form)
-        layout.addWidget(QLabel("Click: it is here · Enter: accept · V: occluded · A: absent · "
-                                "drag: move · Shift+Enter: accept all"))
+        layout.addWidget(hint)
         self.keypoint_list.currentRowChanged.connect(lambda row: row >= 0 and self.keypointChosen.emit(row))
         self.opacity.valueChanged.connect(lambda v: self.opacityChanged.emit(v / 100))
 

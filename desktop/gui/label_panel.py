@@ -1,5 +1,7 @@
-"""The labelling side panel: classes with their keys, the query being asked with the model's
-three likeliest classes, the mode, the prediction opacity and the average answer time."""
+"""The labelling side panel: what to do now, in one line; classes with their keys, the query being
+asked with the model's three likeliest classes, the mode, the prediction opacity, the average
+answer time and the keys. Every text wraps inside the panel's fixed width (the workspace's
+``SIDE_WIDTH``), so no text change moves the viewer beside it."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
@@ -20,6 +22,9 @@ def key_of(info: ClassInfo) -> str:
     return info.key or str(info.index + 1)
 
 
+KEY_HINT = "1...9: answer or pick a class · U: unsure · S: skip · M: mode · N: next image · [ ]: opacity · F1: all keys"
+
+
 class LabelPanel(QWidget):
     classChosen = Signal(object)  # ClassInfo
     opacityChanged = Signal(float)
@@ -33,7 +38,11 @@ class LabelPanel(QWidget):
             item.setData(Qt.UserRole, info.index)
             self.class_list.addItem(item)
         self.class_list.setMaximumHeight(22 * max(3, len(classes)) + 8)
+        self.todo = QLabel()
+        self.todo.setWordWrap(True)
+        self.todo.setStyleSheet("font-weight: bold")
         self.mode = QLabel()
+        self.mode.setWordWrap(True)
         self.query = QLabel("no query")
         self.query.setWordWrap(True)
         self.candidates = QLabel()
@@ -50,11 +59,16 @@ class LabelPanel(QWidget):
         form.addRow("Likeliest", self.candidates)
         form.addRow("Overlay opacity", self.opacity)
         form.addRow("Mean answer time", self.seconds)
+        hint = QLabel(KEY_HINT)
+        hint.setWordWrap(True)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.todo)
         layout.addWidget(QLabel("Classes (key, name)"))
         layout.addWidget(self.class_list)
         layout.addLayout(form)
+        layout.addWidget(hint)
         layout.addStretch(1)
+        self._mode, self._asking = "query", False
 
         self.class_list.currentRowChanged.connect(lambda row: row >= 0 and self.classChosen.emit(classes[row]))
         self.opacity.valueChanged.connect(lambda v: self.opacityChanged.emit(v / 100))
@@ -67,8 +81,21 @@ class LabelPanel(QWidget):
     def show_mode(self, mode: str) -> None:
         self.mode.setText({"query": "answering queries (M: free clicking)",
                            "free": "free clicking (M: answer queries)"}[mode])
+        self._mode = mode
+        self._show_todo()
+
+    def _show_todo(self) -> None:
+        """The one line that says what to do now."""
+        if self._mode == "free":
+            self.todo.setText("Click a point of the class chosen below; right-click deletes one.")
+        elif self._asking:
+            self.todo.setText("Press the number of the class under the ring.")
+        else:
+            self.todo.setText("Waiting for the next question; or press M and click points yourself.")
 
     def show_query(self, query: QueryPoint | None, remaining: int) -> None:
+        self._asking = query is not None
+        self._show_todo()
         if query is None:
             self.query.setText("no open query")
             self.candidates.setText("")

@@ -30,6 +30,8 @@ from .viewer import ImageViewer
 
 REPAINT_MS = 33  # overlays repaint at most ~30 times a second
 MEAN_SECONDS_AFTER_MS = 500  # the mean answer time is an average over every label: not at every click
+SIDE_WIDTH = 300  # px of the labelling and training panels, fixed: see _build_layout
+LIST_WIDTH = 230  # px of the image list at first
 GUI_BUSY_TIMEOUT_S = 0.5
 """How long a click's write waits when another program holds the database's write lock (a
 backup tool, a hand edit), before it is refused and said so: the window must not freeze, as it
@@ -139,9 +141,13 @@ class ProjectWorkspace(QWidget):
         return False
 
     def _build_layout(self) -> None:
+        """The image first: the viewer takes what the panels leave. The side panel has a fixed
+        width and its texts wrap inside it, so a changing text never moves the viewer's edge (and
+        rescales the image under the cursor); the image list can be widened by its handle."""
         side = QTabWidget()
         side.addTab(self.label_panel, "Labelling")
         side.addTab(self.training_panel, "Training")
+        side.setFixedWidth(SIDE_WIDTH)
         splitter = QSplitter(Qt.Horizontal)
         splitter.addWidget(self.image_list)
         self.viewers = QStackedWidget()
@@ -150,7 +156,8 @@ class ProjectWorkspace(QWidget):
         splitter.addWidget(self.viewers)
         splitter.addWidget(side)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([330, 760, 310])
+        splitter.setCollapsible(1, False)
+        splitter.setSizes([LIST_WIDTH, 1400 - LIST_WIDTH - SIDE_WIDTH, SIDE_WIDTH])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
