@@ -19,7 +19,7 @@ from desktop.engine.project.lock import ProjectLock
 from desktop.engine.project.store import Project
 
 from .bridge import EngineBridge
-from .image_list import ImageList
+from .image_list import ImageList, ImageListPanel
 from .label_layer import LabelLayer
 from .label_panel import LabelPanel
 from .session import LabellingSession
@@ -149,7 +149,7 @@ class ProjectWorkspace(QWidget):
         side.addTab(self.training_panel, "Training")
         side.setFixedWidth(SIDE_WIDTH)
         splitter = QSplitter(Qt.Horizontal)
-        splitter.addWidget(self.image_list)
+        splitter.addWidget(ImageListPanel(self.image_list))
         self.viewers = QStackedWidget()
         self.viewers.addWidget(self.image_viewer)
         self.viewers.addWidget(self.slides.viewer)

@@ -165,7 +165,7 @@ def test_file_menu_adds_images_to_an_open_project_and_names_the_unreadable(qtbot
 
 
 def test_image_list_keeps_each_uncertainty_with_its_image_when_refilled(qtbot, blob_project):
-    from desktop.gui.image_list import ImageList
+    from desktop.gui.image_list import UNCERTAINTY, ImageList
 
     with Project.open(blob_project) as project:
         first, second = [i.id for i in project.images()]
@@ -173,7 +173,9 @@ def test_image_list_keeps_each_uncertainty_with_its_image_when_refilled(qtbot, b
         qtbot.addWidget(table)
         table.fill(project, {})
         table.set_uncertainty({first: 0.1, second: 0.9})
+        assert table.image_ids() == [first, second]  # a ranking changes the numbers in place: no row moves
+        table.sort_by_column(UNCERTAINTY)  # asked for: most uncertain first
         assert table.image_ids() == [second, first]
-        table.fill(project, {})  # as after adding images: rows rebuilt in id order
+        table.fill(project, {})  # as after adding images: rows rebuilt, in the order asked for
     shown = {table.item(r, 0).data(0x0100): table.item(r, 3).text() for r in range(table.rowCount())}
     assert shown == {first: "0.100", second: "0.900"} and table.image_ids() == [second, first]

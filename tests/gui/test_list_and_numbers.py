@@ -1,0 +1,95 @@
+"""What the image list and the training numbers say (issue 17, items 8 and 12), through real
+clicks on the real window; the engine's events are handed in as the bridge hands them on (the
+engine thread is off: these tests are about what the window shows)."""
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from desktop.engine.service.messages import ImageRanking
+from desktop.gui.app import MainWindow
+from desktop.gui.image_list import UNCERTAINTY
+
+from .conftest import make_blob_project
+
+
+def header_click(table, column):
+    header = table.horizontalHeader()
+    table.scrollTo(table.model().index(0, column))  # a column off to the right is scrolled to first
+    x = header.sectionViewportPosition(column) + header.sectionSize(column) // 2
+    QTest.mouseClick(header.viewport(), Qt.LeftButton, Qt.NoModifier, QPoint(x, header.height() // 2))
+
+
+def row_click(table, row):
+    QTest.mouseClick(table.viewport(), Qt.LeftButton, Qt.NoModifier, table.visualRect(table.model().index(row, 0)).center())
+
+
+def choose(combo, text):
+    """Open a combo box's list with a click and click one of its entries."""
+    QTest.mouseClick(combo, Qt.LeftButton)
+    view = combo.view()
+    QTest.qWait(QApplication.doubleClickInterval() + 50)  # a combo box ignores a release this soon after opening
+    QTest.mouseClick(view.viewport(), Qt.LeftButton, Qt.NoModifier,
+                     view.visualRect(combo.model().index(combo.findText(text), 0)).center())
+
+
+def selected_id(table):
+    return table.selectedItems()[0].data(Qt.UserRole)
+
+
+@pytest.fixture
+def window(show, tmp_path):
+    folder = make_blob_project(tmp_path / "data", images=4)
+    win = show(MainWindow(folder, start_engine=False))
+    yield win
+    win.close()
+
+
+def test_the_list_moves_only_when_asked_and_its_arrow_never_lies(window):
+    ws = window.workspace
+    table = ws.image_list
+    assert table.sort_by.isVisible() and table.sort_by.currentText() == "Order added"
+    assert not table.resort_button.isEnabled()
+    added = table.image_ids()
+
+    row_click(table, 2)  # work on the third image
+    chosen = added[2]
+    assert ws.image_id == chosen and selected_id(table) == chosen
+
+    header_click(table, UNCERTAINTY)  # asked: by uncertainty, most uncertain first
+    assert table.sort_by.currentText() == "Uncertainty"
+    assert table.horizontalHeader().isSortIndicatorShown()
+    assert table.horizontalHeader().sortIndicatorOrder() == Qt.DescendingOrder
+
+    # a ranking arrives while the expert works (and another while idle): numbers change in place
+    for ranking in ({added[0]: 0.1, added[1]: 0.9, added[2]: 0.5, added[3]: 0.7},
+                    {added[0]: 0.2, added[1]: 0.8, added[2]: 0.4, added[3]: 0.95}):
+        ws.bridge.ranking.emit(ImageRanking(1, ranking))
+        assert table.image_ids() == added  # no row moved
+        assert selected_id(table) == chosen and table.currentRow() == 2
+        assert [table.item(r, UNCERTAINTY).text() for r in range(4)] == [f"{ranking[i]:.3f}" for i in added]
+        assert not table.horizontalHeader().isSortIndicatorShown()  # the rows no longer follow it
+        assert table.resort_button.isEnabled()
+
+    QTest.mouseClick(table.resort_button, Qt.LeftButton)
+    assert table.image_ids() == [added[3], added[1], added[2], added[0]]
+    assert selected_id(table) == chosen  # the same image stays selected where it went
+    assert table.horizontalHeader().isSortIndicatorShown() and not table.resort_button.isEnabled()
+
+    header_click(table, UNCERTAINTY)  # again: the other way round, and the arrow says so
+    assert table.image_ids() == [added[0], added[2], added[1], added[3]]
+    assert table.horizontalHeader().sortIndicatorOrder() == Qt.AscendingOrder
+
+    choose(table.sort_by, "Order added")  # back to the order the images were added in
+    assert table.sort_by.currentText() == "Order added" and table.image_ids() == added
+    assert selected_id(table) == chosen and not table.horizontalHeader().isSortIndicatorShown()
+
+    # answers change the counts in place, and no row jumps either
+    header_click(table, 1)  # by labels, fewest first
+    before = table.image_ids()
+    QTest.keyClick(ws.viewer, "2")
+    for x in (60, 70, 80):
+        QTest.mouseClick(ws.viewer.viewport(), Qt.LeftButton, Qt.NoModifier, ws.viewer.widget_point(x, x))
+    assert table.image_ids() == before and selected_id(table) == chosen
+    assert table.item(table.row_of(chosen), 1).text() == "3"
+    assert table.resort_button.isEnabled() and not table.horizontalHeader().isSortIndicatorShown()
