@@ -8,9 +8,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMainWindow, QMessageBox, QStackedWidget
+from PySide6.QtCore import QCoreApplication, QRectF
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (QApplication, QFileDialog, QInputDialog, QMainWindow, QMenu, QMessageBox,
+                               QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
 from desktop import paths as app_paths  # add_images names its chosen files "paths"
 from desktop.engine.errors import PointillistError
@@ -18,7 +19,11 @@ from desktop.engine.images.pictures import IMAGE_SUFFIXES
 from desktop.engine.images.slides import SLIDE_SUFFIXES
 from desktop.engine.project.lock import ProjectInUse
 
-from .icons import app_icon
+from desktop.plural import plural
+
+from .about_dialog import AboutDialog
+from .banner import Banner
+from .icons import app_icon, toolbar_icon
 from .keypoint_workspace import KeypointWorkspace, workspace_for
 from .import_dialog import ImportDialog
 from .new_project import NewProjectDialog
@@ -40,7 +45,14 @@ class MainWindow(QMainWindow):
         self.start_screen = StartScreen()
         self.stack = QStackedWidget()
         self.stack.addWidget(self.start_screen)
-        self.setCentralWidget(self.stack)
+        self.banner = Banner()  # what must not vanish with a status-bar message: files left out
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.banner)
+        column.addWidget(self.stack)
+        self.setCentralWidget(central)
         self.start_screen.newRequested.connect(self.new_project)
         self.start_screen.openRequested.connect(self.choose_project)
         self.start_screen.demoRequested.connect(self.open_demo)
@@ -71,6 +83,8 @@ class MainWindow(QMainWindow):
                                                 lambda: self.export_keypoints("csv"))
         self.export_coco_action = file.addAction("Export keypoints as &COCO JSON...",
                                                  lambda: self.export_keypoints("json"))
+        self.export_all_frames_action = file.addAction("Keypoint exports take a&ll frames, also unlabelled ones")
+        self.export_all_frames_action.setCheckable(True)  # unticked: the labelled frames only
         self.close_action = file.addAction("&Close project", self.close_project)
         file.addSeparator()
         file.addAction("&Quit", QKeySequence.Quit, self.close)
@@ -80,7 +94,51 @@ class MainWindow(QMainWindow):
         shortcuts = QAction("&Keyboard shortcuts", self, shortcut=QKeySequence("F1"))
         shortcuts.triggered.connect(lambda: ShortcutsDialog(self).exec())
         help_menu.addAction(shortcuts)
+        help_menu.addAction("&About Pointillist", self.about)
+        self._build_toolbar()
         self._project_actions_enabled(False)
+
+    def _build_toolbar(self) -> None:
+        """Icons for what the mouse hand does most: the two modes (M switches too), fit the image
+        to the window, and the layers (the View menu's checkable actions)."""
+        bar = self.addToolBar("Labelling")
+        bar.setObjectName("labelling-toolbar")
+        bar.setMovable(False)
+        modes = QActionGroup(self)  # exclusive: one mode at a time
+        self.mode_actions = {}
+        for mode, text in (("query", "Answer the model's questions (M)"), ("free", "Click points freely (M)")):
+            action = QAction(toolbar_icon(f"{mode}_mode"), text, modes, checkable=True)
+            action.triggered.connect(lambda _checked=False, m=mode: self.workspace.session.set_mode(m))
+            bar.addAction(action)
+            self.mode_actions[mode] = action
+        self.fit_action = bar.addAction(toolbar_icon("fit_window"), "Fit the image to the window", self.fit)
+        self.layers_menu = QMenu("Layers", self)
+        self.layers_button = QToolButton(icon=toolbar_icon("layers"), toolTip="Layers (I, P, H, L, Q)",
+                                         popupMode=QToolButton.InstantPopup)
+        self.layers_button.setMenu(self.layers_menu)
+        self.toolbar_layers = bar.addWidget(self.layers_button)
+        self.toolbar = bar
+
+    def _show_mode(self, mode: str) -> None:
+        self.mode_actions[mode].setChecked(True)
+
+    def fit(self) -> None:
+        """The whole image (or slide) in view."""
+        viewer = self.workspace.viewer if self.workspace is not None else None
+        if viewer is not None and viewer.image_shape is not None:
+            height, width = viewer.image_shape
+            viewer.view.setRange(QRectF(0, 0, width, height), padding=0.02)
+
+    def about(self) -> None:
+        ws = self.workspace
+        model = task = None
+        names = []
+        if ws is not None:
+            learner = ws.training_panel.learner.currentText()
+            model = next((m for m in reversed(ws.project.model_versions()) if m.published and m.learner == learner),
+                         None)
+            task, names = ws.project.task, [c.name for c in ws.classes]
+        AboutDialog(model, task, names, parent=self).exec()
 
     def _project_actions_enabled(self, enabled: bool) -> None:
         for action in (self.export_masks_action, self.export_model_action, self.close_action,
@@ -88,19 +146,25 @@ class MainWindow(QMainWindow):
             action.setEnabled(enabled)
         keypoints = enabled and isinstance(self.workspace, KeypointWorkspace)
         self.export_masks_action.setEnabled(enabled and not keypoints)
-        self.export_model_action.setEnabled(enabled and not keypoints)  # TorchScript export is segmentation's
         self.export_slide_action.setEnabled(enabled and not keypoints)
         self.predict_action.setEnabled(enabled and not keypoints)
-        for action in (self.add_video_action, self.export_dlc_action, self.export_coco_action):
+        for action in (self.add_video_action, self.export_dlc_action, self.export_coco_action,
+                       self.export_all_frames_action):
             action.setEnabled(keypoints)
         self.add_images_action.setText("&Add images..." if keypoints else "&Add images or slides...")
+        for action in (*self.mode_actions.values(), self.fit_action, self.toolbar_layers):
+            action.setEnabled(enabled)
         self.edit_menu.clear()
         self.view_menu.clear()
+        self.layers_menu.clear()
         if enabled:
             self.edit_menu.addAction(self.workspace.undo_action)
             self.edit_menu.addAction(self.workspace.redo_action)
             for action in self.workspace.layer_actions.values():
                 self.view_menu.addAction(action)
+                self.layers_menu.addAction(action)
+            self._show_mode(self.workspace.session.mode)
+            self.workspace.session.modeChanged.connect(self._show_mode)
 
     def _set_title(self) -> None:
         name = f" - {self.workspace.folder.name}" if self.workspace else ""
@@ -127,10 +191,11 @@ class MainWindow(QMainWindow):
         if isinstance(self.workspace, KeypointWorkspace):
             self.workspace.exportFailed.connect(
                 lambda text: QMessageBox.warning(self, "Cannot export the keypoints", text))
+        self.workspace.lasting.connect(self.banner.add)
         problems = list(self.workspace.problems.values())
         if problems:  # each one is listed, with its reason, in the image list
-            more = f" (and {len(problems) - 1} more: see the image list)" if len(problems) > 1 else ""
-            self.statusBar().showMessage(problems[0] + more, 15000)
+            more = f" (and {plural(len(problems) - 1, 'other')}: see the image list)" if len(problems) > 1 else ""
+            self.banner.add(problems[0] + more)
         self.stack.addWidget(self.workspace)
         self.stack.setCurrentWidget(self.workspace)
         self.workspace.viewer.setFocus()
@@ -152,6 +217,7 @@ class MainWindow(QMainWindow):
         self.stack.removeWidget(self.workspace)
         self.workspace.deleteLater()
         self.workspace = None
+        self.banner.dismiss()  # its news was about that project's files
         self._project_actions_enabled(False)
         self.start_screen.refresh()
         self._set_title()
@@ -247,7 +313,8 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, "Export keypoints", f"keypoints.{suffix}", kind)
         if not path or not isinstance(self.workspace, KeypointWorkspace):
             return
-        self.workspace.export_keypoints(Path(path).with_suffix(f".{suffix}"))  # in the background
+        self.workspace.export_keypoints(Path(path).with_suffix(f".{suffix}"),  # in the background
+                                        all_frames=self.export_all_frames_action.isChecked())
 
     def closeEvent(self, event) -> None:
         if self.predict_dialog is not None and not self.predict_dialog.close():  # the user keeps it running

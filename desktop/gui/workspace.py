@@ -17,6 +17,7 @@ from desktop.engine.errors import ImageReadError
 from desktop.engine.images.video import read_pixels
 from desktop.engine.project.lock import ProjectLock
 from desktop.engine.project.store import Project
+from desktop.plural import plural
 
 from .bridge import EngineBridge
 from .image_list import ImageList, ImageListPanel
@@ -40,6 +41,7 @@ did for SQLite's usual 10 s per click. The engine thread's own writes take milli
 
 class ProjectWorkspace(QWidget):
     message = Signal(str)  # for the status bar
+    lasting = Signal(str)  # news that stays on screen until dismissed (files left out)
 
     def __init__(self, folder: Path, learner: str = "fast", start_engine: bool = True, parent=None,
                  read_only: bool = False, **engine_options):
@@ -210,22 +212,22 @@ class ProjectWorkspace(QWidget):
     def add_images(self, paths: list[Path]) -> None:
         """Add image or slide files; the engine thread checks each file and the image list
         updates when they are in."""
-        self.message.emit(f"Checking {len(paths)} files...")
+        self.message.emit(f"Checking {plural(len(paths), 'file')}...")
         self.bridge.add_images(paths)
 
     def _images_added(self, event) -> None:
         self.image_list.fill(self.project, self.problems)
         if self.image_id is not None:
             self.image_list.select_image(self.image_id)
-        text = f"Added {len(event.image_ids)} images."
+        text = f"Added {plural(len(event.image_ids), 'image')}."
         if event.already:
-            text += f" {event.already} were in the project already."
+            text += f" {plural(event.already, 'was', 'were')} in the project already."
+        self.message.emit(text)
         if event.unreadable:
             left_out = "; ".join(f"{Path(path).name}: {reason}" for path, reason in event.unreadable[:5])
             more = len(event.unreadable) - 5
-            text += f" Left out {len(event.unreadable)} that cannot be read ({left_out}" + \
-                (f"; and {more} more)." if more > 0 else ").")
-        self.message.emit(text)
+            self.lasting.emit(f"Left out {plural(len(event.unreadable), 'file')} that cannot be read ({left_out}"
+                              + (f"; and {more} more)." if more > 0 else ")."))
         if self.image_id is None and event.image_ids:
             self.open_image(event.image_ids[0])
 

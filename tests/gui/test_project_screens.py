@@ -74,7 +74,7 @@ def test_a_missing_image_is_listed_with_its_reason(show, blob_project):
     ws = win.workspace
     row = ws.image_list.row_of(gone.id)
     assert "moved or deleted" in ws.image_list.item(row, 4).text()
-    assert gone.name in win.statusBar().currentMessage()
+    assert gone.name in win.banner.text.text()  # it stays until dismissed
     assert ws.image_id != gone.id and ws.image_id is not None  # the readable one is open
     ws.image_list.cellClicked.emit(row, 0)
     assert ws.image_id != gone.id
@@ -97,7 +97,7 @@ def test_the_demo_button_creates_and_opens_the_demo_once(show, tmp_path):
     ws = win.workspace
     assert ws is not None and ws.folder == tmp_path / "demo"
     assert ws.image_list.rowCount() >= 4 and not ws.problems
-    assert [c.name for c in ws.classes] == ["background", "object"]
+    assert [c.name for c in ws.classes] == ["background", "coin"]
     win.close_project()
     win.start_screen.demo_button.click()  # the second time it opens the same project
     assert win.workspace.folder == tmp_path / "demo"
@@ -153,9 +153,9 @@ def test_file_menu_adds_images_to_an_open_project_and_names_the_unreadable(qtbot
     assert win.add_images_action.isEnabled() and ws.image_list.rowCount() == 2
     win.add_images_action.trigger()
     qtbot.waitUntil(lambda: ws.image_list.rowCount() == 3, timeout=60_000)  # the engine thread adds it
-    qtbot.waitUntil(lambda: "Added 1 images" in win.statusBar().currentMessage(), timeout=10_000)
-    text = win.statusBar().currentMessage()
-    assert "1 were in the project already" in text and "Left out 1 that cannot be read (broken.png:" in text
+    qtbot.waitUntil(lambda: "Added 1 image." in win.statusBar().currentMessage(), timeout=10_000)
+    assert "1 was in the project already" in win.statusBar().currentMessage()
+    assert win.banner.text.text().startswith("Left out 1 file that cannot be read (broken.png:")  # until dismissed
     with Project.open(blob_project) as project:
         added = [i for i in project.images() if i.name == "new.png"]
         assert len(added) == 1 and (added[0].width, added[0].height) == (70, 50) and len(project.images()) == 3

@@ -94,18 +94,20 @@ def paste_tile(mask: np.ndarray, tile: int, col: int, row: int, classes: np.ndar
     mask[row * tile:row * tile + h, col * tile:col * tile + w] = classes
 
 
-def predict_mask(grid: SlideGrid, predict_tile: Callable[[int, int], np.ndarray],
+def predict_mask(grid: SlideGrid, predict_tile: Callable[[int, int], np.ndarray | None],
                  progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """The slide's mask (working resolution, uint8): ``predict_tile(col, row)`` (a class map) on
-    every tile of ``mask_tiles``, ``NOT_PREDICTED`` elsewhere. The app's slide export and
-    ``pointillist predict`` both make their masks here, so they agree by construction.
-    ``progress(done, total)`` is called before each tile."""
+    every tile of ``mask_tiles``, ``NOT_PREDICTED`` elsewhere and where it gives None. The app's
+    slide export and ``pointillist predict`` both make their masks here, so they agree by
+    construction. ``progress(done, total)`` is called before each tile."""
     tiles = mask_tiles(grid)
     mask = np.full((grid.grid.height, grid.grid.width), NOT_PREDICTED, np.uint8)
     for i, (col, row) in enumerate(tiles):
         if progress is not None:
             progress(i, len(tiles))
-        paste_tile(mask, grid.tile, col, row, predict_tile(col, row))
+        classes = predict_tile(col, row)
+        if classes is not None:
+            paste_tile(mask, grid.tile, col, row, classes)
     return mask
 
 

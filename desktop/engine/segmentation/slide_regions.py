@@ -6,21 +6,28 @@ background scan already scored is reused here.
 """
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from desktop.engine.errors import ProjectError
+from desktop.engine.errors import ImageReadError, ProjectError
 from desktop.engine.segmentation import selection
 from desktop.engine.segmentation.labelled_classes import no_model_words
 from desktop.engine.segmentation.slide_export import qupath_geojson, write_geojson, write_mask_ome_tiff
 from desktop.engine.segmentation.slide_grid import CONTEXT, MIN_TISSUE, SlideGrid
-from desktop.engine.segmentation.slide_learning import (TilePredictions, predict_mask, scaled_uncertainty,
+from desktop.engine.segmentation.slide_learning import (TilePredictions, mask_tiles, predict_mask, scaled_uncertainty,
                                                         tile_probabilities, tile_ref)
 
 MIN_DISTANCE = 8.0  # working pixels between queries
+EXPORT_SECONDS = 600.0
+"""How long a slide export may spend predicting tiles: the engine thread does nothing else
+meanwhile (no training, no view). Tiles predicted already for the model in use (in view, by
+``N``, by an earlier export) cost nothing and are always in; the tissue left unpredicted after
+that is reported, with what to do (File > Predict works a whole slide in the background)."""
 
 
 @dataclass(frozen=True)
@@ -87,10 +94,11 @@ def next_region(engine, predictions: TilePredictions, candidates: list[tuple[int
 
 
 def export_slide(engine, predictions: TilePredictions, image_id: int, folder: Path, strategy: str,
-                 progress: Callable[[str, float], None]) -> str:
+                 progress: Callable[[str, float], None], seconds: float = EXPORT_SECONDS) -> str:
     """Predict every tile with tissue (others are 255 in the mask: not predicted) and write
     ``NAME.geojson`` and ``NAME_mask.ome.tif`` (at the working resolution); returns what was
-    written, in words."""
+    written and how much of the tissue is predicted, in words. Tiles not predicted yet once
+    ``seconds`` have passed, and tiles that cannot be read (a damaged part), are left out."""
     project = engine.project
     grid = engine.slides.grid(image_id)
     if grid is None:
@@ -105,7 +113,21 @@ def export_slide(engine, predictions: TilePredictions, image_id: int, folder: Pa
         if done % 8 == 0:
             progress(f"Predicting the slide for export: tile {done + 1} of {total}", done / max(1, total))
 
-    mask = predict_mask(grid, tile_classes, tell)
+    deadline = time.monotonic() + seconds
+    late: list[tuple[int, int]] = []
+    unreadable: list[tuple[int, int]] = []
+
+    def in_time(col: int, row: int) -> np.ndarray | None:
+        if time.monotonic() > deadline and predictions.get(grid, col, row, engine.version) is None:
+            late.append((col, row))
+            return None
+        try:
+            return tile_classes(col, row)
+        except ImageReadError:
+            unreadable.append((col, row))
+            return None
+
+    mask = predict_mask(grid, in_time, tell)
     classes = project.classes()
     _, yx, cls = project.label_arrays(grid.image_id)
     collection = qupath_geojson([c.name for c in classes], [c.colour for c in classes], yx[:, ::-1], cls,
@@ -116,7 +138,29 @@ def export_slide(engine, predictions: TilePredictions, image_id: int, folder: Pa
     write_geojson(folder / f"{stem}.geojson", collection)
     levels = write_mask_ome_tiff(folder / f"{stem}_mask.ome.tif", mask, mpp=grid.resolution.mpp)
     return (f"Exported {stem}.geojson ({len(collection['features'])} objects) and {stem}_mask.ome.tif "
-            f"({mask.shape[1]} x {mask.shape[0]}, {levels} levels) to {folder}.")
+            f"({mask.shape[1]} x {mask.shape[0]}, {levels} levels) to {folder}. "
+            + _coverage_words(grid, mask_tiles(grid), late, unreadable, seconds))
+
+
+def _coverage_words(grid: SlideGrid, tiles: list[tuple[int, int]], late: list[tuple[int, int]],
+                    unreadable: list[tuple[int, int]], seconds: float) -> str:
+    """How much of the tissue (by area, on the tissue mask) the export predicted and, when not
+    all, why and what to do."""
+    def tissue(tile: tuple[int, int]) -> float:
+        x, y, w, h = grid.rect(*tile)
+        return grid.tissue.fraction(x, y, w, h) * w * h
+
+    if not late and not unreadable:
+        return "100 % of the tissue predicted."
+    total = sum(map(tissue, tiles))
+    done = math.floor(100 * (1 - sum(map(tissue, late + unreadable)) / total)) if total > 0 else 0
+    words = f"{done} % of the tissue predicted; {100 - done} % left unpredicted"
+    if unreadable:
+        words += f" ({len(unreadable)} tiles of a damaged part of the slide cannot be read)"
+    if late:
+        words += (f": an export predicts for {seconds / 60:g} minutes at most. Press N or pan there to predict "
+                  "more, then export again, or predict the whole slide with File > Predict images or slides")
+    return words + "."
 
 
 def _likeliest(probs: np.ndarray | None, points: np.ndarray, labelled: tuple[int, ...]) -> list[tuple]:
