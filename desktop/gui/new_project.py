@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QColorDialog, QComboBox, QDialog, QDialogButtonBo
 
 from desktop.engine.errors import PointillistError
 from desktop.engine.project.setup import ImageScan, create_project, default_classes, scan_images
+from desktop.plural import plural
 from desktop.resources import palette
 
 from .icons import error_style
@@ -182,7 +183,7 @@ class NewProjectDialog(QDialog):
                                else "Scan cancelled: no images chosen.")
             return
         self.scan = thread.scan
-        self.found.setText(f"{len(self.scan.readable)} readable images found, "
+        self.found.setText(f"{plural(len(self.scan.readable), 'readable image')} found, "
                            f"{len(self.scan.unreadable)} unreadable.")
         for path, reason in self.scan.unreadable:
             self.unreadable.addItem(f"{path.name}: {reason}")

@@ -16,6 +16,7 @@ from PySide6.QtGui import QUndoStack
 from desktop.engine.project.records import ClassInfo
 from desktop.engine.project.store import Project
 from desktop.engine.service.messages import QueryPoint
+from desktop.plural import plural
 
 from .commands import AddLabel, CloseQuery, DeleteLabel
 
@@ -163,7 +164,7 @@ class LabellingSession(QObject):
             self.pendingChanged.emit(image_id)
         if not self.pending:
             self._retry.stop()
-            self.notice.emit(f"The project is free again: {len(waiting)} waiting label(s) saved.")
+            self.notice.emit(f"The project is free again: {plural(len(waiting), 'waiting label')} saved.")
 
     # ----- keeping in step with the database -------------------------------------------------
     def _after(self, command) -> None:

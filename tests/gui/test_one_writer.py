@@ -75,7 +75,7 @@ def test_a_busy_database_keeps_the_label_and_saves_it_when_free(qtbot, show, blo
     with Project.open(blob_project) as project:
         labels = project.labels()
     assert [(round(lab.x), round(lab.y)) for lab in labels] == [(50, 70), (120, 20)]
-    assert "2 waiting label(s) saved" in win.statusBar().currentMessage()
+    assert "2 waiting labels saved" in win.statusBar().currentMessage()
     QTest.keyClick(ws.viewer, Qt.Key_Z, Qt.ControlModifier)  # a saved label undoes as any other
     with Project.open(blob_project) as project:
         assert len(project.labels()) == 1

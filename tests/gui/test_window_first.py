@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication
 from desktop.engine.project.demo import DEMO_CLASSES, create_demo_project
 from desktop.engine.project.store import Project
 from desktop.gui.app import MainWindow
+from desktop.gui.new_project import NewProjectDialog
 from desktop.gui.query_inset import SCALE, SPAN
 from desktop.gui.shortcuts import ShortcutsDialog
 from desktop.plural import plural
@@ -173,6 +174,17 @@ def test_counts_are_in_words():
     assert plural(2, "image") == "2 images"
     assert plural(0, "image") == "0 images"
     assert plural(1, "query", "queries") == "1 query" and plural(3, "query", "queries") == "3 queries"
+
+
+def test_one_picture_is_one_image(qtbot, tmp_path):
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(folder / "only.png")
+    dialog = NewProjectDialog()
+    qtbot.addWidget(dialog)
+    dialog.set_sources([folder])
+    qtbot.waitUntil(lambda: not dialog.scanning)  # the files are checked on a worker
+    assert dialog.found.text() == "1 readable image found, 0 unreadable."
 
 
 # ----- item 18: the query's marker and its inset --------------------------------------------
