@@ -92,7 +92,7 @@ class ProjectWorkspace(QWidget):
         for model in self.project.model_versions():
             if model.published:
                 self.training_panel.add_model(model.version, float("nan"), model.validation_accuracy,
-                                              model.label_count + model.validation_count)
+                                              model.label_count + model.validation_count, model.validation_count)
         if start_engine:
             self.bridge.start()
         readable = [i.id for i in self.project.images() if i.id not in self.problems]
@@ -382,7 +382,8 @@ class ProjectWorkspace(QWidget):
             self._painted_at = time.monotonic()
 
     def _published(self, event) -> None:
-        self.training_panel.add_model(event.version, event.loss, event.validation_accuracy, event.label_count)
+        self.training_panel.add_model(event.version, event.loss, event.validation_accuracy, event.label_count,
+                                      event.validation_count)
 
     def _ranking(self, event) -> None:
         self.ranking = event.uncertainty

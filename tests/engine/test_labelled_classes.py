@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from desktop.engine.errors import ProjectError
+from desktop.engine.learning.task_engine import is_validation
 from desktop.engine.predict.model_dir import write_model_dir
 from desktop.engine.predict.predictor import Predictor
 from desktop.engine.project.store import Project
@@ -120,6 +121,8 @@ def test_the_engine_thread_clears_the_overlay_of_a_model_of_one_class(tmp_path, 
     label(project, image_id, classes=(1,))
     service.send(LabelsChanged())
     published = recorder.wait_for(lambda e: isinstance(e, ModelPublished) and e.label_count == 12)
+    ids = project.label_arrays(image_id)[0]
+    assert published.validation_count == int(is_validation(ids, 0.1).sum())  # the held-back labels, counted
     service.send(Predict(image_id, 3))
     shown = recorder.wait_for(lambda e: isinstance(e, Prediction) and e.generation == 3)
     assert shown.version >= published.version

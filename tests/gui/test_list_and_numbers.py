@@ -6,9 +6,11 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from desktop.engine.service.messages import ImageRanking
+from desktop.engine.project.store import Project
+from desktop.engine.service.messages import ImageRanking, ModelPublished
 from desktop.gui.app import MainWindow
 from desktop.gui.image_list import UNCERTAINTY
+from desktop.gui.training_panel import wilson_interval
 
 from .conftest import make_blob_project
 
@@ -93,3 +95,34 @@ def test_the_list_moves_only_when_asked_and_its_arrow_never_lies(window):
     assert table.image_ids() == before and selected_id(table) == chosen
     assert table.item(table.row_of(chosen), 1).text() == "3"
     assert table.resort_button.isEnabled() and not table.horizontalHeader().isSortIndicatorShown()
+
+
+def test_the_wilson_interval():
+    low, high = wilson_interval(24, 30)
+    assert low == pytest.approx(0.6269, abs=1e-3) and high == pytest.approx(0.9050, abs=1e-3)
+    assert wilson_interval(3, 3)[1] == 1.0 and wilson_interval(3, 3)[0] == pytest.approx(0.4385, abs=1e-3)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_held_out_accuracy_says_how_many_labels_and_how_sure(show, tmp_path):
+    folder = make_blob_project(tmp_path / "data")
+    with Project.open(folder) as project:  # a version trained before, as the project lists it
+        project.add_model_version("fast", 10, None, 3, 1.0)
+    win = show(MainWindow(folder, start_engine=False))
+    ws = win.workspace
+    tabs = ws.training_panel.parentWidget().parentWidget()
+    bar = tabs.tabBar()
+    QTest.mouseClick(bar, Qt.LeftButton, Qt.NoModifier, bar.tabRect(tabs.indexOf(ws.training_panel)).center())
+    panel = ws.training_panel
+    assert panel.isVisible()
+    assert panel.accuracy.text().startswith("too few to judge (3 of 3 held-back labels right")
+    assert "100" not in panel.accuracy.text()
+
+    ws.bridge.published.emit(ModelPublished(2, 0.4, 0.5, 14, validation_count=4))
+    assert panel.accuracy.text().startswith("too few to judge (2 of 4")
+    assert len(panel.accuracy_curve.getData()[0] or []) == 0  # nothing judged: nothing plotted
+
+    ws.bridge.published.emit(ModelPublished(3, 0.3, 0.8, 300, validation_count=30))
+    assert panel.accuracy.text() == "80.0% on 30 held-back labels (95% interval 63% to 90%)"
+    assert list(panel.accuracy_curve.getData()[0]) == [3]
+    win.close()

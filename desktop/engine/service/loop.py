@@ -120,7 +120,7 @@ class EngineService(threading.Thread):
             if seen == self._project.label_count():  # else labels changed after it: train again
                 self._trained_revision = self._project.label_revision()
             self._emit(ModelPublished(loaded.version, float("nan"), loaded.validation_accuracy, seen,
-                                      self.learner, self._trained_revision))
+                                      self.learner, self._trained_revision, validation_count=loaded.validation_count))
         self._emit(Progress("Ready", 1.0))
 
     def _report_problems(self) -> None:
@@ -204,7 +204,7 @@ class EngineService(threading.Thread):
         if report.published:
             self._emit(ModelPublished(report.version, report.loss, report.validation_accuracy,
                                       report.train_labels + report.validation_labels, self.learner, revision,
-                                      report.seconds))
+                                      report.seconds, report.validation_labels))
             self.task.model_changed()
         note = f". {report.note}" if report.note else ""  # e.g. the GPU ran out of memory
         self._emit(Progress(f"Model version {engine.version}{note}", 1.0))

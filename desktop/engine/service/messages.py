@@ -121,6 +121,7 @@ class ModelPublished:
     learner: str = "fast"
     label_revision: int = -1  # the project's label revision this model was trained on
     seconds: float = float("nan")  # how long the training slice took
+    validation_count: int = 0  # of label_count, the labels held back to score validation_accuracy on
 
 
 @dataclass(frozen=True)
