@@ -38,7 +38,7 @@ def test_skeleton_survives_reopening_and_reordering(project):
 
 def test_labelled_keypoints_cannot_be_removed_but_can_be_renamed(project):
     project.set_keypoint_label(project.image_id, 3, 1.0, 1.0)
-    with pytest.raises(ProjectError, match="cannot be removed: tail"):
+    with pytest.raises(ProjectError, match=r"cannot be removed: 'tail' \(1 label\)"):
         project.set_skeleton(Skeleton(("nose", "ear_l", "ear_r")))
     assert project.skeleton() == SKELETON
     project.rename_keypoint("tail", "tail_base")

@@ -90,6 +90,7 @@ class TaskEngine:
         self._images: OrderedDict[int, np.ndarray] = OrderedDict()
         self._image_cache_items = image_cache_items
         self._gate = PublishGate()
+        self._models_from = project.models_from_version()  # the classes or keypoints this learner is made for
 
     # ----- what a task supplies ------------------------------------------------------------------
     def labelled_sets(self) -> LabelledSets:
@@ -124,6 +125,10 @@ class TaskEngine:
         """One training round on the current labels; publish if validation did not get worse
         than the model in use, measured on today's held-back labels."""
         steps = self.default_steps if steps is None else steps
+        if self.project.models_from_version() != self._models_from:  # changed under this learner: not its to fit
+            return TrainReport(None, float("nan"), 0, 0, None, False, 0.0,
+                               "The project's classes or keypoints changed: open the project again to train a "
+                               "model for them")
         start = time.perf_counter()
         train, val, n_train, n_val = self.labelled_sets()
         if not train:
@@ -193,14 +198,17 @@ class TaskEngine:
     def load_latest_weights(self) -> ModelVersion | None:
         """Restore this learner's newest published model whose file loads, and return its
         version; None when there is none, or when another learner published since (its labels
-        are newer: better to train afresh). A newer file that is missing, damaged or made for other
+        are newer: better to train afresh), or when the project's classes or keypoints changed
+        since (``Project.models_from_version``: a model's channels are those it was made for, so
+        it is trained afresh, from scratch). A newer file that is missing, damaged or made for other
         classes is passed over and said so in ``problems``. Files load with ``weights_only``, so a
         tampered one cannot run code."""
         passed_over = []
+        oldest = self.project.models_from_version()
         for model in reversed(self.project.model_versions()):
             if not model.published or model.path is None:
                 continue
-            if model.learner != self.learner_name:
+            if model.learner != self.learner_name or model.version < oldest:
                 break
             path = self.project.models_dir / model.path
             try:

@@ -14,17 +14,33 @@ from desktop.engine.project.skeleton import UNLABELLED, VISIBILITIES, Skeleton
 
 
 class KeypointStore:
-    def set_skeleton(self, skeleton: Skeleton) -> None:
+    def set_skeleton(self, skeleton: Skeleton, renamed: dict[str, str] | None = None) -> None:
         """Make ``skeleton`` the project's: keypoints keep their id by name (so their labels
-        stay theirs), new names are added, and a keypoint that any label names, live or
-        deleted (undo may bring it back), cannot be removed: rename it instead."""
+        stay theirs), or by ``renamed`` (old name -> its name in ``skeleton``); new names are
+        added, and a keypoint that any label names, live or deleted (undo may bring it back),
+        cannot be removed: rename it instead. A change of the keypoints or their order makes the
+        saved models outdated (``ClassStore``): their heatmaps are per keypoint, in order."""
         with self._transaction():
+            before = self._keypoint_ids()
+            if renamed:  # in two steps, so that swapped names never meet the UNIQUE constraint
+                by_name = dict(self._conn.execute("SELECT name, id FROM skeleton_keypoints").fetchall())
+                moving = [(new, by_name[old]) for old, new in renamed.items() if old in by_name and old != new]
+                self._conn.executemany("UPDATE skeleton_keypoints SET name = char(1) || id WHERE id = ?",
+                                       [(kid,) for _, kid in moving])
+                for new, kid in moving:
+                    try:
+                        self._conn.execute("UPDATE skeleton_keypoints SET name = ? WHERE id = ?", (new, kid))
+                    except sqlite3.IntegrityError as e:
+                        raise ProjectError(f"There is already a keypoint called '{new}'. Nothing was changed.") from e
             existing = dict(self._conn.execute("SELECT name, id FROM skeleton_keypoints").fetchall())
             dropped = [n for n in existing if n not in skeleton.names]
-            used = [n for n in dropped if self._conn.execute(
-                "SELECT 1 FROM labels WHERE keypoint_id = ? LIMIT 1", (existing[n],)).fetchone()]
+            used = {n: self._conn.execute("SELECT COUNT(*) FROM labels WHERE keypoint_id = ?", (existing[n],)
+                                          ).fetchone()[0] for n in dropped}
+            used = {n: count for n, count in used.items() if count}
             if used:
-                raise ProjectError(f"Keypoints with labels cannot be removed: {', '.join(used)}.")
+                named = ", ".join(f"'{n}' ({count} label{'s' if count != 1 else ''})" for n, count in used.items())
+                raise ProjectError(f"Keypoints with labels cannot be removed: {named}. Rename them instead, or "
+                                   "keep them. Nothing was changed.")
             self._conn.execute("DELETE FROM skeleton_edges")
             self._conn.execute("DELETE FROM skeleton_symmetry")
             for name in dropped:
@@ -43,6 +59,8 @@ class KeypointStore:
                                    [(ids[a], ids[b]) for a, b in skeleton.edges])
             self._conn.executemany("INSERT INTO skeleton_symmetry(a, b) VALUES (?, ?)",
                                    [(ids[a], ids[b]) for a, b in skeleton.symmetry])
+            if before and ids != before:
+                self._models_outdated()
 
     def rename_keypoint(self, old: str, new: str) -> None:
         new = new.strip()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from desktop.engine.errors import ProjectError
 from desktop.engine.project.atomic import remove_stale_temporaries
+from desktop.engine.project.class_store import ClassStore
 from desktop.engine.project.keypoint_store import KeypointStore
 from desktop.engine.project.label_store import LabelStore
 from desktop.engine.project.model_store import ModelStore
@@ -61,7 +62,7 @@ def check_project_folder(folder: Path) -> None:
         raise ProjectError(f"'{folder}' is not a Pointillist project (no {DB_NAME} in it).")
 
 
-class Project(LabelStore, QueryStore, ModelStore, KeypointStore):
+class Project(LabelStore, ClassStore, QueryStore, ModelStore, KeypointStore):
     """The project folder and its database connection."""
 
     def __init__(self, folder: Path, conn: sqlite3.Connection, read_only: bool = False):
