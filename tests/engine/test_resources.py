@@ -24,9 +24,28 @@ def test_palette_has_ten_distinct_valid_colours():
         assert len(colour) == 7 and resources.rgba(colour)[3] == 255  # '#rrggbb', as projects store them
 
 
-def test_palette_keeps_okabe_ito_first():
-    assert resources.palette()[:8] == ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00",
-                                       "#f0e442", "#000000")
+OKABE_ITO = {"#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000000"}
+HAEMATOXYLIN, EOSIN = (77, 38, 101), (172, 117, 172)
+"""Median colours of nuclei and of everything else in the 14 H&E tiles of MoNuSeg 2018's test set
+(with their masks), measured once: the colours an overlay on H&E must not be mistaken for."""
+
+
+def test_palette_keeps_okabe_ito_first_and_stain_like_colours_last():
+    """A class colour that looks like a stain (at the default 45-50 % opacity the overlay takes on
+    its hue) cannot be told from the tissue: the first classes get colours far from both."""
+    from skimage.color import rgb2lab
+
+    colours = resources.palette()
+    assert OKABE_ITO <= set(colours[:9])
+
+    def distance(colour, stain):
+        rgb = np.array([resources.rgba(colour)[:3], stain], np.float64)[None] / 255
+        lab = rgb2lab(rgb)[0]
+        return float(np.linalg.norm(lab[0] - lab[1]))
+
+    far = [min(distance(c, HAEMATOXYLIN), distance(c, EOSIN)) for c in colours]
+    assert all(d > 35 for d in far[:8]), far  # the first eight classes
+    assert colours[8:10] == ("#cc79a7", "#882255") and max(far[8:10]) < 35
 
 
 def test_a_new_project_gets_the_palette(tmp_path):
