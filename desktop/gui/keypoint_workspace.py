@@ -16,6 +16,7 @@ from PySide6.QtCore import Qt, Signal
 from desktop.engine.errors import PointillistError
 from desktop.engine.keypoints.formats import export_project_file
 from desktop.engine.project.store import Project
+from desktop.plural import plural
 
 from .keypoint_overlay import KeypointOverlay
 from .keypoint_panel import KeypointPanel
@@ -65,12 +66,12 @@ class KeypointWorkspace(ProjectWorkspace):
     def add_video(self, path: Path, frames: int, sampling: str = "uniform") -> None:
         """Sample frames of a video into the project (on the engine thread: k-means needs the
         encoder); the image list updates when they are in."""
-        self.message.emit(f"Adding {frames} frames of {Path(path).name}...")
+        self.message.emit(f"Adding {plural(frames, 'frame')} of {Path(path).name}...")
         self.bridge.add_video(path, frames, sampling)
 
     def _video_added(self, event) -> None:
         self.image_list.fill(self.project, self.problems)
-        self.message.emit(f"Added {len(event.image_ids)} frames of {event.path.name}.")
+        self.message.emit(f"Added {plural(len(event.image_ids), 'frame')} of {event.path.name}.")
         if self.image_id is None and event.image_ids:
             self.open_image(event.image_ids[0])
 
