@@ -54,8 +54,7 @@ class QueryInset(QLabel):
         painter.drawRect(lo, lo, SCALE + 1, SCALE + 1)  # a frame just outside the asked pixel
         painter.end()
         self.setPixmap(pixmap)
-        self.show()
-        self.raise_()
+        self.raise_()  # the viewer shows it, unless the queries layer is hidden
 
     def clear_query(self) -> None:
         self.shown = None

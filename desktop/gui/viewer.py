@@ -169,6 +169,13 @@ class ImageViewer(ViewerCommon, pg.GraphicsView):
         brushes, pens = self._label_style(class_indices, pending)
         self.items["labels"].setData(x=np.asarray(xs) + 0.5, y=np.asarray(ys) + 0.5, brush=brushes, pen=pens)
 
+    def toggle_layer(self, name: str) -> bool:
+        """The inset belongs to the queries layer: Q hides it with the rings."""
+        visible = super().toggle_layer(name)
+        if name == "queries":
+            self.inset.setVisible(visible and self.inset.shown is not None)
+        return visible
+
     def set_queries(self, xs: np.ndarray, ys: np.ndarray) -> None:
         self.items["queries"].setData(x=np.asarray(xs) + 0.5, y=np.asarray(ys) + 0.5)
 
@@ -183,6 +190,7 @@ class ImageViewer(ViewerCommon, pg.GraphicsView):
         self.current_ring.setData(x=[x + 0.5], y=[y + 0.5])
         if self._pixels is not None:
             self.inset.show_around(self._pixels, x, y)
+            self.inset.setVisible(self.layer_visible("queries"))
         if centre and self.image_shape is not None:
             rect = self.view.viewRect()
             height, width = self.image_shape

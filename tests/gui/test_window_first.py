@@ -208,6 +208,11 @@ def test_the_marker_leaves_the_asked_pixel_visible_and_the_inset_shows_its_surro
     ticks = [screen.pixelColor(at + QPoint(dx, dy)).getRgb()[:3] for dx, dy in ((11, 0), (-11, 0), (0, 11), (0, -11))]
     assert all(t == ring for t in ticks)  # ... and marks where it is
 
+    QTest.keyClick(viewer, "q")  # the queries layer hidden: the rings and the inset
+    assert not inset.isVisible() and not viewer.current_ring.isVisible()
+    QTest.keyClick(viewer, "q")
+    assert inset.isVisible()
+
     QTest.keyClick(viewer, "1")  # answered: the next query, by the picture's corner
     assert (ws.session.current.x, ws.session.current.y) == (2, 3)
     expected = np.full((SPAN, SPAN, 3), 40, np.uint8)  # grey beyond the edges
