@@ -93,7 +93,8 @@ class LabelPanel(QWidget):
         else:
             self.todo.setText("Waiting for the next question; or press M and click points yourself.")
 
-    def show_query(self, query: QueryPoint | None, remaining: int) -> None:
+    def show_query(self, query: QueryPoint | None, remaining: int, no_guess: str = "(no model yet)") -> None:
+        """``no_guess``: what "Likeliest" says when the query has no classes from the model."""
         self._asking = query is not None
         self._show_todo()
         if query is None:
@@ -106,7 +107,7 @@ class LabelPanel(QWidget):
             info = self.classes[index]
             parts.append(f"<span style='color:{info.colour}'>&#9632;</span> <b>{key_of(info)}</b> "
                          f"{info.name} {probability:.0%}")
-        self.candidates.setText("<br>".join(parts) if parts else "(no model yet)")
+        self.candidates.setText("<br>".join(parts) if parts else no_guess)
 
     def show_mean_seconds(self, seconds: float | None) -> None:
         self.seconds.setText("-" if seconds is None else f"{seconds:.1f} s")

@@ -360,8 +360,15 @@ class ProjectWorkspace(QWidget):
             self.viewer.set_current_query(None, None)
         else:
             self.viewer.set_current_query(query.x, query.y, centre=self.session.mode == "query")
-        self.label_panel.show_query(query, len(queries))
+        self.label_panel.show_query(query, len(queries), self._no_guess())
         self.image_list.refresh_counts(self.project, self.image_id)
+
+    def _no_guess(self) -> str:
+        """What "Likeliest" says of a query the model has given no classes, agreeing with the
+        overlay: a model of one labelled class paints nothing (segmentation/labelled_classes.py)."""
+        if self.project.labelled_class_count() == 1:
+            return "(label a second class: until then the model has nothing to tell apart, and paints nothing)"
+        return "(waiting for the model)" if self.training_panel.history else "(no model yet)"
 
     def _prediction(self, event) -> None:
         """Paint at once unless the last paint was under ``REPAINT_MS`` ago; then paint the

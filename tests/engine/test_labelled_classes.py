@@ -7,6 +7,8 @@ import pytest
 from PIL import Image
 
 from desktop.engine.errors import ProjectError
+from desktop.engine.images.slides import open_image_source
+from desktop.engine.images.synthetic_slide import generate_ome_tiff
 from desktop.engine.learning.task_engine import is_validation
 from desktop.engine.predict.model_dir import write_model_dir
 from desktop.engine.predict.predictor import Predictor
@@ -14,9 +16,12 @@ from desktop.engine.project.store import Project
 from desktop.engine.segmentation.engine import SegmentationEngine
 from desktop.engine.segmentation.export import export_masks, export_model, scripted_predict
 from desktop.engine.segmentation.labelled_classes import restrict
-from desktop.engine.service.messages import LabelsChanged, ModelPublished, Predict, Prediction, Queries
+from desktop.engine.service.loop import EngineService
+from desktop.engine.service.messages import (LabelsChanged, ModelPublished, Predict, Prediction, PredictView, Queries,
+                                             TilePrediction)
 from tests.engine.helpers import one_thread  # noqa: F401  (one torch thread for this module)
-from tests.engine.test_service import service_factory  # noqa: F401  (the engine-thread fixture)
+from tests.engine.test_service import Recorder, service_factory  # noqa: F401  (the engine-thread fixture)
+from tests.slide_clicks import ten_clicks
 
 SIZE = 96
 UNLABELLED = 2
@@ -129,3 +134,33 @@ def test_the_engine_thread_clears_the_overlay_of_a_model_of_one_class(tmp_path, 
     assert set(np.unique(shown.class_map)) == {0, 1}
     asked = recorder.wait_for(lambda e: isinstance(e, Queries) and e.version == shown.version and e.points)
     assert all({c for c, _ in p.candidates} == {0, 1} for p in asked.points)  # debris is never "likeliest"
+
+
+def test_a_slide_paints_and_proposes_only_labelled_classes_also_for_queries_asked_before(tmp_path):
+    """Queries asked before the model (none had likeliest classes) get them once it is in."""
+    path = tmp_path / "slide.ome.tif"
+    levels = generate_ome_tiff(path, 2048)
+    project = Project.create(tmp_path / "p", classes=[("glass", "#f0f0f0", "1"), ("tissue", "#d02020", "2"),
+                                                      ("debris", "#00ff00", "3")])
+    image_id = project.add_image(path, 2048, 2048, levels)
+    with open_image_source(path) as source:
+        clicks = ten_clicks(source)
+    glass, tissue, _ = project.classes()
+    project.add_labels(image_id, [(x, y, (glass, tissue)[c].id) for x, y, c in clicks])
+    asked = project.add_queries(image_id, np.array([[1024.0, 1024.0], [300.0, 1500.0]]), "random")
+    project.close()
+    events = Recorder()
+    service = EngineService(tmp_path / "p", events, torch_threads=1)
+    service.start()
+    try:
+        service.send(PredictView(image_id, 1, (0.0, 0.0, 2048.0, 2048.0)))
+        service.send(LabelsChanged())
+        published = events.wait_for(lambda e: isinstance(e, ModelPublished), 120)
+        queries = events.wait_for(lambda e: isinstance(e, Queries) and e.version is not None, 120)
+        tiles = events.of(TilePrediction)
+    finally:
+        service.stop()
+    assert queries.image_id == image_id and queries.version >= published.version
+    assert [p.query_id for p in queries.points] == asked
+    assert all(p.candidates and {c for c, _ in p.candidates} <= {0, 1} for p in queries.points)
+    assert tiles and all(set(np.unique(t.class_map)) <= {0, 1} for t in tiles)

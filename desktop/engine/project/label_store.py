@@ -80,6 +80,11 @@ class LabelStore:
         cls = np.array([index_of[r[3]] for r in rows], np.int64)
         return ids, yx, cls
 
+    def labelled_class_count(self) -> int:
+        """How many classes have at least one live label."""
+        return self._conn.execute("SELECT COUNT(DISTINCT class_id) FROM labels WHERE deleted = 0 "
+                                  "AND class_id IS NOT NULL").fetchone()[0]
+
     def label_count(self, image_id: int | None = None) -> int:
         """Live labels, of one image or of all (counted by SQLite through its index)."""
         return self._conn.execute("SELECT COUNT(*) FROM labels WHERE (? IS NULL OR image_id = ?) AND deleted = 0",

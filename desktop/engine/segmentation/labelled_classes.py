@@ -61,6 +61,13 @@ class LabelledModel:
         return self.learner.embed_points(image, yx)
 
 
+def likeliest(column: np.ndarray, classes: Iterable[int], n: int = 3) -> tuple[tuple[int, float], ...]:
+    """The ``n`` likeliest of ``classes`` at one pixel, ``(class, probability)`` most likely first,
+    from its probabilities ``column`` (C,): a class with no labels is never "likeliest"."""
+    labelled = set(classes)
+    return tuple((int(i), float(column[i])) for i in np.argsort(column)[::-1] if i in labelled)[:n]
+
+
 def no_model_words(engine) -> str:
     """Why ``engine`` (a ``SegmentationEngine`` whose model is not ready) has nothing to export."""
     if not engine.learner.trained:

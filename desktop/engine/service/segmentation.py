@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from desktop.engine.segmentation import selection, strategies
+from desktop.engine.segmentation.labelled_classes import likeliest
 from desktop.engine.segmentation.slide_learning import NOT_PREDICTED
 from desktop.engine.service.messages import (SLIDE_MESSAGES, Export, Exported, Predict, Prediction, PredictView,
                                              Progress, ProposeQueries, Queries, QueryPoint)
@@ -112,16 +113,13 @@ class SegmentationServing(TaskServing):
     def _emit_queries(self, image_id: int, probs: np.ndarray | None, seconds: float = float("nan")) -> None:
         """Send the image's open queries, each with the model's three likeliest classes (of those
         it was trained on: the others have no probability)."""
-        labelled = set(self.engine.model.classes)
         points = []
         for q in self.project.queries(image_id):
             candidates: tuple = ()
             if probs is not None:
                 y = int(np.clip(round(q.y), 0, probs.shape[1] - 1))
                 x = int(np.clip(round(q.x), 0, probs.shape[2] - 1))
-                column = probs[:, y, x]
-                order = [i for i in np.argsort(column)[::-1] if i in labelled][:3]
-                candidates = tuple((int(i), float(column[i])) for i in order)
+                candidates = likeliest(probs[:, y, x], self.engine.model.classes)
             points.append(QueryPoint(q.id, q.x, q.y, candidates))
         self.emit(Queries(image_id, self.engine.version, points, seconds))
 

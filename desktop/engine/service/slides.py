@@ -1,6 +1,7 @@
 """What the engine thread does for slides: predicting the tiles of the view the expert looks at
 (newest view first, nearest its centre first, each tile cached by model version and predicted
-again when a new version lands), scanning the tissue for uncertainty when nothing else is asked,
+again when a new version lands), the slide's open queries with that model's likeliest classes,
+scanning the tissue for uncertainty when nothing else is asked,
 and, through ``segmentation/slide_regions.py``, going to the most uncertain region not yet seen
 (``N``) and exporting for QuPath. ``SegmentationServing`` hands slide messages here.
 """
@@ -12,8 +13,9 @@ from typing import Callable
 import numpy as np
 
 from desktop.engine.segmentation import selection
-from desktop.engine.segmentation.slide_grid import SlideGrid
-from desktop.engine.segmentation.slide_learning import TilePredictions
+from desktop.engine.segmentation.labelled_classes import likeliest
+from desktop.engine.segmentation.slide_grid import CONTEXT, SlideGrid
+from desktop.engine.segmentation.slide_learning import TilePredictions, tile_probabilities
 from desktop.engine.segmentation.slide_regions import export_slide, next_region
 from desktop.engine.service.messages import (Exported, ExportSlide, NextRegion, PredictView, Progress, Queries,
                                              QueryPoint, RegionChosen, RegionScores, TilePrediction)
@@ -30,6 +32,7 @@ class SlideServing:
         self.pending: list[tuple[int, int]] = []  # tiles of the view still to send
         self.predictions = TilePredictions()
         self._candidates: dict[int, list[tuple[int, int]]] = {}
+        self._queries_due = False  # the view's slide is to get its open queries with likeliest classes
 
     @property
     def busy(self) -> bool:
@@ -38,6 +41,7 @@ class SlideServing:
     # ----- what SegmentationServing calls ------------------------------------------------------
     def receive(self, message) -> None:
         if isinstance(message, PredictView):
+            self._queries_due |= self.view is None or self.view.image_id != message.image_id
             self.view = message
             self.pending = self._view_tiles()
         elif isinstance(message, NextRegion):
@@ -54,8 +58,9 @@ class SlideServing:
             self.emit(Progress(f"Model version {self.engine.version}", 1.0))
 
     def model_changed(self) -> None:
-        """A new model version: the view's tiles are predicted again."""
+        """A new model version: the view's tiles are predicted again, and its queries' likeliest."""
         self.pending = self._view_tiles()
+        self._queries_due = True
 
     def owns(self, image_id: int) -> bool:
         return self.engine.slides.grid(image_id) is not None
@@ -93,6 +98,9 @@ class SlideServing:
                                      result.class_map, result.uncertainty))
         if not self.pending:
             self._emit_scores(grid)
+            if self._queries_due:
+                self._queries_due = False
+                self._emit_queries(grid)
 
     def scan(self) -> None:
         """Score one more tissue tile of the slide in view (when the engine has nothing else to do)."""
@@ -130,6 +138,25 @@ class SlideServing:
 
     def _cached(self, grid: SlideGrid) -> bool:
         return bool(self.pending) and self.predictions.get(grid, *self.pending[0], self.engine.version) is not None
+
+    def _emit_queries(self, grid: SlideGrid) -> None:
+        """The slide's open queries, each with the model's likeliest classes at its pixel: asked
+        before this model (or before any), they had none, and the panel's "Likeliest" must
+        agree with the tiles painted."""
+        queries = self.project.queries(grid.image_id)
+        if not queries:
+            return
+        cols, rows, local = grid.locate(np.array([(q.y, q.x) for q in queries], np.float64))
+        tiles: dict[tuple[int, int], np.ndarray] = {}
+        points = []
+        for q, col, row, (y, x) in zip(queries, cols.tolist(), rows.tolist(), local - CONTEXT):
+            if (col, row) not in tiles:
+                tiles[(col, row)] = tile_probabilities(self.engine.model, grid, col, row)
+            probs = tiles[(col, row)]
+            y = int(np.clip(round(y), 0, probs.shape[1] - 1))
+            x = int(np.clip(round(x), 0, probs.shape[2] - 1))
+            points.append(QueryPoint(q.id, q.x, q.y, likeliest(probs[:, y, x], self.engine.model.classes)))
+        self.emit(Queries(grid.image_id, self.engine.version, points))
 
     def _emit_scores(self, grid: SlideGrid) -> None:
         scores = np.full((grid.grid.rows, grid.grid.columns), np.nan, np.float32)
