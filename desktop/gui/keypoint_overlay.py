@@ -8,9 +8,11 @@ absent ones are not drawn). Proposals are rings from red (unsure) through yellow
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, QPointF, Qt, Signal
 from PySide6.QtGui import QColor
 
 from desktop import resources
@@ -27,33 +29,35 @@ def confidence_colour(confidence: float) -> QColor:
 class DraggableScatter(pg.ScatterPlotItem):
     """Spots that can be dragged with the left button; each spot's ``data`` is its keypoint.
 
-    A drag that starts off every spot is left to the view (it pans), as is any other button.
+    Which spot a press takes is asked of ``pick(item, position)`` (the overlay's, which weighs
+    every layer's spots under the press): the keypoint it names, or None when none of this item's
+    spots wins. A drag that takes none of its spots is left to the items below (the other layer,
+    then the view, which pans), as is any other button.
     """
 
     dragged = Signal(int, float, float)  # keypoint, x, y in image pixels (on release)
 
-    def __init__(self, **options):
+    def __init__(self, pick: Callable[["DraggableScatter", QPointF], int | None], **options):
         super().__init__(**options)
+        self.pick = pick
         self._dragging: int | None = None  # the keypoint being dragged
-        self._index = 0  # its spot
 
     def mouseDragEvent(self, event) -> None:
         if event.button() != Qt.LeftButton:
             event.ignore()
             return
         if event.isStart():
-            hits = self.pointsAt(event.buttonDownPos())
-            if len(hits) == 0:
+            self._dragging = self.pick(self, event.buttonDownPos())
+            if self._dragging is None:
                 event.ignore()
                 return
-            self._index = hits[0].index()
-            self._dragging = int(hits[0].data())
         elif self._dragging is None:
             event.ignore()
             return
         event.accept()
         pos = event.pos()
-        self.data["x"][self._index], self.data["y"][self._index] = pos.x(), pos.y()  # follow the mouse
+        spot = np.flatnonzero(self.data["data"] == self._dragging)  # found again: a redraw may reorder
+        self.data["x"][spot], self.data["y"][spot] = pos.x(), pos.y()  # follow the mouse
         self.invalidate()
         if event.isFinish():
             keypoint, self._dragging = self._dragging, None
@@ -71,9 +75,10 @@ class KeypointOverlay(QObject):
         self.colours = self.palette(len(skeleton))
         self.items = {
             "bones": pg.PlotDataItem(connect="pairs", pen=pg.mkPen(resources.ui_colour("bone"), width=1.5)),
-            "proposals": DraggableScatter(size=16, pxMode=True, brush=None, hoverable=False),
-            "labels": DraggableScatter(size=11, pxMode=True),
+            "proposals": DraggableScatter(self._pick, size=16, pxMode=True, brush=None, hoverable=False),
+            "labels": DraggableScatter(self._pick, size=11, pxMode=True),
         }
+        self.asked: int | None = None  # the keypoint the model asks about: it wins a drag it is under
         base = max(item.zValue() for item in viewer.items.values()) + 1
         for z, item in enumerate(self.items.values()):
             item.setZValue(base + z)
@@ -108,6 +113,20 @@ class KeypointOverlay(QObject):
         bones = [where[k] for a, b in self.skeleton.edges if a in where and b in where for k in (a, b)]
         points = np.array(bones, np.float64).reshape(-1, 2) + 0.5
         self.items["bones"].setData(x=points[:, 0], y=points[:, 1])
+
+    def _pick(self, item: DraggableScatter, press: QPointF) -> int | None:
+        """The keypoint of ``item`` that a drag pressed at ``press`` moves, or None when no spot
+        of ``item`` wins. Of every visible spot under the press, on either layer, the asked
+        keypoint wins, then the one nearest to the press: overlapping proposals must not hand
+        the drag to whichever was drawn last."""
+        under = [(int(spot.data()) != self.asked, np.hypot(spot.pos().x() - press.x(), spot.pos().y() - press.y()),
+                  scatter is item, int(spot.data()))
+                 for scatter in (self.items["labels"], self.items["proposals"]) if scatter.isVisible()
+                 for spot in scatter.pointsAt(press)]
+        if not under:
+            return None
+        _, _, mine, keypoint = min(under)
+        return keypoint if mine else None
 
     def set_layer_visible(self, layer: str, visible: bool) -> None:
         for name in self.LAYERS.get(layer, ()):

@@ -9,9 +9,14 @@ query it answers, how long it was shown) and pushes a ``SetKeypoints`` command t
   it is hidden, ``mark('absent')`` says it is not in the image.
 - free mode: a click places the active keypoint, and the next unlabelled one becomes active.
 - in both: any keypoint can be dragged; ``accept_all`` takes every remaining proposal.
+
+The asked keypoint's proposal stays where it was shown until it is answered: a new model's
+queries or prediction may arrive while the expert looks at it, and Enter (or V) must take the
+position the ring showed, not one that moved under the eye.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Callable
 
@@ -90,11 +95,16 @@ class KeypointSession(QObject):
         return self.project.keypoint_arrays(self.image_id)
 
     def proposal(self, keypoint: int) -> tuple[float, float, float] | None:
-        """``(x, y, confidence)`` the model proposes for a keypoint: its open query's position
-        (what was asked), else the newest prediction; None before there is a model."""
-        for q in self.queries:
-            if q.keypoint == keypoint and q.confidence is not None:
-                return q.x, q.y, q.confidence
+        """``(x, y, confidence)`` the model proposes for a keypoint: where its query asked (the
+        asked keypoint's where it was shown), else the newest prediction; None before there is a
+        model, or while the confidence of a query read from the project waits for a prediction."""
+        queried = next((q for q in (self.current, *self.queries)
+                        if q is not None and q.keypoint == keypoint and q.score is not None), None)
+        if queried is not None:
+            confidence = queried.confidence
+            if confidence is None and self.predicted is not None:
+                confidence = float(self.predicted[1][keypoint])
+            return None if confidence is None else (queried.x, queried.y, confidence)
         if self.predicted is not None:
             (x, y), confidence = self.predicted[0][keypoint], self.predicted[1][keypoint]
             return float(x), float(y), float(confidence)
@@ -124,9 +134,9 @@ class KeypointSession(QObject):
         return False
 
     def accept(self) -> bool:
-        """The asked keypoint is where the model proposes (Enter)."""
-        p = self.proposal(self.current.keypoint) if self.current is not None else None
-        return p is not None and self._set([(self.current.keypoint, p[0], p[1], "visible")], "accept proposal")
+        """The asked keypoint is where the model proposes it, as the ring shows (Enter)."""
+        p = self._asked_position()
+        return p is not None and self._set([(self.current.keypoint, *p, "visible")], "accept proposal")
 
     def mark(self, visibility: str) -> bool:
         """The asked keypoint is ``occluded`` (at its proposal: known, not seen; V) or ``absent`` (A)."""
@@ -135,8 +145,14 @@ class KeypointSession(QObject):
         k = self.current.keypoint
         if visibility == "absent":
             return self._set([(k, 0.0, 0.0, "absent")], "mark absent")
-        p = self.proposal(k)
-        return p is not None and self._set([(k, p[0], p[1], visibility)], f"mark {visibility}")
+        p = self._asked_position()
+        return p is not None and self._set([(k, *p, visibility)], f"mark {visibility}")
+
+    def _asked_position(self) -> tuple[float, float] | None:
+        """Where the ring of the asked keypoint is: its query's position; None when nothing is
+        proposed (asked before there was a model: the expert clicks it)."""
+        q = self.current
+        return (q.x, q.y) if q is not None and q.score is not None else None
 
     def drag(self, keypoint: int, x: float, y: float) -> bool:
         """A keypoint (label or proposal) was dragged here; an occluded one stays occluded."""
@@ -152,13 +168,14 @@ class KeypointSession(QObject):
     def _set(self, entries: list[tuple[int, float, float, str]], text: str) -> bool:
         open_by_keypoint = {q.keypoint: q.query_id for q in self.queries}
         seconds = self.clock() - self.shown_at
+        unfinished = bool((self.labels()[1] == "").any())
         command = SetKeypoints(self.project, self.image_id, entries, self._after,
                                query_ids=[open_by_keypoint.get(e[0]) for e in entries],
                                seconds=[seconds if e[0] == getattr(self.current, "keypoint", None) else None
                                         for e in entries], text=text)
         self._push(command)
-        if self.mode == "query" and not (self.labels()[1] == "").any():
-            self.imageDone.emit(self.image_id)
+        if self.mode == "query" and unfinished and not (self.labels()[1] == "").any():
+            self.imageDone.emit(self.image_id)  # this edit finished it: a correction on a finished image stays
         return True
 
     def _push(self, command) -> None:
@@ -199,6 +216,12 @@ class KeypointSession(QObject):
         asked = self.current.keypoint if self.current is not None else None
         chosen = by_keypoint.get(prefer) if prefer is not None and visibility[prefer] == "" else None
         chosen = chosen or by_keypoint.get(asked) or (self.queries[0] if self.queries else None)
+        shown = self.current
+        if chosen is not None and shown is not None and shown.score is not None and chosen.keypoint == shown.keypoint:
+            # asked and shown: a newer query of the same keypoint (a new model's) keeps the place shown
+            chosen = dataclasses.replace(chosen, x=shown.x, y=shown.y,
+                                         confidence=shown.confidence if shown.confidence is not None
+                                         else chosen.confidence)
         if chosen is None or self.current is None or chosen.keypoint != self.current.keypoint:
             self.shown_at = self.clock()
         self.current = chosen

@@ -47,6 +47,16 @@ class KeypointWorkspace(ProjectWorkspace):
         self.label_panel.show_mode(self.session.mode)
         self._show_mean_seconds()
 
+    def _finished(self, image_id: int) -> bool:
+        """Every keypoint labelled (a keypoint has one live label at most): counted by SQLite."""
+        return self.project.label_count(image_id) >= len(self.session.skeleton)
+
+    def next_image(self) -> int | None:
+        image_id = super().next_image()
+        if image_id is None:
+            self.message.emit("No other image has a keypoint left to label.")
+        return image_id
+
     def _connect_label_panel(self) -> None:
         s = self.session
         self.overlay = KeypointOverlay(self.viewer, s.skeleton, parent=self)
@@ -75,22 +85,23 @@ class KeypointWorkspace(ProjectWorkspace):
         if self.image_id is None and event.image_ids:
             self.open_image(event.image_ids[0])
 
-    def export_keypoints(self, path: Path) -> None:
-        """Write every keypoint label to a DeepLabCut CSV or COCO JSON file on a thread of its
-        own: video frames are decoded and written as PNG files (2 s for 300 frames), and the
-        export must not wait for training, nor need the engine thread at all. The status bar
-        says what was written; a refusal comes as ``exportFailed``."""
+    def export_keypoints(self, path: Path, all_frames: bool = False) -> None:
+        """Write the keypoint labels of the labelled images (``all_frames``: of every image) to a
+        DeepLabCut CSV or COCO JSON file on a thread of its own: video frames are decoded and
+        written as PNG files (2 s for 300 frames), and the export must not wait for training, nor
+        need the engine thread at all. The status bar says what was written; a refusal comes as
+        ``exportFailed``."""
         if self._export is not None and self._export.is_alive():
             self.exportFailed.emit("An export is still being written; try again when it is done.")
             return
         self.message.emit(f"Exporting the keypoints to {Path(path).name}...")
-        self._export = threading.Thread(target=self._write_export, args=(Path(path),), name="keypoint-export",
-                                        daemon=True)
+        self._export = threading.Thread(target=self._write_export, args=(Path(path), all_frames),
+                                        name="keypoint-export", daemon=True)
         self._export.start()
 
-    def _write_export(self, path: Path) -> None:
+    def _write_export(self, path: Path, all_frames: bool) -> None:
         try:
-            self._exportDone.emit(export_project_file(self.folder, path), True)
+            self._exportDone.emit(export_project_file(self.folder, path, all_frames), True)
         except PointillistError as e:
             self._exportDone.emit(str(e), False)
         except Exception as e:  # noqa: BLE001 - whatever it was, the user is told, not left waiting
@@ -137,6 +148,7 @@ class KeypointWorkspace(ProjectWorkspace):
         self.label_panel.show_state(visibility, proposals)
 
     def _query_changed(self, query) -> None:
+        self.overlay.asked = None if query is None else query.keypoint
         if query is None or query.score is None:  # asked with no model: nothing proposed, nowhere to point
             self.viewer.set_current_query(None, None)
         else:

@@ -111,6 +111,10 @@ class ProjectWorkspace(QWidget):
     def _make_label_panel(self) -> LabelPanel:
         return LabelPanel(self.classes)
 
+    def _finished(self, image_id: int) -> bool:
+        """Whether an image has nothing left to label (N passes it over); a segmentation image never."""
+        return False
+
     def _show_session_state(self) -> None:
         self.label_panel.show_mode(self.session.mode)
         self._show_mean_seconds()
@@ -282,8 +286,10 @@ class ProjectWorkspace(QWidget):
             self.slides.ask_in_view(self.session.batch)
 
     def next_image(self) -> int | None:
-        """The most uncertain other image (by the last ranking), else the one with fewest labels."""
-        candidates = [i for i in self.image_list.image_ids() if i not in self.problems and i != self.image_id]
+        """The most uncertain other image (by the last ranking), else the one with fewest labels;
+        never one with nothing left to label (``_finished``)."""
+        candidates = [i for i in self.image_list.image_ids()
+                      if i not in self.problems and i != self.image_id and not self._finished(i)]
         if not candidates:
             return None
         if self.ranking:

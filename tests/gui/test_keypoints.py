@@ -213,7 +213,7 @@ def warnings(monkeypatch):
 
 def exported(qtbot, win, out: Path) -> None:
     """Wait for the export thread to write ``out`` and the status bar to say so."""
-    qtbot.waitUntil(lambda: win.statusBar().currentMessage().startswith("Exported the keypoints")
+    qtbot.waitUntil(lambda: win.statusBar().currentMessage().startswith("Exported ")
                     and str(out) in win.statusBar().currentMessage(), timeout=60_000)
 
 
@@ -224,7 +224,7 @@ def test_file_menu_exports_dlc_csv_and_coco_that_import_back(qtbot, show, keypoi
                                      (second, 1, 0.0, 0.0, "absent")])
     win = open_window(show, keypoint_project)
     assert win.export_dlc_action.isEnabled() and not win.export_masks_action.isEnabled()
-    assert not win.export_model_action.isEnabled()
+    assert win.export_model_action.isEnabled()  # TorchScript and its card, as for segmentation
     for suffix, action in (("csv", win.export_dlc_action), ("json", win.export_coco_action)):
         out = keypoint_project.parent / f"labels.{suffix}"
         monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, out=out, **k: (str(out), ""))
@@ -263,9 +263,10 @@ def test_file_menu_adds_frames_of_a_video(qtbot, show, keypoint_project, monkeyp
     assert stored(keypoint_project, frames[1].id)[1][0] == "visible"
     out = keypoint_project.parent / "labels.csv"  # exported frames become files the CSV names
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    win.export_all_frames_action.trigger()  # every frame, also the unlabelled ones
     win.export_dlc_action.trigger()
     exported(qtbot, win, out)
-    assert "3 video frames are saved beside it" in win.statusBar().currentMessage()
+    assert "1 labelled, 4 without labels. The 3 video frames are saved beside it" in win.statusBar().currentMessage()
     table = read_table(out)
     assert table.images[2:] == [f"labeled-data/clip/img{f:05d}.png" for f in (2, 6, 10)]
     assert (keypoint_project.parent / table.images[3]).is_file()
@@ -309,7 +310,7 @@ def test_export_runs_in_the_background_and_closing_waits_for_it(qtbot, show, key
     release = threading.Event()
     real = keypoint_workspace.export_project_file
     monkeypatch.setattr(keypoint_workspace, "export_project_file",
-                        lambda folder, path: release.wait(30) and real(folder, path))
+                        lambda folder, path, all_frames: release.wait(30) and real(folder, path, all_frames))
     win = open_window(show, keypoint_project)
     out = keypoint_project.parent / "labels.csv"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))

@@ -1,6 +1,7 @@
 """The engine thread's work in a keypoint project: an image's predicted keypoints with their
-confidence, one query per unlabelled keypoint (least certain first), ranking by uncertainty, and
-frames sampled from a video."""
+confidence, one query per unlabelled keypoint (least certain first), ranking by uncertainty,
+frames sampled from a video, and the model exported as TorchScript (labels are exported by the
+window on a thread of its own: they need no model)."""
 from __future__ import annotations
 
 import time
@@ -8,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from desktop.engine.errors import PointillistError
 from desktop.engine.keypoints import strategies
-from desktop.engine.service.messages import (AddVideo, KeypointPrediction, KeypointQuery, Predict, Progress,
-                                             ProposeQueries, Queries, VideoAdded)
+from desktop.engine.service.messages import (AddVideo, Export, Exported, KeypointPrediction, KeypointQuery, Predict,
+                                             Progress, ProposeQueries, Queries, VideoAdded)
 from desktop.engine.service.serving import TaskServing
 
 
@@ -23,8 +25,11 @@ class KeypointServing(TaskServing):
     def handle(self, message) -> bool:
         if isinstance(message, AddVideo):
             self._add_video(message)
-            return True
-        return super().handle(message)
+        elif isinstance(message, Export):
+            self._export(message)
+        else:
+            return super().handle(message)
+        return True
 
     def predict(self, request: Predict) -> np.ndarray | None:
         """Send the predicted keypoints of one image; returns its heatmaps for reuse."""
@@ -75,3 +80,14 @@ class KeypointServing(TaskServing):
         self._ranked_version = None  # rank the new frames too
         self.emit(VideoAdded(Path(request.path), ids))
         self.emit(Progress(f"Added {len(ids)} frames of {name}", 1.0))
+
+    def _export(self, request: Export) -> None:
+        from desktop.engine.keypoints.export import export_model
+
+        if request.masks_dir is not None or request.model_dir is None:
+            raise PointillistError("A keypoint project exports its model, and its labels as DeepLabCut CSV or "
+                                   "COCO JSON; it has no masks.")
+        self.emit(Progress("Exporting the model", None))
+        path = export_model(self.engine, request.model_dir)
+        self.emit(Exported(f"Exported model version {self.engine.version} to {path} with its model_card.json."))
+        self.emit(Progress(f"Model version {self.engine.version}", 1.0))
