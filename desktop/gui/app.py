@@ -23,6 +23,7 @@ from desktop.plural import plural
 
 from .about_dialog import AboutDialog
 from .banner import Banner
+from .class_editor import edit_classes
 from .icons import app_icon, toolbar_icon
 from .keypoint_workspace import KeypointWorkspace, workspace_for
 from .import_dialog import ImportDialog
@@ -160,6 +161,10 @@ class MainWindow(QMainWindow):
         if enabled:
             self.edit_menu.addAction(self.workspace.undo_action)
             self.edit_menu.addAction(self.workspace.redo_action)
+            self.edit_menu.addSeparator()
+            classes = self.edit_menu.addAction("&Keypoints..." if keypoints else "&Classes...",
+                                               lambda: edit_classes(self))
+            classes.setEnabled(not self.workspace.read_only)
             for action in self.workspace.layer_actions.values():
                 self.view_menu.addAction(action)
                 self.layers_menu.addAction(action)

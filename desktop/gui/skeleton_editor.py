@@ -38,7 +38,7 @@ class PairEditor(QWidget):
     def add(self, a: int, b: int) -> None:
         """Join the keypoints in rows ``a`` and ``b`` (ignored when equal or already joined)."""
         items = (self.keypoints.item(a), self.keypoints.item(b))
-        if a == b or None in items or any(set(items) == set(p) for p in self.pairs):
+        if a == b or None in items or any(items in (p, p[::-1]) for p in self.pairs):  # items are not hashable
             return
         self.pairs.append(items)
         self.refresh()

@@ -13,6 +13,12 @@ from desktop.engine.project.records import KeypointLabel
 from desktop.engine.project.skeleton import UNLABELLED, VISIBILITIES, Skeleton
 
 
+def removal_refusal(used: dict[str, int]) -> str:
+    """Why these keypoints (name -> its label count) cannot be removed, and what to do instead."""
+    named = ", ".join(f"'{name}' ({count} label{'s' if count != 1 else ''})" for name, count in used.items())
+    return f"Keypoints with labels cannot be removed: {named}. Rename them instead, or keep them. Nothing was changed."
+
+
 class KeypointStore:
     def set_skeleton(self, skeleton: Skeleton, renamed: dict[str, str] | None = None) -> None:
         """Make ``skeleton`` the project's: keypoints keep their id by name (so their labels
@@ -34,13 +40,9 @@ class KeypointStore:
                         raise ProjectError(f"There is already a keypoint called '{new}'. Nothing was changed.") from e
             existing = dict(self._conn.execute("SELECT name, id FROM skeleton_keypoints").fetchall())
             dropped = [n for n in existing if n not in skeleton.names]
-            used = {n: self._conn.execute("SELECT COUNT(*) FROM labels WHERE keypoint_id = ?", (existing[n],)
-                                          ).fetchone()[0] for n in dropped}
-            used = {n: count for n, count in used.items() if count}
+            used = self.keypoint_label_counts(dropped)
             if used:
-                named = ", ".join(f"'{n}' ({count} label{'s' if count != 1 else ''})" for n, count in used.items())
-                raise ProjectError(f"Keypoints with labels cannot be removed: {named}. Rename them instead, or "
-                                   "keep them. Nothing was changed.")
+                raise ProjectError(removal_refusal(used))
             self._conn.execute("DELETE FROM skeleton_edges")
             self._conn.execute("DELETE FROM skeleton_symmetry")
             for name in dropped:
@@ -61,6 +63,13 @@ class KeypointStore:
                                    [(ids[a], ids[b]) for a, b in skeleton.symmetry])
             if before and ids != before:
                 self._models_outdated()
+
+    def keypoint_label_counts(self, names: list[str]) -> dict[str, int]:
+        """How many labels, live or deleted, each of these keypoints has (those with none left out)."""
+        counts = {name: self._conn.execute(
+            "SELECT COUNT(*) FROM labels l JOIN skeleton_keypoints k ON k.id = l.keypoint_id WHERE k.name = ?",
+            (name,)).fetchone()[0] for name in names}
+        return {name: count for name, count in counts.items() if count}
 
     def rename_keypoint(self, old: str, new: str) -> None:
         new = new.strip()
