@@ -127,3 +127,6 @@ def test_the_export_command_refuses_what_a_keypoint_project_cannot_give(tmp_path
     assert main(["export", folder, "--keypoints", str(tmp_path / "labels.csv")]) == 2
     assert "No image has a keypoint label yet" in capsys.readouterr().err
     assert not (tmp_path / "labels.csv").exists() and not (tmp_path / "masks").exists()
+    Project.create(tmp_path / "cells", classes=[("background", "#000000", "1"), ("cell", "#ff0000", "2")]).close()
+    with pytest.raises(SystemExit, match="is a segmentation project"):
+        main(["export", str(tmp_path / "cells"), "--keypoints", str(tmp_path / "labels.csv")])
