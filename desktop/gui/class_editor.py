@@ -107,7 +107,9 @@ class ClassEditor(QDialog):
 
     def _recolour(self, item: QTableWidgetItem) -> None:
         if item.column() == COLOUR_COLUMN and COLOUR.fullmatch(item.text().strip()):
+            self.table.blockSignals(True)  # a new icon is a change too: it would come back here
             item.setIcon(swatch(item.text().strip()))
+            self.table.blockSignals(False)
 
     def _pick_colour(self) -> None:
         row = self.table.currentRow()

@@ -9,9 +9,11 @@ from PySide6.QtWidgets import QApplication, QDialogButtonBox, QLineEdit, QMessag
 from desktop import paths
 from desktop.engine.project.store import Project
 from desktop.gui.app import MainWindow
-from desktop.gui.class_editor import ClassEditor, KeypointEditor
+from desktop.gui.class_editor import COLOUR_COLUMN, KEY, NAME, ClassEditor, KeypointEditor
 
+from .conftest import click
 from .test_keypoints import SKELETON, make_keypoint_project
+from .test_training import TIMEOUT, label_blob
 
 
 def answer_message_box(button=QMessageBox.Ok) -> list[str]:
@@ -82,8 +84,9 @@ def type_over(view, text):
     """F2 on the view's current item, type over its text, Enter: as a user renames it."""
     view.setFocus()
     QTest.keyClick(view, Qt.Key_F2)
-    editor = view.viewport().findChild(QLineEdit)
-    assert editor is not None, "F2 opened no editor"
+    editors = [e for e in view.viewport().findChildren(QLineEdit) if e.isVisible()]  # not those closed before
+    assert len(editors) == 1, "F2 opened no editor"
+    editor = editors[0]
     QTest.keyClick(editor, Qt.Key_A, Qt.ControlModifier)
     QTest.keyClicks(editor, text)
     QTest.keyClick(editor, Qt.Key_Return)
@@ -175,4 +178,56 @@ def test_keypoints_are_renamed_and_a_used_one_is_not_removed(show, tmp_path):
     assert ws.project.skeleton().edges == SKELETON.edges  # the edges follow the renamed keypoint
     xy, visibility = ws.project.keypoint_arrays(second)
     assert visibility[2] == "visible" and tuple(xy[2]) == (50.0, 60.0)
+    win.close()
+
+
+def test_classes_renamed_recoloured_rekeyed_and_added_reach_the_panel_the_overlay_and_the_engine(
+        qtbot, show, blob_project):
+    win = show(MainWindow(blob_project, torch_threads=1))
+    ws = win.workspace
+    qtbot.waitUntil(lambda: ws.session.current is not None, timeout=TIMEOUT)  # the engine is up
+    published = []
+    ws.bridge.published.connect(published.append)
+    label_blob(ws)
+    qtbot.waitUntil(lambda: bool(published), timeout=TIMEOUT)  # a model of two classes is saved
+
+    def edit(dialog):
+        table = dialog.table
+        type_into_cell(table, 0, NAME, "sky")
+        type_into_cell(table, 1, COLOUR_COLUMN, "#00c000")
+        type_into_cell(table, 1, KEY, "b")
+        QTest.mouseClick(dialog.add_button, Qt.LeftButton)
+        type_into_cell(table, 2, NAME, "edge")
+        type_into_cell(table, 2, KEY, "B")  # taken
+        QTest.mouseClick(dialog.buttons.button(QDialogButtonBox.Ok), Qt.LeftButton)
+        assert dialog.isVisible() and table.rowCount() == 3  # refused, and nothing typed is lost
+        assert dialog.error.text() == "'blob' and 'edge' would both have the key B: give one of them another key."
+        type_into_cell(table, 2, KEY, "e")
+        type_into_cell(table, 2, COLOUR_COLUMN, "#ffff00")
+        QTest.mouseClick(dialog.buttons.button(QDialogButtonBox.Ok), Qt.LeftButton)
+
+    done = when_shown(ClassEditor, edit)
+    open_edit_menu_entry(win, "&Classes...")
+    assert done == [None]
+    ws = win.workspace
+    failed, published = [], []
+    ws.bridge.failed.connect(failed.append)
+    ws.bridge.published.connect(published.append)
+    assert [(c.name, c.colour, c.key) for c in ws.classes] == [
+        ("sky", "#3050f0", "1"), ("blob", "#00c000", "b"), ("edge", "#ffff00", "e")]
+    panel = [ws.label_panel.class_list.item(i).text() for i in range(ws.label_panel.class_list.count())]
+    assert [text.split()[-1] for text in panel] == ["sky", "blob", "edge"] and "[e]" in panel[2]
+    assert tuple(ws.viewer._class_lut[2][:3]) == (255, 255, 0)  # the overlay's colour of class 2 (edge)
+
+    qtbot.waitUntil(lambda: ws.session.current is not None, timeout=TIMEOUT)  # the engine is up again
+    QTest.keyClick(ws.viewer, "m")  # free clicking
+    QTest.keyClick(ws.viewer, "e")  # the new class, by its new key
+    for x, y in [(40, 70), (99, 70), (70, 40), (70, 99), (40, 40)]:
+        click(ws.viewer, x, y)
+    assert ws.project.class_label_counts()[ws.classes[2].id] == 5
+    everything = ws.project.label_revision()
+    qtbot.waitUntil(lambda: any(e.label_revision >= everything for e in published), timeout=TIMEOUT)
+    assert min(e.version for e in published) >= ws.project.models_from_version()  # made for three classes
+    assert ws.bridge.service.task.engine.learner.num_classes == 3
+    assert failed == []
     win.close()
