@@ -83,6 +83,14 @@ def test_an_unlabelled_class_is_never_predicted_painted_or_exported(tmp_path):
     picture = np.array(Image.open(tmp_path / "p" / "picture0.png").convert("RGB"))
     assert np.array_equal(predictor.predict_picture(picture).argmax(0), painted)
 
+    card_file = tmp_path / "model" / "model_card.json"  # a hand-edited card is refused in words
+    for bad in ([1], [1, 7], "ab", None):
+        text = json.loads(card_file.read_text())
+        text["labelled_classes"] = bad
+        card_file.write_text(json.dumps(text))
+        with pytest.raises(ProjectError, match="model_card.json in .* (is damaged|is incomplete or damaged)"):
+            Predictor.load(tmp_path / "model", device="cpu")
+
     export_model(engine, tmp_path / "torchscript")
     assert json.loads((tmp_path / "torchscript" / "model_card.json").read_text())["labelled_classes"] == [0, 1]
     scripted = scripted_predict(tmp_path / "torchscript" / "model.pt", picture)

@@ -73,11 +73,14 @@ def read_model_card(model_dir: Path) -> ModelCard:
     try:
         slides = ProjectSettings(slide_mpp=card["slides"]["mpp"], slide_level=card["slides"]["level"])
         classes = tuple(CardClass(int(c["index"]), str(c["name"]), str(c["colour"])) for c in card["classes"])
-        labelled = card.get("labelled_classes", [c.index for c in classes])  # older cards: every class
-        return ModelCard(card["learner"], card["model_version"], card["source"], card["weights_sha256"], classes,
-                         slides, tuple(int(i) for i in labelled))
+        labelled = tuple(int(i) for i in card.get("labelled_classes", [c.index for c in classes]))  # older: all
     except (KeyError, TypeError, ValueError) as e:
         raise ProjectError(f"The {CARD_FILE} in '{model_dir}' is incomplete or damaged ({e!r}).") from e
+    if len(set(labelled) & {c.index for c in classes}) < 2:
+        raise ProjectError(f"The {CARD_FILE} in '{model_dir}' is damaged: its labelled_classes name fewer than two "
+                           "of its classes, and a model predicts only between classes that have labels.")
+    return ModelCard(card["learner"], card["model_version"], card["source"], card["weights_sha256"], classes, slides,
+                     labelled)
 
 
 def model_choice(text: str | None) -> int | Path | None:
