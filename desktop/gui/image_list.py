@@ -60,7 +60,7 @@ class ImageList(QTableWidget):
         header.setSectionsClickable(True)  # sorting is ours: Qt's own would re-sort at every change
         header.sectionClicked.connect(self._header_clicked)
         self.sort_by = QComboBox()
-        self.sort_by.addItems([ADDED, *COLUMNS[:UNCERTAINTY + 1]])
+        self.sort_by.addItems([ADDED, *COLUMNS])
         self.sort_by.setToolTip("What the list is sorted by; a click on a column header sorts too")
         self.sort_by.activated.connect(self._sort_by_chosen)
         self.resort_button = QPushButton("Re-sort")

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QApplication
 from desktop.engine.project.store import Project
 from desktop.engine.service.messages import ImageRanking, ModelPublished
 from desktop.gui.app import MainWindow
-from desktop.gui.image_list import UNCERTAINTY
+from desktop.gui.image_list import COLUMNS, UNCERTAINTY
 from desktop.gui.training_panel import wilson_interval
 
 from .conftest import make_blob_project
@@ -87,6 +87,8 @@ def test_the_list_moves_only_when_asked_and_its_arrow_never_lies(window):
     assert selected_id(table) == chosen and not table.horizontalHeader().isSortIndicatorShown()
 
     # answers change the counts in place, and no row jumps either
+    header_click(table, COLUMNS.index("Problem"))  # every column header sorts, and says so
+    assert table.sort_by.currentText() == "Problem"
     header_click(table, 1)  # by labels, fewest first
     before = table.image_ids()
     QTest.keyClick(ws.viewer, "2")
