@@ -28,6 +28,7 @@ from desktop.resources import colour_map
 
 from .slide_overview import SlideOverview
 from .viewer import ViewerCommon, _clamp_centre, class_lut
+from .zoom import ZoomBox
 
 READ_THREADS = 2
 MAX_VIEW_TILES = 256  # image tiles drawn at once (a slide without small levels, zoomed out)
@@ -47,7 +48,7 @@ class SlideViewer(ViewerCommon, pg.GraphicsView):
     def __init__(self, parent=None, cache_bytes: int = 256 << 20):
         super().__init__(parent)
         self.setFocusPolicy(Qt.StrongFocus)
-        self.view = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self.view = ZoomBox()
         self.setCentralItem(self.view)
         self._stack_layers({name: pg.ItemGroup() for name in ("image", "prediction", "uncertainty")})
         self._thumbnail = pg.ImageItem()
@@ -93,7 +94,7 @@ class SlideViewer(ViewerCommon, pg.GraphicsView):
         self._thumbnail.clear()
         self._submit(TileKey(image_id, -1, 0, 0), self._read_thumbnail, source)
         self.overview.set_slide(width, height)
-        self.view.setRange(QRectF(0, 0, width, height), padding=0.02)
+        self.view.show_image(width, height)
         self._update_timer.start()
 
     def clear(self) -> None:

@@ -22,6 +22,7 @@ from desktop.resources import colour_map, ui_colour
 
 from .query_inset import QueryInset
 
+from .zoom import ZoomBox
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
@@ -125,7 +126,7 @@ class ImageViewer(ViewerCommon, pg.GraphicsView):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setFocusPolicy(Qt.StrongFocus)
-        self.view = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self.view = ZoomBox()
         self.setCentralItem(self.view)
         self._stack_layers({name: pg.ImageItem() for name in ("image", "prediction", "uncertainty")})
         self._heat = colour_map("uncertainty")
@@ -154,7 +155,7 @@ class ImageViewer(ViewerCommon, pg.GraphicsView):
         self.items["queries"].clear()
         self.current_ring.clear()
         self.overlay_version = None
-        self.view.autoRange(padding=0.02)
+        self.view.show_image(self.image_shape[1], self.image_shape[0])
 
     def set_prediction(self, class_map: np.ndarray, uncertainty: np.ndarray, version: int) -> None:
         self.items["prediction"].setImage(np.ascontiguousarray(class_map, np.uint8), lut=self._class_lut,
