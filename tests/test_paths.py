@@ -94,3 +94,22 @@ def test_a_folder_that_is_gone_is_said_to_not_exist_by_every_command(home, tmp_p
     assert "is not a Pointillist project" in capsys.readouterr().err
     assert not (tmp_path / "masks").exists() and not gone.exists()
     assert paths.recent_projects() == []
+
+
+def test_bench_ui_leaves_the_recent_list_alone(home, tmp_path):
+    """'pointillist bench ui' opens the real window on a temporary demo: the issue found three of
+    its deleted folders in a user's Recent list. It keeps its folders in a home of its own."""
+    import subprocess
+    import sys
+
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    paths.remember_project(kept)
+    before = paths.recent_file().read_bytes()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QT_QPA")}
+    env[paths.HOME_VARIABLE] = str(home)
+    done = subprocess.run([sys.executable, "-m", "desktop.cli", "bench", "ui", "--clicks", "2"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert paths.recent_file().read_bytes() == before and sorted(p.name for p in home.iterdir()) == [
+        "recent-projects.json"]
