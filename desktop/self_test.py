@@ -1,5 +1,5 @@
 """``pointillist --self-test`` and ``pointillist --time-to-window``: checks of an installed or
-frozen build, with no display and no network.
+frozen build that need no display (one is used where there is one) and no network.
 
 The self-test goes through what a user's first minutes need, each step timed: the pretrained
 weights classify a known picture, the demo project is made, the fast learner trains and
