@@ -61,13 +61,14 @@ def test_time_to_window_offscreen_without_the_network(tmp_path):
 
 
 # ----- the window on a real display, and the xcb plugin's system libraries -----------------------
-# The first 12 lines of a real 'ldd' of PySide6's libqxcb.so on a machine where the two libraries
-# of the issue were missing (ldd's own format: a library it cannot find is 'NAME => not found').
+# The first lines of a real 'ldd' of PySide6's libqxcb.so (captured on the development machine, the
+# venv's path shortened), with the issue's two libraries written as ldd writes a library it cannot
+# find ('NAME => not found'); the last line repeats one of them, which is to be named once.
 LDD_OUTPUT = """\tlinux-vdso.so.1 (0x00007ffd6b5f2000)
-\tlibQt6XcbQpa.so.6 => /opt/app/.venv/lib/python3.11/site-packages/PySide6/Qt/plugins/platforms/../../lib/libQt6XcbQpa.so.6 (0x00007f5a48a75000)
-\tlibQt6Gui.so.6 => /opt/app/.venv/lib/python3.11/site-packages/PySide6/Qt/plugins/platforms/../../lib/libQt6Gui.so.6 (0x00007f5a47e00000)
+\tlibQt6XcbQpa.so.6 => /opt/app/PySide6/Qt/plugins/platforms/../../lib/libQt6XcbQpa.so.6 (0x00007f5a48a75000)
+\tlibQt6Gui.so.6 => /opt/app/PySide6/Qt/plugins/platforms/../../lib/libQt6Gui.so.6 (0x00007f5a47e00000)
 \tlibGL.so.1 => /lib/x86_64-linux-gnu/libGL.so.1 (0x00007f5a489e5000)
-\tlibQt6Core.so.6 => /opt/app/.venv/lib/python3.11/site-packages/PySide6/Qt/plugins/platforms/../../lib/libQt6Core.so.6 (0x00007f5a47600000)
+\tlibQt6Core.so.6 => /opt/app/PySide6/Qt/plugins/platforms/../../lib/libQt6Core.so.6 (0x00007f5a47600000)
 \tlibxkbcommon.so.0 => /lib/x86_64-linux-gnu/libxkbcommon.so.0 (0x00007f5a4899d000)
 \tlibxkbcommon-x11.so.0 => /lib/x86_64-linux-gnu/libxkbcommon-x11.so.0 (0x00007f5a48992000)
 \tlibxcb-cursor.so.0 => not found

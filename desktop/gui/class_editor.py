@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (QColorDialog, QComboBox, QDialog, QDialogButtonBo
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
 from desktop.engine.errors import PointillistError
-from desktop.engine.project.class_store import COLOUR, check_classes, ClassRow
+from desktop.engine.project.class_store import COLOUR, ClassRow, check_classes
 from desktop.engine.project.keypoint_store import removal_refusal
 from desktop.engine.project.skeleton import Skeleton
 from desktop.resources import palette
@@ -150,11 +150,12 @@ class ClassEditor(QDialog):
             for merged, into in self.merges.items():  # what was merged into the class now merged follows it
                 if into == source:
                     self.merges[merged] = target
-        target_row = next(r for r in range(self.table.rowCount()) if self.table.item(r, NAME).data(Qt.UserRole) == target)
-        count = self.table.item(target_row, LABELS)
+        ids = [self.table.item(r, NAME).data(Qt.UserRole) for r in range(self.table.rowCount())]
+        count = self.table.item(ids.index(target), LABELS)
         count.setText(str(int(count.text()) + labels))
         self.table.removeRow(row)
-        self.merged.setText("Merged: " + "; ".join(f"{self._name(s)} into {self._name(t)}" for s, t in self.merges.items()))
+        self.merged.setText("Merged: " + "; ".join(f"{self._name(s)} into {self._name(t)}"
+                                                   for s, t in self.merges.items()))
         self.error.clear()
         self._refresh_targets()
 

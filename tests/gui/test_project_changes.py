@@ -112,7 +112,8 @@ def test_merging_a_class_moves_its_labels_once_confirmed(show, blob_project):
 
     def merge(dialog):
         table = dialog.table
-        QTest.mouseClick(table.viewport(), Qt.LeftButton, Qt.NoModifier, table.visualItemRect(table.item(2, 0)).center())
+        QTest.mouseClick(table.viewport(), Qt.LeftButton, Qt.NoModifier,
+                         table.visualItemRect(table.item(2, 0)).center())  # nucleus
         dialog.into.setFocus()
         QTest.keyClick(dialog.into, Qt.Key_Down)  # background -> blob
         assert dialog.into.currentText() == "blob"
