@@ -168,6 +168,8 @@ class MainWindow(QMainWindow):
             for action in self.workspace.layer_actions.values():
                 self.view_menu.addAction(action)
                 self.layers_menu.addAction(action)
+            self.view_menu.addSeparator()
+            self.view_menu.addActions(list(self.workspace.zoom_actions.values()))
             self._show_mode(self.workspace.session.mode)
             self.workspace.session.modeChanged.connect(self._show_mode)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from PySide6.QtCore import Qt, Signal
 
@@ -121,21 +122,11 @@ class KeypointWorkspace(ProjectWorkspace):
         if button == Qt.LeftButton:
             self.session.click(x, y)
 
-    def _task_key(self, event) -> bool:
+    def _task_action(self, event) -> Callable[[], object] | None:
         if event.key() in ENTER_KEYS:
-            if event.modifiers() & Qt.ShiftModifier:
-                self.session.accept_all()
-            else:
-                self.session.accept()
-            return True
-        key = event.text().upper()
-        if key == "V":
-            self.session.mark("occluded")
-        elif key == "A":
-            self.session.mark("absent")
-        else:
-            return False
-        return True
+            return self.session.accept_all if event.modifiers() & Qt.ShiftModifier else self.session.accept
+        return {"V": lambda: self.session.mark("occluded"),
+                "A": lambda: self.session.mark("absent")}.get(event.text().upper())
 
     # ----- drawing ---------------------------------------------------------------------------
     def _show_label_change(self) -> None:

@@ -1,4 +1,10 @@
-"""Every key of the app in one table: the key handler and Help > Keyboard shortcuts both use it."""
+"""Every key of the app in one table: the key handler and Help > Keyboard shortcuts both use it.
+
+Labelling keys reach the labelling wherever the focus is in the window, except in a text field
+(``key_route``). A class's own key, set in the project, wins over every other plain key here
+(F, 0, N, the layer keys...); the keys 1..9 that classes get by position never clash with them.
+Keys with Ctrl are bound once each, as menu shortcuts.
+"""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
@@ -8,7 +14,8 @@ LAYER_KEYS = {"I": "image", "P": "prediction", "H": "uncertainty", "L": "labels"
 
 SHORTCUTS = [
     ("1 ... 9, or a class's own key", "answer the current query with that class (query mode); "
-                                      "choose the active class (free mode)"),
+                                      "choose the active class (free mode). Just after the move to "
+                                      "the next image, keys wait 0.6 s and are ignored meanwhile"),
     ("U", "mark the current query unsure: stored, never asked again"),
     ("S", "skip the current query"),
     ("M", "switch between answering queries and free clicking"),
@@ -22,8 +29,11 @@ SHORTCUTS = [
     ("[ / ]", "prediction overlay less / more opaque"),
     ("T", "pause or run background training"),
     ("Ctrl+Z", "undo the last label edit"),
-    ("Ctrl+Shift+Z", "redo"),
-    ("Mouse wheel / drag", "zoom / pan"),
+    ("Ctrl+Shift+Z, Ctrl+Y", "redo"),
+    ("Home, F", "fit the whole image (or slide) in view"),
+    ("0", "zoom 1:1: one image pixel per screen pixel"),
+    ("Mouse wheel / drag", "zoom (from half the fitted size to 32 screen pixels per image pixel) / pan"),
+    ("Ctrl+N / Ctrl+O / Ctrl+Q", "new project / open a project / quit"),
     ("F1", "this list"),
 ]
 

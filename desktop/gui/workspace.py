@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QSplitter, QStackedWidget, QTabWidget, QVBoxLayout, QWidget
 
@@ -20,7 +21,9 @@ from desktop.engine.project.store import Project
 from desktop.plural import plural
 
 from .bridge import EngineBridge
+from .fading_label import FadingLabel
 from .image_list import ImageList, ImageListPanel
+from .key_route import KeyRoute
 from .label_layer import LabelLayer
 from .label_panel import LabelPanel
 from .session import LabellingSession
@@ -33,6 +36,7 @@ REPAINT_MS = 33  # overlays repaint at most ~30 times a second
 MEAN_SECONDS_AFTER_MS = 500  # the mean answer time is an average over every label: not at every click
 SIDE_WIDTH = 300  # px of the labelling and training panels, fixed: see _build_layout
 LIST_WIDTH = 230  # px of the image list at first
+KEYS_WAIT_AFTER_MOVE_S = 0.6  # labelling keys are ignored this long after the move to the next image
 GUI_BUSY_TIMEOUT_S = 0.5
 """How long a click's write waits when another program holds the database's write lock (a
 backup tool, a hand edit), before it is refused and said so: the window must not freeze, as it
@@ -85,8 +89,9 @@ class ProjectWorkspace(QWidget):
         self._painted_at = 0.0
         self._paint_timer = QTimer(self, singleShot=True)
         self._paint_timer.timeout.connect(self._paint_prediction)
-        self.image_viewer.installEventFilter(self)
-        self.slides.viewer.installEventFilter(self)
+        self.key_route = KeyRoute(self, self.handle_key)
+        self.image_names = {viewer: FadingLabel(viewer) for viewer in (self.image_viewer, self.slides.viewer)}
+        self._keys_resume_at = 0.0  # after a move to the next image, labelling keys wait until then
         self.layer_actions["uncertainty"].setChecked(False)  # H shows it; it hides the image otherwise
         self._show_session_state()
         for model in self.project.model_versions():
@@ -131,20 +136,17 @@ class ProjectWorkspace(QWidget):
             lambda image_id: self.label_layer.redraw(self.viewer, self.session.pending_labels(image_id))
             if image_id == self.image_id else None)
 
-    def _task_key(self, event) -> bool:
-        """The keys that answer a query: a class's key, U (unsure) and S (skip)."""
+    def _task_action(self, event) -> Callable[[], object] | None:
+        """What a key that answers a query does: a class's key, U (unsure) and S (skip)."""
         text = event.text()
         info = self.session.class_for_key(text) if text else None
         if info is not None:
             if self.session.mode == "query" and self.session.current is not None:
-                self.session.answer(info)
-            else:
-                self.session.set_active_class(info)
-            return True
+                return lambda: self.session.answer(info)
+            return lambda: self.session.set_active_class(info)
         if text.upper() in ("U", "S"):
-            self.session.mark_current("unsure" if text.upper() == "U" else "skipped")
-            return True
-        return False
+            return lambda: self.session.mark_current("unsure" if text.upper() == "U" else "skipped")
+        return None
 
     def _build_layout(self) -> None:
         """The image first: the viewer takes what the panels leave. The side panel has a fixed
@@ -172,13 +174,20 @@ class ProjectWorkspace(QWidget):
         self.undo_action = self.session.undo_stack.createUndoAction(self, "Undo")
         self.undo_action.setShortcut(QKeySequence.Undo)
         self.redo_action = self.session.undo_stack.createRedoAction(self, "Redo")
-        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.Redo])
+        # Spelled out: the platform's Redo is Ctrl+Shift+Z on Linux desktops, and the same key
+        # twice on one action is an 'ambiguous shortcut' that does nothing.
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         self.layer_actions = {}
         for key, name in LAYER_KEYS.items():
             # The key is shown, not bound: handle_key decides, so a class may own the same key.
             action = QAction(f"{name.title()}\t{key}", self, checkable=True, checked=True)
             action.toggled.connect(lambda on, n=name: self._show_layer(n, on))
             self.layer_actions[name] = action
+        # View > Fit and 1:1: their keys are shown, not bound, for the same reason.
+        self.zoom_actions = {"fit": QAction("&Fit the image\tHome, F", self),
+                             "one_to_one": QAction("&1:1 (one image pixel per screen pixel)\t0", self)}
+        self.zoom_actions["fit"].triggered.connect(lambda: self.viewer.view.fit())
+        self.zoom_actions["one_to_one"].triggered.connect(lambda: self.viewer.view.one_to_one())
 
     def _show_layer(self, name: str, visible: bool) -> None:
         if self.viewer.layer_visible(name) != visible:
@@ -195,7 +204,7 @@ class ProjectWorkspace(QWidget):
         self.image_list.imageChosen.connect(self.open_image)
         s.labelsChanged.connect(self._labels_changed)
         s.queryChanged.connect(self._query_changed)
-        s.imageDone.connect(lambda _id: self.next_place())
+        s.imageDone.connect(self._image_done)
         s.imageNeeded.connect(self.open_image)
         s.storeFailed.connect(self.message)
         s.modeChanged.connect(self.label_panel.show_mode)
@@ -250,6 +259,7 @@ class ProjectWorkspace(QWidget):
             self.message.emit(str(e))
             return False
         self.image_id = image_id
+        self._keys_resume_at = 0.0  # an image chosen, or undone back to, was seen: keys act at once
         self._show_viewer(self.slides.viewer if slide else self.image_viewer)
         if not slide:
             self.slides.close_source()
@@ -260,6 +270,7 @@ class ProjectWorkspace(QWidget):
         if not slide:
             self.bridge.show_image(image_id, k=self.session.batch)
         self.image_list.select_image(image_id)
+        self.image_names[self.viewer].flash(info.name)
         self.viewer.setFocus()  # keys answer queries again after a click in the list
         if not self.read_only:
             self.project.update_settings(last_image=image_id)
@@ -308,36 +319,53 @@ class ProjectWorkspace(QWidget):
         elif button == Qt.RightButton:
             self.session.delete_nearest(x, y)
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.viewer and event.type() == QEvent.KeyPress:
-            return self.handle_key(event)
-        return super().eventFilter(watched, event)
-
-    def keyPressEvent(self, event) -> None:
-        if not self.handle_key(event):
-            super().keyPressEvent(event)
+    def _image_done(self, _image_id: int) -> None:
+        """The image's queries are answered: move on, and hold the labelling keys for a moment.
+        A fast typist's next key was meant for the image just left; applied to the new image's
+        first query it would answer a question nobody has looked at yet."""
+        before = self.image_id
+        self.next_place()
+        if self.image_id != before:
+            self._keys_resume_at = time.monotonic() + KEYS_WAIT_AFTER_MOVE_S
 
     def handle_key(self, event) -> bool:
-        """Keyboard-first labelling; see ``shortcuts.SHORTCUTS``. True when the key was used."""
-        if event.modifiers() & (Qt.ControlModifier | Qt.AltModifier | Qt.MetaModifier):
+        """Keyboard-first labelling; see ``shortcuts.SHORTCUTS``. True when the key was used, or
+        ignored on purpose just after a move to the next image (the status bar says so)."""
+        action = self._key_action(event)
+        if action is None:
             return False
-        if self._task_key(event):
-            return True
+        if time.monotonic() < self._keys_resume_at:
+            self.message.emit(f"Key {QKeySequence(event.key()).toString()} ignored: "
+                              f"{self.project.image(self.image_id).name} has only just been shown.")
+        else:
+            action()
+        return True
+
+    def _key_action(self, event) -> Callable[[], object] | None:
+        """What a key does, or None when it is not a labelling key. A class's own key wins over
+        every other key here; the keys ``1``..``9`` that classes get by position never clash."""
+        if event.modifiers() & (Qt.ControlModifier | Qt.AltModifier | Qt.MetaModifier):
+            return None
+        action = self._task_action(event)
+        if action is not None:
+            return action
         key = event.text().upper()
         if key == "M":
-            self.session.set_mode("free" if self.session.mode == "query" else "query")
-        elif key == "N":
-            self.next_place()
-        elif key in LAYER_KEYS:
-            self.layer_actions[LAYER_KEYS[key]].toggle()
-        elif key in ("[", "]"):
+            return lambda: self.session.set_mode("free" if self.session.mode == "query" else "query")
+        if key == "N":
+            return self.next_place
+        if key in LAYER_KEYS:
+            return self.layer_actions[LAYER_KEYS[key]].toggle
+        if key in ("[", "]"):
             step = -10 if key == "[" else 10
-            self.label_panel.opacity.setValue(self.label_panel.opacity.value() + step)
-        elif key == "T":
-            self.training_panel.run_button.toggle()
-        else:
-            return False
-        return True
+            return lambda: self.label_panel.opacity.setValue(self.label_panel.opacity.value() + step)
+        if key == "T":
+            return self.training_panel.run_button.toggle
+        if key == "F" or event.key() == Qt.Key_Home:
+            return self.zoom_actions["fit"].trigger
+        if key == "0":
+            return self.zoom_actions["one_to_one"].trigger
+        return None
 
     # ----- drawing ---------------------------------------------------------------------------
     def _labels_changed(self, image_id: int) -> None:
@@ -407,6 +435,7 @@ class ProjectWorkspace(QWidget):
     def close_project(self) -> None:
         """Stop the engine thread (waiting for it), then close the database."""
         self._paint_timer.stop()
+        self.key_route.remove()
         self.slides.shutdown()
         self.bridge.stop()
         self.project.close()
