@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QRectF
+from PySide6.QtCore import QCoreApplication
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QApplication, QFileDialog, QInputDialog, QMainWindow, QMenu, QMessageBox,
                                QStackedWidget, QToolButton, QVBoxLayout, QWidget)
@@ -112,7 +112,8 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _checked=False, m=mode: self.workspace.session.set_mode(m))
             bar.addAction(action)
             self.mode_actions[mode] = action
-        self.fit_action = bar.addAction(toolbar_icon("fit_window"), "Fit the image to the window", self.fit)
+        self.fit_action = bar.addAction(toolbar_icon("fit_window"), "Fit the image (Home, F)",
+                                        lambda: self.workspace.zoom_actions["fit"].trigger())  # View > Fit
         self.layers_menu = QMenu("Layers", self)
         self.layers_button = QToolButton(icon=toolbar_icon("layers"), toolTip="Layers (I, P, H, L, Q)",
                                          popupMode=QToolButton.InstantPopup)
@@ -122,13 +123,6 @@ class MainWindow(QMainWindow):
 
     def _show_mode(self, mode: str) -> None:
         self.mode_actions[mode].setChecked(True)
-
-    def fit(self) -> None:
-        """The whole image (or slide) in view."""
-        viewer = self.workspace.viewer if self.workspace is not None else None
-        if viewer is not None and viewer.image_shape is not None:
-            height, width = viewer.image_shape
-            viewer.view.setRange(QRectF(0, 0, width, height), padding=0.02)
 
     def about(self) -> None:
         ws = self.workspace
