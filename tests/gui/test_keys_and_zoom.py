@@ -40,7 +40,8 @@ def labels_of(folder, image_id):
 
 def click_row(view, row):
     """A real click on a row of a list or table widget: it takes the keyboard focus."""
-    QTest.mouseClick(view.viewport(), Qt.LeftButton, Qt.NoModifier, view.visualRect(view.model().index(row, 0)).center())
+    where = view.visualRect(view.model().index(row, 0)).center()
+    QTest.mouseClick(view.viewport(), Qt.LeftButton, Qt.NoModifier, where)
 
 
 # ----- item 1: every shortcut bound once -------------------------------------------------------
