@@ -43,7 +43,7 @@ class SlideController(QObject):
         self.generation = 0
         self._failed_reported = False
         self._ask_when_settled = 0  # queries to ask in view once a newly opened slide's view settles
-        self._keep_view = False  # the region asked for is in view: do not move there
+        self._keep_view = False  # the region asked for was in view: do not zoom to it
         self.viewer.viewSettled.connect(self._settled)
         self.viewer.tileFailed.connect(self._tile_failed)
         bridge.slide.connect(self.receive)
@@ -115,8 +115,7 @@ class SlideController(QObject):
             self.viewer.overview.set_scores(event.scores, event.span)
         elif isinstance(event, RegionChosen):
             keep, self._keep_view = self._keep_view, False  # the engine answers in the order asked
-            x, y, w, h = event.rect
-            if not (keep and self.viewer.on_screen(x + w / 2, y + h / 2)):
+            if not keep:  # asked in view: the expert may have moved since; the queries say where
                 self.viewer.show_region(event.rect)
             self.regionChosen.emit(event)
 

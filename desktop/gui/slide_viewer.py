@@ -292,14 +292,16 @@ class SlideViewer(ViewerCommon, pg.GraphicsView):
         self.items["queries"].setData(x=np.asarray(xs) + 0.5, y=np.asarray(ys) + 0.5)
 
     def set_current_query(self, x: float | None, y: float | None, centre: bool = True) -> None:
-        """Highlight the query being asked; with ``centre``, pan (never zoom) to it when it is not
-        on screen already: the view moving after every answer would make the expert look for
-        the slide again each time."""
+        """Highlight the query being asked; with ``centre``, pan (never zoom) to a new one that is
+        not on screen: the view moving after every answer would make the expert look for the
+        slide again each time, and one asked already stays where the expert has panned away."""
         if x is None:
             self.current_ring.clear()
             return
+        shown = self.current_ring.data
+        new = not (len(shown) == 1 and shown[0]["x"] == x + 0.5 and shown[0]["y"] == y + 0.5)
         self.current_ring.setData(x=[x + 0.5], y=[y + 0.5])
-        if centre and not self.on_screen(x, y):
+        if centre and new and not self.on_screen(x, y):
             self.centre_on(x + 0.5, y + 0.5)
 
     def on_screen(self, x: float, y: float) -> bool:

@@ -4,7 +4,7 @@ view, the view stays put while the next query is on screen, and the minimap (leg
 marker) stays on its thumbnail at any zoom."""
 import numpy as np
 import pytest
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QPoint, QRectF
 from PySide6.QtTest import QTest
 
 from desktop.engine.images.slides import open_image_source
@@ -15,7 +15,8 @@ from desktop.engine.service.messages import RegionChosen, RegionScores
 from desktop.gui.app import MainWindow
 from desktop.gui.slide_overview import MIN_FRAME
 
-from .test_slides import SETTLE_WAIT_MS, slide_project, wait_for_tiles, wheel
+from .conftest import click
+from .test_slides import SETTLE_WAIT_MS, drag, slide_project, wait_for_tiles, wheel
 
 SIDE = 2600  # not a whole number of working tiles (512 level-0 pixels): the last ones reach past the slide
 
@@ -91,6 +92,16 @@ def test_the_view_stays_while_the_next_query_is_on_screen_and_goes_to_one_that_i
     assert win.workspace.session.current.x == 150
     assert viewer.view_rect()[2] == pytest.approx(before[2])  # panned, not zoomed
     assert in_view(viewer, 150, 2450)
+
+    centre = viewer.viewport().rect().center()
+    drag(viewer, centre, centre + QPoint(-300, 200))  # the expert looks elsewhere with the question open
+    qtbot.wait(SETTLE_WAIT_MS)
+    away = viewer.view_rect()
+    assert not in_view(viewer, 150, 2450)
+    x, y, w, h = away
+    click(viewer, x + w / 2, y + h / 2)  # and adds a point there
+    assert len(win.workspace.session.queries) == 1  # the same query is asked again: the view stays
+    assert viewer.view_rect() == pytest.approx(away)
     win.close()
 
 
