@@ -120,8 +120,8 @@ class MinimapLegend(QWidget):
         r, g, b, a = ui_colour("overview_background")
         self.setStyleSheet(f"MinimapLegend {{ background: rgba({r}, {g}, {b}, {a}); }} QLabel {{ color: white; }}")
         frame = QColor(*ui_colour("overview_frame")).name()
-        self.frame = QLabel(f"<span style='color:{frame}'>&#9633;</span> the view")
-        self.labels = QLabel("&#9679; labels, in their class's colour")
+        self.frame = QLabel(f"<span style='color:{frame}'>\u25a1</span> the view", textFormat=Qt.RichText)
+        self.labels = QLabel("\u25cf labels (class colours)")
         ramp = np.ascontiguousarray(np.repeat(lut[1:, :3][None], 8, 0))  # opaque: a legend on any background
         self._ramp = QImage(ramp.data, ramp.shape[1], ramp.shape[0], ramp.strides[0], QImage.Format_RGB888).copy()
         gradient = QLabel()
