@@ -23,15 +23,17 @@ MIN_CLASSES = 2
 def restrict(probs: np.ndarray, classes: Iterable[int], axis: int = 0) -> np.ndarray:
     """``probs`` with every class not in ``classes`` at zero and the others summing to one over
     ``axis`` (float32). Where the kept classes have no probability at all, they share it evenly."""
-    keep = np.zeros(probs.shape[axis], bool)
-    keep[[c for c in classes if 0 <= c < len(keep)]] = True
-    shape = [1] * probs.ndim
-    shape[axis] = -1
-    keep = keep.reshape(shape)
-    kept = np.where(keep, probs, 0).astype(np.float32)
+    probs = np.asarray(probs, np.float32)
+    kept_classes = sorted(c for c in set(classes) if 0 <= c < probs.shape[axis])
+    if len(kept_classes) == probs.shape[axis]:
+        return probs  # every class has labels: nothing to take away
+    kept = np.take(probs, kept_classes, axis=axis)
     total = kept.sum(axis, keepdims=True)
-    even = keep / max(int(keep.sum()), 1)
-    return np.where(total > 0, kept / np.where(total > 0, total, 1), even).astype(np.float32)
+    np.divide(kept, total, out=kept, where=total > 0)
+    np.copyto(kept, np.float32(1 / max(len(kept_classes), 1)), where=total == 0)
+    out = np.zeros_like(probs)
+    np.moveaxis(out, axis, 0)[kept_classes] = np.moveaxis(kept, axis, 0)
+    return out
 
 
 class LabelledModel:
