@@ -172,3 +172,26 @@ def test_a_slide_paints_and_proposes_only_labelled_classes_also_for_queries_aske
     assert [p.query_id for p in queries.points] == asked
     assert all(p.candidates and {c for c, _ in p.candidates} <= {0, 1} for p in queries.points)
     assert tiles and all(set(np.unique(t.class_map)) <= {0, 1} for t in tiles)
+
+
+def test_a_slide_with_one_labelled_class_clears_its_tiles(tmp_path):
+    path = tmp_path / "slide.ome.tif"
+    levels = generate_ome_tiff(path, 2048)
+    project = Project.create(tmp_path / "p", classes=[("glass", "#f0f0f0", "1"), ("tissue", "#d02020", "2")])
+    image_id = project.add_image(path, 2048, 2048, levels)
+    with open_image_source(path) as source:
+        clicks = [(x, y, c) for x, y, c in ten_clicks(source) if c == 1]  # tissue only
+    tissue = project.classes()[1]
+    project.add_labels(image_id, [(x, y, tissue.id) for x, y, _ in clicks])
+    project.close()
+    events = Recorder()
+    service = EngineService(tmp_path / "p", events, torch_threads=1)
+    service.start()
+    try:
+        service.send(PredictView(image_id, 1, (0.0, 0.0, 2048.0, 2048.0)))
+        service.send(LabelsChanged())
+        published = events.wait_for(lambda e: isinstance(e, ModelPublished), 120)
+        tile = events.wait_for(lambda e: isinstance(e, TilePrediction) and e.version == published.version, 60)
+    finally:
+        service.stop()
+    assert np.all(tile.class_map == 255) and np.all(tile.uncertainty == 0)  # transparent: nothing painted

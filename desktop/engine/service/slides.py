@@ -15,7 +15,7 @@ import numpy as np
 from desktop.engine.segmentation import selection
 from desktop.engine.segmentation.labelled_classes import likeliest
 from desktop.engine.segmentation.slide_grid import CONTEXT, SlideGrid
-from desktop.engine.segmentation.slide_learning import TilePredictions, tile_probabilities
+from desktop.engine.segmentation.slide_learning import NOT_PREDICTED, TilePredictions, tile_probabilities
 from desktop.engine.segmentation.slide_regions import export_slide, next_region
 from desktop.engine.service.messages import (Exported, ExportSlide, NextRegion, PredictView, Progress, Queries,
                                              QueryPoint, RegionChosen, RegionScores, TilePrediction)
@@ -83,12 +83,17 @@ class SlideServing:
         engine, view = self.engine, self.view
         if view is None or not self.pending:
             return
-        if not engine.model.ready:
-            self.pending = []  # nothing to show until a model of two classes: model_changed asks again
-            return
         grid = engine.slides.grid(view.image_id)
         if grid is None:  # the slide cannot be opened any more (a share that went away)
             self.leave()
+            return
+        if not engine.model.ready:  # nothing to show until a model of two classes: model_changed asks again
+            if engine.learner.trained:  # a model of one class: clear the tiles an earlier model painted
+                for col, row in self.pending:
+                    h, w = grid.size(col, row)
+                    self.emit(TilePrediction(view.image_id, view.generation, engine.version, grid.rect(col, row),
+                                             np.full((h, w), NOT_PREDICTED, np.uint8), np.zeros((h, w), np.uint8)))
+            self.pending = []
             return
         start = time.perf_counter()
         while self.pending and (time.perf_counter() - start < SERVE_SECONDS or self._cached(grid)):
