@@ -23,7 +23,8 @@ def header_click(table, column):
 
 
 def row_click(table, row):
-    QTest.mouseClick(table.viewport(), Qt.LeftButton, Qt.NoModifier, table.visualRect(table.model().index(row, 0)).center())
+    where = table.visualRect(table.model().index(row, 0)).center()
+    QTest.mouseClick(table.viewport(), Qt.LeftButton, Qt.NoModifier, where)
 
 
 def choose(combo, text):
