@@ -4,6 +4,7 @@ view, the view stays put while the next query is on screen, and the minimap (leg
 marker) stays on its thumbnail at any zoom."""
 import numpy as np
 import pytest
+from PIL import Image
 from PySide6.QtCore import QPoint, QRectF
 from PySide6.QtTest import QTest
 
@@ -143,4 +144,23 @@ def test_the_minimap_stays_on_its_thumbnail_with_a_legend_at_any_zoom(show, qtbo
     words = " ".join(label.text() for label in legend.findChildren(type(legend.frame)))
     for meaning in ("view", "labels", "sure", "unsure"):
         assert meaning in words
+    win.close()
+
+
+def test_back_to_answering_queries_on_a_slide_with_none_open_asks_in_view(show, qtbot, tmp_path, synthetic):
+    picture = tmp_path / "picture.png"
+    Image.fromarray(np.full((64, 64, 3), 200, np.uint8)).save(picture)
+    folder = slide_project(tmp_path / "p", (picture, (64, 64, 1)), synthetic)
+    win = show(MainWindow(folder))
+    ws = win.workspace
+    QTest.keyClick(ws.viewer, "m")  # free clicking, on the picture
+    QTest.keyClick(ws.viewer, "n")  # the next image: the slide, where nothing is asked in free clicking
+    viewer = ws.slides.viewer
+    assert ws.viewer is viewer
+    wait_for_tiles(qtbot, viewer)
+    qtbot.wait(SETTLE_WAIT_MS)
+    assert ws.session.current is None
+    QTest.keyClick(viewer, "m")  # back to answering queries: they come, in view
+    qtbot.waitUntil(lambda: ws.session.current is not None, timeout=120_000)
+    assert all(in_view(viewer, q.x, q.y) for q in ws.session.queries)
     win.close()
