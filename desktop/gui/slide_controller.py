@@ -1,6 +1,7 @@
 """The workspace's slide half: opens a slide in the tiled viewer, asks the engine for the tiles
 of each settled view, draws what comes back, records the regions the expert has looked at
-closely, and sends ``N`` (next region) and slide exports.
+closely, and sends ``N`` (next region), the first queries on the tissue in view, and slide
+exports.
 
 A region counts as seen when the view settles at a zoom where working-resolution pixels are at
 least screen-pixel size (so the expert could judge what the model sees); the rectangle goes to
@@ -43,7 +44,7 @@ class SlideController(QObject):
         self.generation = 0
         self._failed_reported = False
         self._ask_when_settled = 0  # queries to ask in view once a newly opened slide's view settles
-        self._keep_view = False  # the region asked for was in view: do not zoom to it
+        self._in_view: list[bool] = []  # per NextRegion sent, in order: was it asked in view (ask_in_view)?
         self.viewer.viewSettled.connect(self._settled)
         self.viewer.tileFailed.connect(self._tile_failed)
         bridge.slide.connect(self.receive)
@@ -57,7 +58,7 @@ class SlideController(QObject):
         self.source, self.image_id = source, info.id
         self.downsample = working_resolution(source, self.project.settings()).downsample
         self._failed_reported = False
-        self._ask_when_settled, self._keep_view = first_queries, False
+        self._ask_when_settled, self._in_view = first_queries, []
         self.bridge.show_slide(info.id)
         self.viewer.set_source(source, info.id)
 
@@ -76,6 +77,7 @@ class SlideController(QObject):
     # ----- requests --------------------------------------------------------------------------
     def next_region(self, k: int = 8) -> None:
         if self.image_id is not None:
+            self._in_view.append(False)
             self.bridge.send(NextRegion(self.image_id, k))
 
     def ask_in_view(self, k: int) -> None:
@@ -83,7 +85,7 @@ class SlideController(QObject):
         the view where it is: the cold start, so that the first questions do not wait for ``N``."""
         if self.image_id is None or self.project.read_only or self.project.queries(self.image_id):
             return
-        self._keep_view = True
+        self._in_view.append(True)
         self.bridge.send(NextRegion(self.image_id, k, within=self.viewer.view_rect()))
 
     def export(self, folder: Path) -> None:
@@ -114,8 +116,8 @@ class SlideController(QObject):
         elif isinstance(event, RegionScores):
             self.viewer.overview.set_scores(event.scores, event.span)
         elif isinstance(event, RegionChosen):
-            keep, self._keep_view = self._keep_view, False  # the engine answers in the order asked
-            if not keep:  # asked in view: the expert may have moved since; the queries say where
+            in_view = self._in_view.pop(0) if self._in_view else False  # answered in the order asked
+            if not in_view:  # N: go there; asked in view, the view stays (the queries are centred if need be)
                 self.viewer.show_region(event.rect)
             self.regionChosen.emit(event)
 
