@@ -5,7 +5,9 @@ carry what the workspace offers (undo, layers, export) and the project-level act
 """
 from __future__ import annotations
 
+import os
 import sys
+import threading
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication
@@ -18,6 +20,7 @@ from desktop.engine.errors import PointillistError
 from desktop.engine.images.pictures import IMAGE_SUFFIXES
 from desktop.engine.images.slides import SLIDE_SUFFIXES
 from desktop.engine.project.lock import ProjectInUse
+from desktop.engine.service.loop import ENGINE_THREAD
 
 from desktop.plural import plural
 
@@ -337,4 +340,14 @@ def run_app(project: Path | None = None) -> int:
     app = make_application()
     window = MainWindow(project)
     window.show()
-    return app.exec()
+    code = app.exec()
+    if any(t.name == ENGINE_THREAD and t.is_alive() for t in threading.enumerate()):
+        # A training slice outlived the time closing waits for it (loop.STOP_WAIT_S). Python's own
+        # exit would kill that thread inside torch and abort the process ("terminate called");
+        # every label is already committed and every model file is written whole or not at all,
+        # so the process ends here instead.
+        print("Pointillist: the engine was still training; it is stopped, every label is saved.", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

@@ -28,6 +28,11 @@ from desktop.engine.service.messages import (Failed, LabelsChanged, ModelPublish
                                              ProposeQueries, Resume, SetLearner, Stop, Stopped)
 from desktop.engine.service.serving import ServingOptions, TaskServing
 
+ENGINE_THREAD = "pointillist-engine"
+STOP_WAIT_S = 30.0
+"""How long closing a project waits for a training slice in progress (the first one computes
+every labelled image's features, which takes minutes on a slow machine with many images)."""
+
 STEPS = {"fast": 150, "deep": 4}
 # deep keeps improving for a while after a change; fast needs a second round so that a correction
 # where the model was sure is not held back by anchors drawn before it (see FastLearner.anchor_points)
@@ -41,7 +46,7 @@ class EngineService(threading.Thread):
                  learner: str = "fast", device: str = "auto", strategy: str | None = None,
                  queries_per_image: int = 8, torch_threads: int | None = None, seed: int = 0,
                  read_only: bool = False):
-        super().__init__(name="pointillist-engine", daemon=True)
+        super().__init__(name=ENGINE_THREAD, daemon=True)
         self.folder = Path(folder)
         self.on_event = on_event
         self.learner = learner
@@ -63,11 +68,12 @@ class EngineService(threading.Thread):
     def send(self, message) -> None:
         self.inbox.put(message)
 
-    def stop(self, timeout: float | None = 30.0) -> None:
-        """Ask the loop to end and wait for it (a training slice in progress finishes first)."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Ask the loop to end and wait for it (a training slice in progress finishes first), at
+        most ``timeout`` seconds (``STOP_WAIT_S`` unless given)."""
         self.inbox.put(Stop())
         if self.is_alive():
-            self.join(timeout)
+            self.join(STOP_WAIT_S if timeout is None else timeout)
 
     # ----- the thread -----------------------------------------------------------------------------
     def run(self) -> None:
