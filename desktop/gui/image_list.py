@@ -20,6 +20,7 @@ from .icons import error_colour
 
 COLUMNS = ("Image", "Labels", "Queries", "Uncertainty", "Problem")
 UNCERTAINTY = COLUMNS.index("Uncertainty")
+PROBLEM = COLUMNS.index("Problem")
 ADDED = "Order added"  # the "Sort by" entry for the project's own order
 
 
@@ -50,8 +51,11 @@ class ImageList(QTableWidget):
         self.setSelectionMode(QAbstractItemView.SingleSelection)
         self.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.verticalHeader().hide()
+        # The numbers keep their width; a long name is cut in its middle (whole in its tooltip),
+        # so that every column fits the narrow list without a horizontal scroll bar.
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.horizontalHeader().setStretchLastSection(True)
+        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.setTextElideMode(Qt.ElideMiddle)
         self.problems: dict[int, str] = {}
         self._uncertainty: dict[int, float] = {}  # kept, so that a refill shows each image its own
         self.sort_column: int | None = None  # None: the order the images were added in
@@ -85,9 +89,10 @@ class ImageList(QTableWidget):
                 problem.setForeground(error_colour())
                 name.setForeground(error_colour())
                 problem.setToolTip(self.problems[info.id])
-            self.setItem(row, 4, problem)
+            self.setItem(row, PROBLEM, problem)
             self._fill_counts(row, project, info.id)
             self.setItem(row, UNCERTAINTY, self._uncertainty_item(info.id))
+        self.setColumnHidden(PROBLEM, not self.problems)  # a column only when an image has one
         self.resort()
 
     def refresh_counts(self, project: Project, image_id: int) -> None:

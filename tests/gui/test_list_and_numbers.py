@@ -88,8 +88,9 @@ def test_the_list_moves_only_when_asked_and_its_arrow_never_lies(window):
     assert selected_id(table) == chosen and not table.horizontalHeader().isSortIndicatorShown()
 
     # answers change the counts in place, and no row jumps either
-    header_click(table, COLUMNS.index("Problem"))  # every column header sorts, and says so
-    assert table.sort_by.currentText() == "Problem"
+    header_click(table, COLUMNS.index("Queries"))  # every column header sorts, and says so
+    assert table.sort_by.currentText() == "Queries"
+    assert table.isColumnHidden(COLUMNS.index("Problem"))  # no image has one: no column for it
     header_click(table, 1)  # by labels, fewest first
     before = table.image_ids()
     QTest.keyClick(ws.viewer, "2")
