@@ -27,6 +27,7 @@ from desktop.plural import plural
 from .about_dialog import AboutDialog
 from .banner import Banner
 from .class_editor import edit_classes
+from .garbage import collect_garbage_on_the_gui_thread
 from .icons import app_icon, toolbar_icon
 from .keypoint_workspace import KeypointWorkspace, workspace_for
 from .import_dialog import ImportDialog
@@ -41,6 +42,7 @@ class MainWindow(QMainWindow):
     def __init__(self, project: Path | None = None, learner: str = "fast", demo_dir: Path | None = None,
                  **engine_options):
         super().__init__()
+        collect_garbage_on_the_gui_thread()
         self.learner = learner
         self.demo_dir = demo_dir or app_paths.demo_dir()
         self.engine_options = engine_options
