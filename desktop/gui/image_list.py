@@ -18,8 +18,11 @@ from desktop.engine.project.store import Project
 
 from .icons import error_colour
 
-COLUMNS = ("Image", "Labels", "Queries", "Uncertainty", "Problem")
-UNCERTAINTY = COLUMNS.index("Uncertainty")
+COLUMNS = ("Image", "Labels", "Asked", "Unsure", "Problem")  # short: the list is narrow; HINTS say more
+HINTS = ("The image's file name", "Labels on the image", "Open queries: points the model asks about",
+         "How unsure the model is about the image (the mean of its most uncertain pixels)",
+         "Why the image cannot be read")
+UNCERTAINTY = COLUMNS.index("Unsure")
 PROBLEM = COLUMNS.index("Problem")
 ADDED = "Order added"  # the "Sort by" entry for the project's own order
 
@@ -47,6 +50,8 @@ class ImageList(QTableWidget):
     def __init__(self, parent=None):
         super().__init__(0, len(COLUMNS), parent)
         self.setHorizontalHeaderLabels(COLUMNS)
+        for column, hint in enumerate(HINTS):
+            self.horizontalHeaderItem(column).setToolTip(hint)
         self.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.setSelectionMode(QAbstractItemView.SingleSelection)
         self.setEditTriggers(QAbstractItemView.NoEditTriggers)
@@ -56,6 +61,7 @@ class ImageList(QTableWidget):
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
         self.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
         self.setTextElideMode(Qt.ElideMiddle)
+        self.setWordWrap(False)
         self.problems: dict[int, str] = {}
         self._uncertainty: dict[int, float] = {}  # kept, so that a refill shows each image its own
         self.sort_column: int | None = None  # None: the order the images were added in

@@ -60,7 +60,7 @@ def test_the_list_moves_only_when_asked_and_its_arrow_never_lies(window):
     assert ws.image_id == chosen and selected_id(table) == chosen
 
     header_click(table, UNCERTAINTY)  # asked: by uncertainty, most uncertain first
-    assert table.sort_by.currentText() == "Uncertainty"
+    assert table.sort_by.currentText() == "Unsure"
     assert table.horizontalHeader().isSortIndicatorShown()
     assert table.horizontalHeader().sortIndicatorOrder() == Qt.DescendingOrder
 
@@ -88,8 +88,8 @@ def test_the_list_moves_only_when_asked_and_its_arrow_never_lies(window):
     assert selected_id(table) == chosen and not table.horizontalHeader().isSortIndicatorShown()
 
     # answers change the counts in place, and no row jumps either
-    header_click(table, COLUMNS.index("Queries"))  # every column header sorts, and says so
-    assert table.sort_by.currentText() == "Queries"
+    header_click(table, COLUMNS.index("Asked"))  # every column header sorts, and says so
+    assert table.sort_by.currentText() == "Asked"
     assert table.isColumnHidden(COLUMNS.index("Problem"))  # no image has one: no column for it
     header_click(table, 1)  # by labels, fewest first
     before = table.image_ids()
