@@ -6,6 +6,7 @@ It owns the GUI thread's ``Project`` connection; labels are written through it a
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -86,6 +87,7 @@ class ProjectWorkspace(QWidget):
         self._mean_timer = QTimer(self, singleShot=True, interval=MEAN_SECONDS_AFTER_MS)
         self._mean_timer.timeout.connect(self._show_mean_seconds)
         self._pending_prediction = None
+        self._painted = None  # the Prediction event drawn last
         self._painted_at = 0.0
         self._paint_timer = QTimer(self, singleShot=True)
         self._paint_timer.timeout.connect(self._paint_prediction)
@@ -394,8 +396,25 @@ class ProjectWorkspace(QWidget):
             self.viewer.set_current_query(None, None)
         else:
             self.viewer.set_current_query(query.x, query.y, centre=self.session.mode == "query")
-        self.label_panel.show_query(query, len(queries), self._no_guess())
+        self._show_query_panel(query)
         self.image_list.refresh_counts(self.project, self.image_id)
+
+    def _show_query_panel(self, query) -> None:
+        self.label_panel.show_query(self._with_overlay_guess(query), len(self.session.queries), self._no_guess())
+
+    def _with_overlay_guess(self, query):
+        """A query asked before the model in use came (it stays on screen until answered) has no
+        classes from that model: "Likeliest" then reads the painted overlay at its pixel, so that
+        the panel and the overlay agree. A model of one class painted nothing: no guess then."""
+        painted = self._painted
+        if query is None or query.candidates or painted is None or painted.image_id != self.image_id:
+            return query
+        rows, cols = painted.class_map.shape
+        y, x = min(max(round(query.y), 0), rows - 1), min(max(round(query.x), 0), cols - 1)
+        probability = float(painted.confidence[y, x])
+        if not probability > 0:
+            return query
+        return replace(query, candidates=((int(painted.class_map[y, x]), probability),))
 
     def _no_guess(self) -> str:
         """What "Likeliest" says of a query the model has given no classes, agreeing with the
@@ -421,6 +440,9 @@ class ProjectWorkspace(QWidget):
         if event is not None and event.image_id == self.image_id:
             self.viewer.set_prediction(event.class_map, event.uncertainty, event.version)
             self._painted_at = time.monotonic()
+            self._painted = event
+            if self.session.current is not None and not self.session.current.candidates:
+                self._show_query_panel(self.session.current)
 
     def _published(self, event) -> None:
         self.training_panel.add_model(event.version, event.loss, event.validation_accuracy, event.label_count,

@@ -41,3 +41,28 @@ def test_one_labelled_class_paints_nothing_and_asks_for_a_second(qtbot, show, bl
     qtbot.waitUntil(lambda: bool(ws.session.current.candidates), timeout=TIMEOUT)
     assert "%" in ws.label_panel.candidates.text() and "second class" not in ws.label_panel.candidates.text()
     win.close()
+
+
+
+def test_a_query_asked_before_the_model_shows_the_overlays_class_once_it_is_painted(qtbot, show, blob_project):
+    """The query on screen stays until answered, even when a new model asks afresh; its "Likeliest"
+    then reads the overlay at its pixel, not "(waiting for the model)" beside a drawn overlay."""
+    win = show(MainWindow(blob_project, torch_threads=1))
+    ws = win.workspace
+    qtbot.waitUntil(lambda: ws.session.current is not None, timeout=TIMEOUT)  # cold-start queries
+    published = []
+    ws.bridge.published.connect(published.append)
+    QTest.keyClick(ws.viewer, "m")  # a few free clicks of both classes, then back to the queries
+    for key, points in (("2", [(50, 50), (90, 90)]), ("1", [(8, 8), (150, 150)])):
+        QTest.keyClick(ws.viewer, key)
+        for x, y in points:
+            click(ws.viewer, x, y)
+    QTest.keyClick(ws.viewer, "m")
+    held = ws.session.current
+    assert held is not None and not held.candidates  # asked before any model
+    qtbot.waitUntil(painted_by(ws, published, ws.project.label_revision()), timeout=TIMEOUT)
+    assert ws.session.current is held  # still the question on screen
+    text = ws.label_panel.candidates.text()
+    painted = ws.viewer.items["prediction"].image[int(round(held.y)), int(round(held.x))]
+    assert ws.label_panel.classes[painted].name in text and "%" in text and "waiting" not in text, text
+    win.close()
