@@ -61,6 +61,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.start_screen.newRequested.connect(self.new_project)
         self.start_screen.openRequested.connect(self.choose_project)
+        self.start_screen.importRequested.connect(self.import_project)
         self.start_screen.demoRequested.connect(self.open_demo)
         self.start_screen.recentChosen.connect(self.open_project)
         self._build_menus()
@@ -251,9 +252,11 @@ class MainWindow(QMainWindow):
         try:
             folder = create_demo_project(self.demo_dir)
         except PointillistError as e:
+            self.statusBar().clearMessage()
             QMessageBox.warning(self, "Cannot create the demo", str(e))
             return
-        self.open_project(folder)
+        if self.open_project(folder):
+            self.statusBar().showMessage("The demo: four pictures of coins. Answer the ringed pixel's class.", 8000)
 
     def export_masks(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder for the masks")

@@ -420,7 +420,8 @@ class ProjectWorkspace(QWidget):
         """What "Likeliest" says of a query the model has given no classes, agreeing with the
         overlay: a model of one labelled class paints nothing (segmentation/labelled_classes.py)."""
         if self.project.labelled_class_count() == 1:
-            return "(label a second class: until then the model has nothing to tell apart, and paints nothing)"
+            return ("(label a second class: M for free clicking, its key, then a click on it. Until then the model "
+                    "has nothing to tell apart, and paints nothing)")
         return "(waiting for the model)" if self.training_panel.history else "(no model yet)"
 
     def _prediction(self, event) -> None:

@@ -37,7 +37,8 @@ def fill(dialog, source, target, images=None, coco=False):
             QTest.keyClicks(edit, str(text))
 
 
-def test_file_import_makes_the_dlc_project_and_the_window_opens_it(qtbot, show, tmp_path):
+@pytest.mark.parametrize("start", ["File menu", "start screen"])
+def test_file_import_makes_the_dlc_project_and_the_window_opens_it(qtbot, show, tmp_path, start):
     make_dlc_project(tmp_path / "dlc")
     target = tmp_path / "mice"
     win = show(MainWindow(start_engine=False))
@@ -49,7 +50,10 @@ def test_file_import_makes_the_dlc_project_and_the_window_opens_it(qtbot, show, 
         QTest.mouseClick(dialog.import_button, Qt.LeftButton)
 
     QTimer.singleShot(0, use_the_dialog)
-    win.import_action.trigger()  # returns when the dialog closes, the import done
+    if start == "File menu":
+        win.import_action.trigger()  # returns when the dialog closes, the import done
+    else:
+        QTest.mouseClick(win.start_screen.import_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: isinstance(win.workspace, KeypointWorkspace), timeout=20_000)
     assert win.workspace.folder == target
     assert win.statusBar().currentMessage() == f"Created {target} with 7 image(s), 5 of them labelled."
