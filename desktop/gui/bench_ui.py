@@ -163,7 +163,7 @@ def _measure(app, window, clicks, seed, read_image, Qt, QTest) -> dict:
         engine_ms["train"].append(event.seconds * 1000)
 
     ws.bridge.published.connect(on_published)
-    ws.bridge.prediction.connect(lambda e: engine_ms["predict"].append(e.seconds * 1000))
+    ws.bridge.prediction.connect(lambda e: np.isnan(e.seconds) or engine_ms["predict"].append(e.seconds * 1000))
     ws.bridge.queries.connect(lambda e: np.isnan(e.seconds) or engine_ms["query"].append(e.seconds * 1000))
     shown: list[tuple[float, int]] = []
     ws.viewer.overlayShown.connect(lambda v: shown.append((time.perf_counter(), v)))
