@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from desktop.engine.errors import FormatError
-from desktop.engine.keypoints.formats import read_dlc_csv
+from desktop.engine.keypoints.formats import read_dlc_csv, read_label_text
 from desktop.engine.keypoints.table import KeypointTable
 from desktop.engine.keypoints.validation import refuse_malformed
 from desktop.engine.project.skeleton import Skeleton, SkeletonError
@@ -67,14 +67,7 @@ def read_dlc_project(config: str | Path) -> DlcProject:
 def read_dlc_config(path: str | Path) -> Skeleton:
     """The skeleton of a DeepLabCut ``config.yaml``: ``bodyparts`` in order, ``skeleton`` edges."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise FormatError(path, None, "file not found") from None
-    except UnicodeDecodeError as e:
-        raise FormatError(path, None, "this is not a text (UTF-8) file") from e
-    except OSError as e:
-        raise FormatError(path, None, f"the file could not be read ({e.strerror or e})") from e
+    text = read_label_text(path)
     try:
         data, node = yaml.safe_load(text), yaml.compose(text)
     except yaml.YAMLError as e:

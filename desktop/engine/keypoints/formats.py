@@ -127,15 +127,20 @@ def write_dlc_csv(table: KeypointTable, path: str | Path) -> None:
     atomic_write_bytes(Path(path), out.getvalue().encode("utf-8"))
 
 
-def _csv_rows(path: Path) -> list[list[str]]:
+def read_label_text(path: Path) -> str:
+    """A label file's text (UTF-8, a byte-order mark allowed), or a FormatError saying why not."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise FormatError(path, None, "file not found") from None
     except UnicodeDecodeError as e:
         raise FormatError(path, None, "this is not a text (UTF-8) file") from e
     except OSError as e:
         raise FormatError(path, None, f"the file could not be read ({e.strerror or e})") from e
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    text = read_label_text(path)
     if not text.strip():
         raise FormatError(path, None, "the file is empty")
     try:
