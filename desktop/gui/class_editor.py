@@ -38,6 +38,17 @@ REOPEN_NOTE = ("OK saves and opens the project again with the new classes: the m
                "them, and Ctrl+Z starts a new history.")
 
 
+def _error_and_buttons(dialog: QDialog) -> tuple[QLabel, QDialogButtonBox]:
+    """Where a refused edit is said (the dialog stays open), and OK / Cancel."""
+    error = QLabel()
+    error.setWordWrap(True)
+    error.setStyleSheet(error_style())
+    buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    return error, buttons
+
+
 class ClassEditor(QDialog):
     def __init__(self, project, parent=None):
         super().__init__(parent)
@@ -59,12 +70,7 @@ class ClassEditor(QDialog):
         self.merge_button.clicked.connect(self.merge_selected)
         self.merged = QLabel()
         self.merged.setWordWrap(True)
-        self.error = QLabel()
-        self.error.setWordWrap(True)
-        self.error.setStyleSheet(error_style())
-        self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
+        self.error, self.buttons = _error_and_buttons(self)
         edit = QHBoxLayout()
         for widget in (self.add_button, self.colour_button):
             edit.addWidget(widget)
@@ -191,12 +197,7 @@ class KeypointEditor(QDialog):
         for pairs, editor in ((skeleton.edges, self.editor.edges), (skeleton.symmetry, self.editor.symmetry)):
             for a, b in pairs:
                 editor.add(a, b)
-        self.error = QLabel()
-        self.error.setWordWrap(True)
-        self.error.setStyleSheet(error_style())
-        self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
+        self.error, self.buttons = _error_and_buttons(self)
         layout = QVBoxLayout(self)
         for widget in (self.editor, QLabel(REOPEN_NOTE.replace("classes", "keypoints")), self.error, self.buttons):
             layout.addWidget(widget)
