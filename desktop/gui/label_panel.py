@@ -22,8 +22,8 @@ def key_of(info: ClassInfo) -> str:
     return info.key or str(info.index + 1)
 
 
-KEY_HINT = ("1...9: answer or pick a class · U: unsure · S: skip · M: mode · N: next image · [ ]: opacity · "
-            "F1: all keys")
+KEY_HINT = ("1...9: answer or pick a class · U: unsure · S: skip · M: mode · N: next image (slide: region) · "
+            "[ ]: opacity · F1: all keys")
 
 
 class LabelPanel(QWidget):

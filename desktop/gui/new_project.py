@@ -15,6 +15,8 @@ from PySide6.QtWidgets import (QColorDialog, QComboBox, QDialog, QDialogButtonBo
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from desktop.engine.errors import PointillistError
+from desktop.engine.images.pictures import IMAGE_SUFFIXES
+from desktop.engine.images.slides import SLIDE_SUFFIXES
 from desktop.engine.project.setup import ImageScan, create_project, default_classes, scan_images
 from desktop.plural import plural
 from desktop.resources import palette
@@ -256,7 +258,9 @@ class NewProjectDialog(QDialog):
             self.set_sources([Path(folder)])
 
     def _choose_files(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Image files")
+        suffixes = " ".join(f"*{s}" for s in IMAGE_SUFFIXES + SLIDE_SUFFIXES)
+        files, _ = QFileDialog.getOpenFileNames(self, "Image files", "",
+                                                f"Images and slides ({suffixes});;All files (*)")
         if files:
             self.set_sources([Path(f) for f in files])
 
