@@ -8,7 +8,6 @@ remaining proposal of the image, V marks the asked keypoint occluded, A absent.
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -155,7 +154,6 @@ class KeypointWorkspace(ProjectWorkspace):
             self.session.set_prediction(event.image_id, event.xy, event.confidence)
             self.viewer.overlay_version = event.version
             self.viewer.overlayShown.emit(event.version)
-            self._painted_at = time.monotonic()
 
     def _show_layer(self, name: str, visible: bool) -> None:
         super()._show_layer(name, visible)

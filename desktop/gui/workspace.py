@@ -6,7 +6,6 @@ It owns the GUI thread's ``Project`` connection; labels are written through it a
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -27,9 +26,11 @@ from .image_list import ImageList, ImageListPanel
 from .key_route import KeyRoute
 from .label_layer import LabelLayer
 from .label_panel import LabelPanel
+from .overlay_guess import with_overlay_guess
 from .session import LabellingSession
 from .shortcuts import LAYER_KEYS
 from .slide_controller import SlideController, is_slide
+from .throttle import Throttle
 from .training_panel import TrainingPanel
 from .viewer import ImageViewer
 
@@ -88,9 +89,7 @@ class ProjectWorkspace(QWidget):
         self._mean_timer.timeout.connect(self._show_mean_seconds)
         self._pending_prediction = None
         self._painted = None  # the Prediction event drawn last
-        self._painted_at = 0.0
-        self._paint_timer = QTimer(self, singleShot=True)
-        self._paint_timer.timeout.connect(self._paint_prediction)
+        self._repaint = Throttle(REPAINT_MS, self._paint_prediction, parent=self)
         self.key_route = KeyRoute(self, self.handle_key)
         self.image_names = {viewer: FadingLabel(viewer) for viewer in (self.image_viewer, self.slides.viewer)}
         self._keys_resume_at = 0.0  # after a move to the next image, labelling keys wait until then
@@ -400,21 +399,8 @@ class ProjectWorkspace(QWidget):
         self.image_list.refresh_counts(self.project, self.image_id)
 
     def _show_query_panel(self, query) -> None:
-        self.label_panel.show_query(self._with_overlay_guess(query), len(self.session.queries), self._no_guess())
-
-    def _with_overlay_guess(self, query):
-        """A query asked before the model in use came (it stays on screen until answered) has no
-        classes from that model: "Likeliest" then reads the painted overlay at its pixel, so that
-        the panel and the overlay agree. A model of one class painted nothing: no guess then."""
-        painted = self._painted
-        if query is None or query.candidates or painted is None or painted.image_id != self.image_id:
-            return query
-        rows, cols = painted.class_map.shape
-        y, x = min(max(round(query.y), 0), rows - 1), min(max(round(query.x), 0), cols - 1)
-        probability = float(painted.confidence[y, x])
-        if not probability > 0:
-            return query
-        return replace(query, candidates=((int(painted.class_map[y, x]), probability),))
+        painted = self._painted if self._painted is not None and self._painted.image_id == self.image_id else None
+        self.label_panel.show_query(with_overlay_guess(query, painted), len(self.session.queries), self._no_guess())
 
     def _no_guess(self) -> str:
         """What "Likeliest" says of a query the model has given no classes, agreeing with the
@@ -425,22 +411,15 @@ class ProjectWorkspace(QWidget):
         return "(waiting for the model)" if self.training_panel.history else "(no model yet)"
 
     def _prediction(self, event) -> None:
-        """Paint at once unless the last paint was under ``REPAINT_MS`` ago; then paint the
-        newest prediction when that time is up (older ones in between are never drawn)."""
+        """The newest prediction is painted, at most every ``REPAINT_MS`` (older ones in between
+        are never drawn)."""
         self._pending_prediction = event
-        if self._paint_timer.isActive():
-            return
-        wait_ms = REPAINT_MS - (time.monotonic() - self._painted_at) * 1000
-        if wait_ms <= 0:
-            self._paint_prediction()
-        else:
-            self._paint_timer.start(int(wait_ms) + 1)
+        self._repaint.request()
 
     def _paint_prediction(self) -> None:
         event, self._pending_prediction = self._pending_prediction, None
         if event is not None and event.image_id == self.image_id:
             self.viewer.set_prediction(event.class_map, event.uncertainty, event.version)
-            self._painted_at = time.monotonic()
             self._painted = event
             if self.session.current is not None and not self.session.current.candidates:
                 self._show_query_panel(self.session.current)
@@ -457,7 +436,7 @@ class ProjectWorkspace(QWidget):
     # ----- closing ---------------------------------------------------------------------------
     def close_project(self) -> None:
         """Stop the engine thread (waiting for it), then close the database."""
-        self._paint_timer.stop()
+        self._repaint.stop()
         self.key_route.remove()
         self.slides.shutdown()
         self.bridge.stop()
