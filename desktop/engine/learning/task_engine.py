@@ -117,6 +117,10 @@ class TaskEngine:
             self._images.popitem(last=False)
         return pixels
 
+    def training_on(self, train: list) -> None:
+        """The round's training labels are known, before anything is scored: a task may adapt
+        its model to them (segmentation: the classes they have). Nothing by default."""
+
     def ref(self, image_id: int) -> ImageRef:
         return ImageRef(f"image-{image_id}", lambda: self.image(image_id))
 
@@ -133,6 +137,7 @@ class TaskEngine:
         train, val, n_train, n_val = self.labelled_sets()
         if not train:
             return TrainReport(None, float("nan"), n_train, n_val, None, False, 0.0)
+        self.training_on(train)
         signature = held_back_signature(self.held_back(val))
         before = copy.deepcopy(self.learner.state_dict()) if self.learner.trained else None
         in_use = (self._gate.score_in_use(signature, lambda: self.validation_accuracy(val))

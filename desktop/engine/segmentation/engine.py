@@ -55,7 +55,6 @@ class SegmentationEngine(TaskEngine):
         """A training round (``TaskEngine.train``) that scores and publishes the model over the
         classes it is trained on; a refused model leaves the classes of the one in use."""
         in_use, published = self.model.classes, False
-        self.model.classes = self.training_classes()
         try:
             report = super().train(steps)
             published = report.published
@@ -63,6 +62,11 @@ class SegmentationEngine(TaskEngine):
         finally:
             if not published:
                 self.model.classes = in_use
+
+    def training_on(self, train: list[PointLabels]) -> None:
+        """Scored and published over the classes of the round's training labels (``train``
+        restores the classes in use when the model is refused)."""
+        self.model.classes = tuple(sorted(set(np.concatenate([p.classes for p in train]).tolist())))
 
     def load_latest_weights(self) -> ModelVersion | None:
         """The newest saved model (``TaskEngine.load_latest_weights``), over the classes of today's
