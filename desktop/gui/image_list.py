@@ -27,6 +27,10 @@ PROBLEM = COLUMNS.index("Problem")
 ADDED = "Order added"  # the "Sort by" entry for the project's own order
 
 
+def _uncertainty_text(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
 class _Number(QTableWidgetItem):
     """A cell that sorts by its number, with blanks last."""
 
@@ -119,7 +123,7 @@ class ImageList(QTableWidget):
             value = self._uncertainty.get(self.item(row, 0).data(Qt.UserRole))
             item = self.item(row, UNCERTAINTY)
             item.value = value
-            item.setText("" if value is None else f"{value:.3f}")
+            item.setText(_uncertainty_text(value))
         self._show_sort_state()
 
     # ----- sorting, only when asked -------------------------------------------------------------
@@ -185,7 +189,7 @@ class ImageList(QTableWidget):
 
     def _uncertainty_item(self, image_id: int) -> QTableWidgetItem:
         value = self._uncertainty.get(image_id)
-        return _Number(value, "" if value is None else f"{value:.3f}")
+        return _Number(value, _uncertainty_text(value))
 
     def image_ids(self) -> list[int]:
         return [self.item(row, 0).data(Qt.UserRole) for row in range(self.rowCount())]
@@ -204,8 +208,7 @@ class ImageList(QTableWidget):
             self.blockSignals(False)
 
     def _fill_counts(self, row: int, project: Project, image_id: int) -> None:
-        labels = len(project.labels(image_id))
-        queries = len(project.queries(image_id))
+        labels, queries = project.label_count(image_id), project.query_count(image_id)
         self.setItem(row, 1, _Number(labels, str(labels)))
         self.setItem(row, 2, _Number(queries, str(queries)))
 

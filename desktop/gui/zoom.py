@@ -38,9 +38,6 @@ class ZoomBox(pg.ViewBox):
         width, height = self.width(), self.height()
         self.setRange(QRectF(centre.x() - width / 2, centre.y() - height / 2, width, height), padding=0)
 
-    def screen_px_per_image_px(self) -> float:
-        return 1.0 / max(self.viewPixelSize())
-
     def _image_px_bounds(self) -> tuple[float, float]:
         """The least and most image pixels per screen pixel the zoom may reach. A picture so
         small that fitting it exceeds the closest zoom may still be fitted."""
