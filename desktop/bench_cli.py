@@ -101,7 +101,7 @@ def _bench_segmentation(args) -> int:
         learner=args.learner, seed=args.seed, ignore_index=args.ignore_index, dense=args.dense,
         max_images=args.max_images, steps=args.steps, device=args.device,
         log=lambda line: print(line, flush=True))
-    bench_segmentation.write_json(result, args.out)
+    _write_json(result, args.out)
     print(json.dumps(result))
     return 0
 
@@ -126,14 +126,13 @@ def _bench_keypoints(args) -> int:
         learner=args.learner, test_fraction=args.test_fraction, correct_threshold=args.correct_threshold,
         seed=args.seed, steps=args.steps, device=args.device, symmetric=args.symmetric, edges=args.edges,
         log=lambda line: print(line, flush=True))
-    bench_keypoints.write_json(result, args.out)
+    _write_json(result, args.out)
     print(json.dumps(result))
     return 0
 
 
 def _bench_predict(args) -> int:
     from desktop.engine.bench import predict as bench_predict
-    from desktop.engine.bench.segmentation import write_json
 
     try:
         counts = [int(n) for n in args.workers.split(",")]
@@ -141,9 +140,16 @@ def _bench_predict(args) -> int:
         raise SystemExit(f"--workers {args.workers}: give worker counts separated by commas, e.g. 1,2,4") from None
     result = bench_predict.run(args.project, args.inputs, counts, learner=args.learner, device=args.device,
                                log=lambda line: print(line, flush=True))
-    write_json(result, args.out)
+    _write_json(result, args.out)
     print(json.dumps(result))
     return 0
+
+
+def _write_json(result: dict, out: Path | None) -> None:
+    """``--out``: the results as JSON, for ``pointillist bench compare``."""
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
 
 
 def run_bench(args) -> int:

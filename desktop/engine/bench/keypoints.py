@@ -14,7 +14,6 @@ the keypoints the file labels there.
 """
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -158,9 +157,3 @@ def _choose(strategy, engine: KeypointEngine, pool, labelled, k, ids, rng):
         chosen = [i for i, _ in ku.rank_images(scores)[:k]]
     proposals = {i: locate(model.predict_heatmaps(engine.ref(ids[i])))[0] for i in chosen}
     return chosen, proposals
-
-
-def write_json(result: dict, out: Path | None) -> None:
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(result, indent=2))

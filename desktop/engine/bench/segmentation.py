@@ -8,7 +8,6 @@ chosen strategy; after each round the learner retrains and the test images are s
 """
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from dataclasses import dataclass
@@ -141,9 +140,3 @@ def run(train_images: Path, train_masks: Path, test_images: Path, test_masks: Pa
                 f"mIoU {miou:.4f}, train {report.seconds:.1f} s, query {query_seconds:.1f} s")
         project.close()
     return result
-
-
-def write_json(result: dict, out: Path | None) -> None:
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(result, indent=2))
