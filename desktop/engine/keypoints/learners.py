@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import torch
 
-from desktop.engine.learning.base import (FitReport, ImageRef, LoadedImages, ShrinksOnOutOfMemory, autocast,
+from desktop.engine.learning.base import (FineTunes, FitReport, ImageRef, LoadedImages, ShrinksOnOutOfMemory, autocast,
                                           fine_tune_optimizer)
 from desktop.engine.learning.features import FeatureCache, pad_to_multiple
 from desktop.engine.project.skeleton import Skeleton
@@ -179,7 +179,7 @@ class FastKeypointLearner:
         self._projected.clear()
 
 
-class DeepKeypointLearner(ShrinksOnOutOfMemory):
+class DeepKeypointLearner(FineTunes, ShrinksOnOutOfMemory):
     name = "deep"
 
     def __init__(self, skeleton: Skeleton, device: torch.device | str = "cpu", seed: int = 0, batch: int = 4,
@@ -196,11 +196,6 @@ class DeepKeypointLearner(ShrinksOnOutOfMemory):
         self.net = KeypointNet(len(skeleton)).to(self.device)
         self.optimizer = fine_tune_optimizer(self.net, lr_encoder, lr_decoder)
         self._pixels = LoadedImages()
-        self._trained = False
-
-    @property
-    def trained(self) -> bool:
-        return self._trained
 
     def augment(self, pixels: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Random left/right flip (partners swap channels), rotation and scale about the centre."""
@@ -217,12 +212,6 @@ class DeepKeypointLearner(ShrinksOnOutOfMemory):
                                 borderMode=cv2.BORDER_CONSTANT)
         xy = xy @ matrix[:, :2].T + matrix[:, 2]  # NaN rows stay NaN
         return pixels, xy
-
-    def _train_mode(self) -> None:
-        self.net.train()
-        for module in self.net.encoder.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.eval()  # batches of a few images cannot estimate the statistics
 
     def fit(self, labels: list[KeypointLabels], steps: int = 30) -> FitReport:
         start = time.perf_counter()

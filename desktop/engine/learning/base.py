@@ -110,6 +110,23 @@ def autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
+class FineTunes:
+    """A learner that fine-tunes ``net``, a pretrained ``encoder`` and a head, on a few images a
+    batch: the encoder's batch norms keep their statistics (a few images cannot estimate them)."""
+
+    _trained = False
+
+    @property
+    def trained(self) -> bool:
+        return self._trained
+
+    def _train_mode(self) -> None:
+        self.net.train()
+        for module in self.net.encoder.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.eval()
+
+
 class ShrinksOnOutOfMemory:
     """Keeps a fine-tuning learner (``net``, ``optimizer``, ``device``, ``batch``) training when
     its device runs out of memory, as a GPU shared with other programs does: the batch is

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from desktop.engine.learning.base import (FitReport, ImageRef, LoadedImages, PointLabels, ShrinksOnOutOfMemory,
-                                          autocast, fine_tune_optimizer)
+from desktop.engine.learning.base import (FineTunes, FitReport, ImageRef, LoadedImages, PointLabels,
+                                          ShrinksOnOutOfMemory, autocast, fine_tune_optimizer)
 from desktop.engine.learning.features import FEATURE_STRIDE, pad_to_multiple
 from models.encoder import normalize
 from models.segmenter import SegmentationNet
@@ -32,7 +32,7 @@ def sample_logits(logits: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
                          align_corners=False)[0, :, :, 0].T
 
 
-class DeepLearner(ShrinksOnOutOfMemory):
+class DeepLearner(FineTunes, ShrinksOnOutOfMemory):
     name = "deep"
 
     def __init__(self, num_classes: int, device: torch.device | str = "cpu", seed: int = 0,
@@ -46,17 +46,6 @@ class DeepLearner(ShrinksOnOutOfMemory):
         self.net = SegmentationNet(num_classes).to(self.device)
         self.optimizer = fine_tune_optimizer(self.net, lr_encoder, lr_decoder)
         self._pixels = LoadedImages()
-        self._trained = False
-
-    @property
-    def trained(self) -> bool:
-        return self._trained
-
-    def _train_mode(self) -> None:
-        self.net.train()
-        for module in self.net.encoder.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.eval()
 
     def _crop(self, labels: PointLabels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A random crop containing at least one labelled pixel, augmented, with its labels."""
