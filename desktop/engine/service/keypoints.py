@@ -53,7 +53,7 @@ class KeypointServing(TaskServing):
             return
         if request.replace_open:
             project.close_open_queries(request.image_id)
-        if not project.queries(request.image_id):
+        if not project.query_count(request.image_id):
             name = self.checked_strategy(request.strategy) if request.strategy else self.strategy
             engine.propose_queries(request.image_id, name, reuse)
         # open queries of a model, least certain first; cold-start ones in skeleton order

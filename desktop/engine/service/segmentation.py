@@ -96,7 +96,7 @@ class SegmentationServing(TaskServing):
         if not self.project.read_only:
             if request.replace_open:
                 self.project.close_open_queries(image_id)
-            if not self.project.queries(image_id):
+            if not self.project.query_count(image_id):
                 if not self.engine.model.ready:
                     self.emit(Progress("Choosing first queries from image features", None))
                 one_prediction = strategies.strategy(name).needs == strategies.PROBABILITIES
