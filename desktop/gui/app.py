@@ -12,25 +12,23 @@ from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import (QApplication, QFileDialog, QInputDialog, QMainWindow, QMenu, QMessageBox,
-                               QStackedWidget, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QFileDialog, QInputDialog, QMainWindow, QMenu, QMessageBox, QStackedWidget,
+                               QToolButton, QVBoxLayout, QWidget)
 
 from desktop import paths as app_paths  # add_images names its chosen files "paths"
 from desktop.engine.errors import PointillistError
-from desktop.engine.images.pictures import IMAGE_SUFFIXES
-from desktop.engine.images.slides import SLIDE_SUFFIXES
 from desktop.engine.project.lock import ProjectInUse
 from desktop.engine.service.loop import ENGINE_THREAD
-
 from desktop.plural import plural
 
 from .about_dialog import AboutDialog
 from .banner import Banner
 from .class_editor import edit_classes
+from .file_filters import picture_filter
 from .garbage import collect_garbage_on_the_gui_thread
 from .icons import app_icon, toolbar_icon
-from .keypoint_workspace import KeypointWorkspace, workspace_for
 from .import_dialog import ImportDialog
+from .keypoint_workspace import KeypointWorkspace, workspace_for
 from .new_project import NewProjectDialog
 from .predict_dialog import PredictDialog
 from .shortcuts import ShortcutsDialog
@@ -299,9 +297,8 @@ class MainWindow(QMainWindow):
     def add_images(self) -> None:
         """Keypoint projects take pictures only (their files' rules are in project_setup)."""
         keypoints = isinstance(self.workspace, KeypointWorkspace)
-        kinds = "Images" if keypoints else "Images and slides"
-        suffixes = " ".join(f"*{s}" for s in IMAGE_SUFFIXES + (() if keypoints else SLIDE_SUFFIXES))
-        paths, _ = QFileDialog.getOpenFileNames(self, f"Add {kinds.lower()}", "", f"{kinds} ({suffixes});;All files (*)")
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add images" if keypoints else "Add images and slides", "",
+                                                picture_filter(slides=not keypoints))
         if paths and self.workspace is not None:
             self.workspace.add_images([Path(p) for p in paths])
 

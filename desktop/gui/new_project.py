@@ -15,12 +15,11 @@ from PySide6.QtWidgets import (QColorDialog, QComboBox, QDialog, QDialogButtonBo
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from desktop.engine.errors import PointillistError
-from desktop.engine.images.pictures import IMAGE_SUFFIXES
-from desktop.engine.images.slides import SLIDE_SUFFIXES
 from desktop.engine.project.setup import ImageScan, create_project, default_classes, scan_images
 from desktop.plural import plural
 from desktop.resources import palette
 
+from .file_filters import picture_filter
 from .icons import error_style
 from .skeleton_editor import SkeletonEditor
 
@@ -258,9 +257,7 @@ class NewProjectDialog(QDialog):
             self.set_sources([Path(folder)])
 
     def _choose_files(self) -> None:
-        suffixes = " ".join(f"*{s}" for s in IMAGE_SUFFIXES + SLIDE_SUFFIXES)
-        files, _ = QFileDialog.getOpenFileNames(self, "Image files", "",
-                                                f"Images and slides ({suffixes});;All files (*)")
+        files, _ = QFileDialog.getOpenFileNames(self, "Image files", "", picture_filter())
         if files:
             self.set_sources([Path(f) for f in files])
 

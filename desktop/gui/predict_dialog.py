@@ -20,9 +20,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
                                QLabel, QLineEdit, QListWidget, QMessageBox, QProgressBar, QPushButton, QSizePolicy,
                                QSpinBox, QVBoxLayout)
 
-from desktop.engine.images.pictures import IMAGE_SUFFIXES
-from desktop.engine.images.slides import SLIDE_SUFFIXES
-
+from .file_filters import picture_filter
 from .icons import error_style
 from .predict_command import FORMATS, Done, inputs_for_command, predict_arguments, predict_command
 from .predict_run import Outcome, PredictRun
@@ -156,10 +154,8 @@ class PredictDialog(QDialog):
             self.inputs.takeItem(self.inputs.row(item))
 
     def choose_files(self) -> None:
-        suffixes = " ".join(f"*{s}" for s in IMAGE_SUFFIXES + SLIDE_SUFFIXES)
         paths, _ = QFileDialog.getOpenFileNames(self, "Images or slides to predict", "",
-                                                f"Images and slides ({suffixes});;Lists of paths (*.txt);;"
-                                                "All files (*)")
+                                                picture_filter(extra="Lists of paths (*.txt)"))
         self.add_inputs([Path(p) for p in paths])
 
     def choose_folder(self) -> None:
