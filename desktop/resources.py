@@ -46,6 +46,12 @@ def palette() -> tuple[str, ...]:
     return tuple(_colours()["palette"])
 
 
+def palette_colour(index: int) -> str:
+    """The default colour of the ``index``-th class or keypoint (0-based), the palette repeating."""
+    colours = palette()
+    return colours[index % len(colours)]
+
+
 def ui_colour(name: str) -> tuple[int, int, int, int]:
     """RGBA (0..255) of one of ``UI_COLOURS``."""
     return rgba(_colours()["ui"][name])

@@ -27,7 +27,7 @@ from desktop.engine.errors import PointillistError
 from desktop.engine.project.class_store import COLOUR, ClassRow, check_classes
 from desktop.engine.project.keypoint_store import removal_refusal
 from desktop.engine.project.skeleton import Skeleton
-from desktop.resources import palette
+from desktop.resources import palette_colour
 
 from .icons import error_style
 from .label_panel import swatch
@@ -101,7 +101,7 @@ class ClassEditor(QDialog):
 
     def add_class(self) -> None:
         row = self.table.rowCount()
-        self._add_row(None, f"class {row + 1}", "", palette()[row % len(palette())], 0)
+        self._add_row(None, f"class {row + 1}", "", palette_colour(row), 0)
         self.table.setCurrentCell(row, NAME)
         self._refresh_targets()
 

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QColorDialog, QComboBox, QDialog, QDialogButtonBo
 from desktop.engine.errors import PointillistError
 from desktop.engine.project.setup import ImageScan, create_project, default_classes, scan_images
 from desktop.plural import plural
-from desktop.resources import palette
+from desktop.resources import palette_colour
 
 from .file_filters import picture_filter
 from .icons import error_style
@@ -200,7 +200,7 @@ class NewProjectDialog(QDialog):
 
     def add_class(self, name: str, colour: str | None = None, key: str | None = None) -> None:
         row = self.classes.rowCount()
-        colour = colour or palette()[row % len(palette())]
+        colour = colour or palette_colour(row)
         if key is None and row < 9:
             key = str(row + 1)
         self.classes.insertRow(row)

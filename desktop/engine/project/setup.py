@@ -13,7 +13,7 @@ from desktop.engine.images.pictures import IMAGE_SUFFIXES, read_image
 from desktop.engine.images.slides import SLIDE_SUFFIXES, is_slide_file, open_image_source
 from desktop.engine.project.skeleton import Skeleton
 from desktop.engine.project.store import Project
-from desktop.resources import palette
+from desktop.resources import palette_colour
 
 MAX_FOLDER_FILES = 100_000  # files taken from one folder and its sub-folders: a project, not a whole disk
 THUMBNAIL_CHECK = 256  # a slide is checked by decoding a thumbnail this large, not read whole
@@ -40,8 +40,7 @@ def default_classes(names: list[str]) -> list[tuple[str, str, str | None]]:
     if len(set(cleaned)) != len(cleaned):
         raise ProjectError("Class names must differ from each other.")
     keys = [str(i) for i in range(1, 10)] + ["0"]
-    colours = palette()
-    return [(name, colours[i % len(colours)], keys[i] if i < len(keys) else None)
+    return [(name, palette_colour(i), keys[i] if i < len(keys) else None)
             for i, name in enumerate(cleaned)]
 
 
