@@ -254,31 +254,27 @@ class Project(LabelStore, ClassStore, QueryStore, ModelStore, KeypointStore):
     def add_image(self, path: str | os.PathLike, width: int, height: int, levels: int = 1) -> int:
         """Reference an image file (never copied). Adding the same path twice returns its id."""
         path = Path(path).resolve()
-        existing = self._conn.execute("SELECT id FROM images WHERE path = ?", (str(path),)).fetchone()
-        if existing:
-            return existing[0]
-        checksum = file_checksum(path)
-        with self._transaction():
-            cur = self._conn.execute(
-                "INSERT INTO images(path, name, width, height, levels, checksum, added_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (str(path), path.name, int(width), int(height), int(levels), checksum, time.time()))
-        return cur.lastrowid
+        return self._reference(str(path), path.name, path, width, height, levels)
 
     def add_video_frame(self, video: str | os.PathLike, frame: int, width: int, height: int) -> int:
         """Reference frame ``frame`` of a video as an image; adding it twice returns its id."""
         video = Path(video).resolve()
-        locator = f"{video}#frame={int(frame)}"
+        return self._reference(f"{video}#frame={int(frame)}", f"{video.name} #{int(frame)}", video, width, height,
+                               video=str(video), frame=int(frame))
+
+    def _reference(self, locator: str, name: str, file: Path, width: int, height: int, levels: int = 1,
+                   video: str | None = None, frame: int | None = None) -> int:
+        """The image row at ``locator`` (its path, or a video's path and frame), added when new
+        with the checksum of ``file``."""
         existing = self._conn.execute("SELECT id FROM images WHERE path = ?", (locator,)).fetchone()
         if existing:
             return existing[0]
-        checksum = file_checksum(video)
+        checksum = file_checksum(file)
         with self._transaction():
             cur = self._conn.execute(
                 "INSERT INTO images(path, name, width, height, levels, checksum, added_at, video, frame) "
-                "VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)",
-                (locator, f"{video.name} #{int(frame)}", int(width), int(height), checksum, time.time(),
-                 str(video), int(frame)))
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (locator, name, int(width), int(height), int(levels), checksum, time.time(), video, frame))
         return cur.lastrowid
 
     _IMAGE_COLUMNS = "id, path, name, width, height, levels, checksum, video, frame"
