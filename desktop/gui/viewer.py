@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QPointF, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainterPath
 
 from desktop.resources import colour_map, ui_colour
@@ -27,6 +27,7 @@ from .zoom import ZoomBox
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
 LAYERS = ("image", "prediction", "uncertainty", "labels", "queries")
+SETTLE_MS = 120  # the view is reported once it has stayed still this long (panning, zooming)
 LABEL_PEN = pg.mkPen(ui_colour("label_ring"), width=1.2)  # the ring around a saved label's class colour
 
 
@@ -118,10 +119,18 @@ class ViewerCommon:
 
 
 class ImageViewer(ViewerCommon, pg.GraphicsView):
-    """Shows one image and its overlays; reports clicks as image coordinates."""
+    """Shows one image and its overlays; reports clicks as image coordinates, and the view once
+    it settles.
+
+    A large image's prediction comes in two parts (``service/image_views.py``): the whole image
+    on a coarse grid (the base layers, ``items``) and the view at about screen resolution (the
+    patch layers above them, ``_patch``). Where the patch lies the base is left transparent, so
+    that the half-transparent layers are not blended twice; a stale patch stays until a new one
+    replaces it, so nothing goes blank while a new model version is predicted."""
 
     clicked = Signal(float, float, object)  # x, y in image pixels, Qt.MouseButton
     overlayShown = Signal(int)  # model version now drawn
+    viewSettled = Signal(object, float)  # (x, y, w, h) in image pixels, image pixels per screen pixel
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -129,6 +138,16 @@ class ImageViewer(ViewerCommon, pg.GraphicsView):
         self.view = ZoomBox()
         self.setCentralItem(self.view)
         self._stack_layers({name: pg.ImageItem() for name in ("image", "prediction", "uncertainty")})
+        self._patch = {name: pg.ImageItem() for name in ("prediction", "uncertainty")}
+        for name, item in self._patch.items():
+            item.setZValue(self.items[name].zValue() + 0.5)
+            item.setOpacity(self.items[name].opacity())
+            self.view.addItem(item)
+        self._base: tuple[np.ndarray, np.ndarray, int] | None = None  # class map, uncertainty, stride
+        self._patch_window: tuple[int, int, int, int] | None = None  # y0, x0, y1, x1 the patch covers
+        self._settle = QTimer(self, singleShot=True, interval=SETTLE_MS)
+        self._settle.timeout.connect(self._report_view)
+        self.view.sigRangeChanged.connect(lambda *_: self._settle.start())
         self._heat = colour_map("uncertainty")
         self._class_lut = class_lut([])
         self.image_shape: tuple[int, int] | None = None
@@ -151,19 +170,67 @@ class ImageViewer(ViewerCommon, pg.GraphicsView):
         self.items["image"].setImage(np.ascontiguousarray(pixels, np.uint8), levels=(0, 255), autoLevels=False)
         for name in ("prediction", "uncertainty"):
             self.items[name].clear()
+            self._patch[name].clear()
+        self._base = self._patch_window = None
         self.items["labels"].clear()
         self.items["queries"].clear()
         self.current_ring.clear()
         self.overlay_version = None
         self.view.show_image(self.image_shape[1], self.image_shape[0])
 
-    def set_prediction(self, class_map: np.ndarray, uncertainty: np.ndarray, version: int) -> None:
-        self.items["prediction"].setImage(np.ascontiguousarray(class_map, np.uint8), lut=self._class_lut,
-                                          levels=(0, 255), autoLevels=False)
-        self.items["uncertainty"].setImage(np.ascontiguousarray(uncertainty, np.float32), lut=self._heat,
-                                           levels=(0.0, 1.0), autoLevels=False)
+    def set_prediction(self, class_map: np.ndarray, uncertainty: np.ndarray, version: int, stride: int = 1,
+                       origin: tuple[int, int] = (0, 0)) -> None:
+        """Paint a prediction whose cells cover ``stride`` x ``stride`` pixels from image pixel
+        ``origin`` (y, x): the whole image (the base) or the view (the patch)."""
+        rows, cols = class_map.shape
+        height, width = self.image_shape
+        if origin == (0, 0) and rows * stride >= height and cols * stride >= width:
+            self._base = (np.ascontiguousarray(class_map, np.uint8), np.ascontiguousarray(uncertainty, np.float32),
+                          stride)
+            if stride == 1:  # nothing finer can come: the patch has had its day
+                for item in self._patch.values():
+                    item.clear()
+                self._patch_window = None
+        else:
+            y0, x0 = origin
+            self._patch_window = (y0, x0, y0 + rows * stride, x0 + cols * stride)
+            rect = QRectF(x0, y0, cols * stride, rows * stride)
+            self._patch["prediction"].setImage(np.ascontiguousarray(class_map, np.uint8), lut=self._class_lut,
+                                               levels=(0, 255), autoLevels=False, rect=rect)
+            self._patch["uncertainty"].setImage(np.ascontiguousarray(uncertainty, np.float32), lut=self._heat,
+                                                levels=(0.0, 1.0), autoLevels=False, rect=rect)
+        self._paint_base()
         self.overlay_version = version
         self.overlayShown.emit(version)
+
+    def _paint_base(self) -> None:
+        """The base layers, transparent in the cells the patch covers whole."""
+        if self._base is None:
+            return
+        class_map, uncertainty, stride = self._base
+        if self._patch_window is not None:
+            y0, x0, y1, x1 = self._patch_window
+            rows = slice(-(-y0 // stride), y1 // stride)
+            cols = slice(-(-x0 // stride), x1 // stride)
+            class_map, uncertainty = class_map.copy(), uncertainty.copy()
+            class_map[rows, cols] = 255  # no class: transparent in the table
+            uncertainty[rows, cols] = np.nan
+        rect = QRectF(0, 0, class_map.shape[1] * stride, class_map.shape[0] * stride)
+        self.items["prediction"].setImage(class_map, lut=self._class_lut, levels=(0, 255), autoLevels=False, rect=rect)
+        self.items["uncertainty"].setImage(uncertainty, lut=self._heat, levels=(0.0, 1.0), autoLevels=False, rect=rect)
+
+    def set_prediction_opacity(self, opacity: float) -> None:
+        super().set_prediction_opacity(opacity)
+        self._patch["prediction"].setOpacity(opacity)
+
+    def pixels_per_screen_pixel(self) -> float:
+        """How many image pixels one screen pixel shows now (the larger of the two axes)."""
+        return float(max(self.view.viewPixelSize()))
+
+    def _report_view(self) -> None:
+        if self.image_shape is not None:
+            rect = self.view.viewRect()
+            self.viewSettled.emit((rect.x(), rect.y(), rect.width(), rect.height()), self.pixels_per_screen_pixel())
 
     def set_labels(self, xs: np.ndarray, ys: np.ndarray, class_indices: np.ndarray,
                    pending: np.ndarray | None = None) -> None:
@@ -171,8 +238,11 @@ class ImageViewer(ViewerCommon, pg.GraphicsView):
         self.items["labels"].setData(x=np.asarray(xs) + 0.5, y=np.asarray(ys) + 0.5, brush=brushes, pen=pens)
 
     def toggle_layer(self, name: str) -> bool:
-        """The inset belongs to the queries layer: Q hides it with the rings."""
+        """The view's patch belongs to its layer; the inset to the queries layer: Q hides it with
+        the rings."""
         visible = super().toggle_layer(name)
+        if name in self._patch:
+            self._patch[name].setVisible(visible)
         if name == "queries":
             self.inset.setVisible(visible and self.inset.shown is not None)
         return visible

@@ -18,6 +18,7 @@ from desktop.engine.errors import ImageReadError
 from desktop.engine.images.video import read_pixels
 from desktop.engine.project.lock import ProjectLock
 from desktop.engine.project.store import Project
+from desktop.engine.service.messages import ShowView
 from desktop.plural import plural
 
 from .bridge import EngineBridge
@@ -27,14 +28,13 @@ from .key_route import KeyRoute
 from .label_layer import LabelLayer
 from .label_panel import LabelPanel
 from .overlay_guess import with_overlay_guess
+from .prediction_painter import PredictionPainter
 from .session import LabellingSession
 from .shortcuts import LAYER_KEYS
 from .slide_controller import SlideController, is_slide
-from .throttle import Throttle
 from .training_panel import TrainingPanel
 from .viewer import ImageViewer
 
-REPAINT_MS = 33  # overlays repaint at most ~30 times a second
 MEAN_SECONDS_AFTER_MS = 500  # the mean answer time is an average over every label: not at every click
 SIDE_WIDTH = 300  # px of the labelling and training panels, fixed: see _build_layout
 LIST_WIDTH = 230  # px of the image list at first
@@ -82,14 +82,12 @@ class ProjectWorkspace(QWidget):
         self.training_panel.learner.setCurrentText(learner)
         self._build_layout()
         self._build_actions()
+        self.painter = PredictionPainter(self.image_viewer, self._prediction_painted, parent=self)
         self._connect()
 
         self.label_layer = LabelLayer(self.project, self.classes)
         self._mean_timer = QTimer(self, singleShot=True, interval=MEAN_SECONDS_AFTER_MS)
         self._mean_timer.timeout.connect(self._show_mean_seconds)
-        self._pending_prediction = None
-        self._painted = None  # the Prediction event drawn last
-        self._repaint = Throttle(REPAINT_MS, self._paint_prediction, parent=self)
         self.key_route = KeyRoute(self, self.handle_key)
         self.image_names = {viewer: FadingLabel(viewer) for viewer in (self.image_viewer, self.slides.viewer)}
         self._keys_resume_at = 0.0  # after a move to the next image, labelling keys wait until then
@@ -213,7 +211,8 @@ class ProjectWorkspace(QWidget):
         self._connect_label_panel()
         self.training_panel.pausedChanged.connect(lambda paused: b.pause() if paused else b.resume())
         self.training_panel.learnerChanged.connect(b.set_learner)
-        b.prediction.connect(self._prediction)
+        b.prediction.connect(self.painter.receive)
+        self.image_viewer.viewSettled.connect(self._view_settled)
         b.queries.connect(lambda event: s.set_queries(event.image_id, event.points))
         b.published.connect(self._published)
         b.ranking.connect(self._ranking)
@@ -265,7 +264,7 @@ class ProjectWorkspace(QWidget):
         if not slide:
             self.slides.close_source()
             self.viewer.set_image(pixels)
-        self._pending_prediction = None
+        self.painter.show_image(None if slide else image_id)
         self.session.set_image(image_id)
         self._draw_labels()
         if not slide:
@@ -399,8 +398,7 @@ class ProjectWorkspace(QWidget):
         self.image_list.refresh_counts(self.project, self.image_id)
 
     def _show_query_panel(self, query) -> None:
-        painted = self._painted if self._painted is not None and self._painted.image_id == self.image_id else None
-        self.label_panel.show_query(with_overlay_guess(query, painted), len(self.session.queries), self._no_guess())
+        self.label_panel.show_query(with_overlay_guess(query, self.painter.painted()), len(self.session.queries), self._no_guess())
 
     def _no_guess(self) -> str:
         """What "Likeliest" says of a query the model has given no classes, agreeing with the
@@ -410,19 +408,14 @@ class ProjectWorkspace(QWidget):
                     "has nothing to tell apart, and paints nothing)")
         return "(waiting for the model)" if self.training_panel.history else "(no model yet)"
 
-    def _prediction(self, event) -> None:
-        """The newest prediction is painted, at most every ``REPAINT_MS`` (older ones in between
-        are never drawn)."""
-        self._pending_prediction = event
-        self._repaint.request()
+    def _prediction_painted(self) -> None:
+        if self.session.current is not None and not self.session.current.candidates:
+            self._show_query_panel(self.session.current)
 
-    def _paint_prediction(self) -> None:
-        event, self._pending_prediction = self._pending_prediction, None
-        if event is not None and event.image_id == self.image_id:
-            self.viewer.set_prediction(event.class_map, event.uncertainty, event.version)
-            self._painted = event
-            if self.session.current is not None and not self.session.current.candidates:
-                self._show_query_panel(self.session.current)
+    def _view_settled(self, rect: tuple[float, float, float, float], pixels_per_screen_pixel: float) -> None:
+        """Tell the engine what of the image is on screen: a large image is predicted by its view."""
+        if self.image_id is not None and self.viewer is self.image_viewer:
+            self.bridge.send(ShowView(self.image_id, self.bridge.generation, rect, pixels_per_screen_pixel))
 
     def _published(self, event) -> None:
         self.training_panel.add_model(event.version, event.loss, event.validation_accuracy, event.label_count,
@@ -436,7 +429,7 @@ class ProjectWorkspace(QWidget):
     # ----- closing ---------------------------------------------------------------------------
     def close_project(self) -> None:
         """Stop the engine thread (waiting for it), then close the database."""
-        self._repaint.stop()
+        self.painter.stop()
         self.key_route.remove()
         self.slides.shutdown()
         self.bridge.stop()

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from desktop.engine.learning.base import (FineTunes, FitReport, ImageRef, LoadedImages, PointLabels,
                                           ShrinksOnOutOfMemory, autocast, fine_tune_optimizer)
 from desktop.engine.learning.features import FEATURE_STRIDE, pad_to_multiple
+from desktop.engine.learning.grid_head import cells_of
 from models.encoder import normalize
 from models.segmenter import SegmentationNet
 
@@ -120,6 +121,12 @@ class DeepLearner(FineTunes, ShrinksOnOutOfMemory):
     def predict_proba(self, image: ImageRef) -> np.ndarray:
         features, size = self._features(image)
         return self._probs(features, size).cpu().numpy()
+
+    def predict_grid(self, image: ImageRef, stride: int, window: tuple[int, int, int, int] | None = None
+                     ) -> np.ndarray:
+        """Class probabilities on the grid of ``stride`` over ``window`` (as ``FastLearner``'s),
+        from the whole image's: the network sees the whole image either way."""
+        return cells_of(self.predict_proba(image), stride, window)
 
     def predict_points(self, image: ImageRef, yx: np.ndarray) -> np.ndarray:
         """Class probabilities (N, C) at pixels ``yx`` (from the full map: the encoder needs context)."""

@@ -19,6 +19,7 @@ from torch import nn
 
 from desktop.engine.learning.base import FitReport, ImageRef, PointLabels, concat_labels
 from desktop.engine.learning.features import FEATURE_STRIDE, FeatureCache, FeatureMap, sample_points
+from desktop.engine.learning.grid_head import Levels, head_probabilities
 from models.filters import PixelFilters
 
 _PRECOMPUTE = 100_000  # up to this many labels, gather their features once per fit
@@ -100,6 +101,7 @@ class FastLearner:
         self._stats_ready = False
         self._trained = False
         self._share = ENCODER_SHARE  # the encoder channels' scale in the head's standardisation
+        self._levels = Levels()  # cell-averaged features of the image in view (grid_head.py)
 
     @property
     def trained(self) -> bool:
@@ -241,12 +243,19 @@ class FastLearner:
             out[torch.from_numpy(rows)] = sample_points(maps[i], yx[rows])
         return out
 
-    @torch.inference_mode()
     def predict_proba(self, image: ImageRef) -> np.ndarray:
         """Class probabilities (C, H, W) float32 at full resolution."""
+        return self.predict_grid(image, 1)
+
+    @torch.inference_mode()
+    def predict_grid(self, image: ImageRef, stride: int, window: tuple[int, int, int, int] | None = None
+                     ) -> np.ndarray:
+        """Class probabilities (C, rows, cols) on the grid of ``stride`` (a power of two) over
+        ``window`` (``y0, x0, y1, x1`` image pixels; the whole image by default): see
+        ``grid_head.py``. What is in view costs what the screen shows of it."""
         self.head.eval()
-        hidden = self.head.hidden_map(self.features(image))
-        return torch.softmax(self.head.classify(hidden), dim=-1).permute(2, 0, 1).contiguous().numpy()
+        probs = head_probabilities(self.head, self.features(image), stride, window, self._levels, image.key)
+        return probs.permute(2, 0, 1).contiguous().numpy()
 
     @torch.inference_mode()
     def predict_points(self, image: ImageRef, yx: np.ndarray) -> np.ndarray:

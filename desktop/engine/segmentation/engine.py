@@ -19,7 +19,8 @@ from desktop.engine.learning.features import FeatureCache, FeatureExtractor
 from desktop.engine.learning.task_engine import LabelledSets, TaskEngine, TrainReport, is_validation
 from desktop.engine.project.records import ModelVersion
 from desktop.engine.project.store import Project
-from desktop.engine.segmentation import selection, strategies, uncertainty
+from desktop.engine.learning.grid_head import grid_shape, pool_cells
+from desktop.engine.segmentation import selection, strategies, uncertainty, view_grid
 from desktop.engine.segmentation.labelled_classes import LabelledModel
 from desktop.engine.segmentation.slide_learning import SlideLibrary, point_labels
 
@@ -107,18 +108,26 @@ class SegmentationEngine(TaskEngine):
         model was not trained on."""
         return self.model.predict_proba(self.ref(image_id))
 
+    def predict_grid(self, image_id: int, stride: int, window: tuple[int, int, int, int] | None = None
+                     ) -> np.ndarray:
+        """Class probabilities (C, rows, cols) on the grid of ``stride`` over ``window`` (image
+        pixels ``y0, x0, y1, x1``): what a view shows (``view_grid.py``)."""
+        return self.model.predict_grid(self.ref(image_id), stride, window)
+
     def scores(self, image_id: int, strategy: str, probs: np.ndarray | None = None,
                mc_samples: int = 8) -> np.ndarray:
-        """Uncertainty map (H, W) of an image under ``strategy``, computed from what the strategy
-        needs (see ``strategies.py``)."""
+        """Uncertainty map of an image under ``strategy``, computed from what the strategy needs
+        (see ``strategies.py``): (H, W), or for a large image (``view_grid.is_large``) on the
+        grid of ``view_grid.query_stride`` (``probs``, when given, on that grid)."""
         needs = strategies.strategy(strategy).needs
+        info = self.project.image(image_id)
+        stride = view_grid.query_stride(info.height, info.width)
         if needs == strategies.NOTHING:
-            info = self.project.image(image_id)
-            return uncertainty.random_scores((info.height, info.width), self.rng)
+            return uncertainty.random_scores(grid_shape(info.height, info.width, stride), self.rng)
         if needs == strategies.MC_SAMPLES:
             return uncertainty.score(strategy, mc_probs=self.model.predict_mc(self.ref(image_id), mc_samples))
         if probs is None:
-            probs = self.predict(image_id)
+            probs = self.predict(image_id) if stride == 1 else self.predict_grid(image_id, stride)
         return uncertainty.score(strategy, probs)
 
     def excluded_pixels(self, image_id: int, extra: np.ndarray | None = None) -> np.ndarray:
@@ -144,21 +153,33 @@ class SegmentationEngine(TaskEngine):
         """
         exclude = self.excluded_pixels(image_id, ignore)
         info = self.project.image(image_id)
+        stride = view_grid.query_stride(info.height, info.width)
         if not self.model.ready and strategies.strategy(strategy).needs != strategies.NOTHING:
             fmap = self.cache.get(f"image-{image_id}", lambda: self.image(image_id))
-            features = fmap.values.permute(2, 0, 1).float().numpy()
-            points = selection.cold_start(features, (features.shape[1] * 4, features.shape[2] * 4), k, self.rng,
-                                          exclude=_pad(exclude, fmap), min_distance=min_distance)
+            if stride == 1:
+                features = fmap.values.permute(2, 0, 1).float().numpy()
+                shape, mask = (features.shape[1] * 4, features.shape[2] * 4), _pad(exclude, fmap)
+            else:  # the cells of the query grid: a large image's whole map in float32 would be gigabytes
+                rows, cols = grid_shape(info.height, info.width, stride)
+                features = pool_cells(fmap.values, stride // 4)[:rows, :cols].permute(2, 0, 1).float().numpy()
+                shape, mask = (rows * stride, cols * stride), _pad_to(exclude, rows * stride, cols * stride)
+            points = selection.cold_start(features, shape, k, self.rng, exclude=mask, min_distance=min_distance)
             points = points[(points[:, 0] < info.height) & (points[:, 1] < info.width)]
             point_scores = None
             used = "cold_start"
         else:
-            score_map = self.scores(image_id, strategy, probs)
+            score_map = self.scores(image_id, strategy, probs if stride == 1 else None)
             if strategies.strategy(strategy).needs == strategies.NOTHING:  # random: no embedding to spread in
-                points = selection.select_pixels(score_map, k, self.rng, exclude=exclude, min_distance=min_distance)
+                points = selection.select_pixels(score_map, k, self.rng, exclude=view_grid.cells_touched(exclude, stride),
+                                                 min_distance=min_distance / stride)
+                if stride > 1:  # a pixel of each drawn cell, at random too
+                    points = np.minimum(points * stride + self.rng.integers(stride, size=points.shape),
+                                        (info.height - 1, info.width - 1))
+            elif stride > 1:
+                points = self._coarse_queries(image_id, score_map, stride, k, strategy, exclude, min_distance)
             else:
                 points = self._diverse_queries(image_id, score_map, k, exclude, min_distance)
-            point_scores = score_map[points[:, 0], points[:, 1]] if len(points) else None
+            point_scores = score_map[points[:, 0] // stride, points[:, 1] // stride] if len(points) else None
             used = strategy
         ids = []
         if store and len(points):
@@ -172,6 +193,14 @@ class SegmentationEngine(TaskEngine):
         return selection.choose_queries(score_map, k, self.rng, lambda yx: self.learner.embed_points(ref, yx),
                                         exclude=exclude, labelled=labelled_yx, min_distance=min_distance)
 
+    def _coarse_queries(self, image_id: int, score_grid: np.ndarray, stride: int, k: int, strategy: str,
+                        exclude: np.ndarray, min_distance: float) -> np.ndarray:
+        ref = self.ref(image_id)
+        _, labelled_yx, _ = self.project.label_arrays(image_id)
+        return view_grid.coarse_queries(score_grid, stride, k, self.rng, exclude, labelled_yx, min_distance,
+                                        lambda yx: self.learner.embed_points(ref, yx),
+                                        lambda yx: self.model.predict_points(ref, yx), strategy)
+
     def image_uncertainties(self, strategy: str = "margin") -> dict[int, float]:
         """Each readable image's uncertainty (mean of its top 5 % scores)."""
         out = {}
@@ -182,7 +211,11 @@ class SegmentationEngine(TaskEngine):
 
 def _pad(mask: np.ndarray, fmap) -> np.ndarray:
     """Extend an image-sized mask to the padded size that the feature map covers."""
-    ph, pw = fmap.values.shape[0] * 4, fmap.values.shape[1] * 4
+    return _pad_to(mask, fmap.values.shape[0] * 4, fmap.values.shape[1] * 4)
+
+
+def _pad_to(mask: np.ndarray, ph: int, pw: int) -> np.ndarray:
+    """``mask`` within a (ph, pw) one, the rest excluded."""
     out = np.ones((ph, pw), bool)
     out[:mask.shape[0], :mask.shape[1]] = mask
     return out

@@ -78,6 +78,17 @@ class AddVideo:
     sampling: str = "uniform"  # or "kmeans"
 
 
+@dataclass(frozen=True)
+class ShowView:
+    """The part of an ordinary image on screen, and how finely: the engine predicts a large image
+    (``segmentation/view_grid.py``) by its view, at about one class per screen pixel."""
+
+    image_id: int
+    generation: int
+    rect: tuple[float, float, float, float]  # x, y, width, height in image pixels
+    pixels_per_screen_pixel: float
+
+
 # ----- messages in: slides ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class PredictView:
@@ -133,6 +144,12 @@ class Prediction:
     confidence: np.ndarray  # (H, W) float32, probability of the chosen class
     uncertainty: np.ndarray  # (H, W) float32, higher = less sure; NaN where nothing is predicted
     seconds: float = float("nan")  # how long predicting and scoring took
+    stride: int = 1  # each cell of the maps covers stride x stride image pixels (a large image's view)...
+    origin: tuple[int, int] = (0, 0)  # ...from this image pixel (y, x) on: the maps may cover a window only
+
+    def covers_image(self, height: int, width: int) -> bool:
+        rows, cols = self.class_map.shape
+        return self.origin == (0, 0) and rows * self.stride >= height and cols * self.stride >= width
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The engine thread's work in a segmentation project: an image's class map and uncertainty,
 pixel queries with the model's likeliest classes, ranking by uncertainty, mask and model export,
-and slides (through ``SlideServing``)."""
+large images by their view (through ``ImageViews``) and slides (through ``SlideServing``)."""
 from __future__ import annotations
 
 import time
@@ -10,8 +10,9 @@ import numpy as np
 from desktop.engine.segmentation import selection, strategies
 from desktop.engine.segmentation.labelled_classes import likeliest
 from desktop.engine.segmentation.slide_learning import NOT_PREDICTED
+from desktop.engine.service.image_views import ImageViews
 from desktop.engine.service.messages import (SLIDE_MESSAGES, Export, Exported, Predict, Prediction, PredictView,
-                                             Progress, ProposeQueries, Queries, QueryPoint)
+                                             Progress, ProposeQueries, Queries, QueryPoint, ShowView)
 from desktop.engine.service.serving import TaskServing
 from desktop.engine.service.slides import SlideServing
 
@@ -24,19 +25,22 @@ class SegmentationServing(TaskServing):
     def __init__(self, engine, project, emit, options):
         super().__init__(engine, project, emit, options)
         self.slides = SlideServing(engine, project, emit, self.strategy)
+        self.views = ImageViews(engine, project, emit, self.strategy)
 
     def checked_strategy(self, name: str) -> str:
         return strategies.strategy(name).name
 
     @property
     def busy(self) -> bool:
-        return self.slides.busy
+        return self.slides.busy or self.views.busy
 
     def handle(self, message) -> bool:
         if isinstance(message, SLIDE_MESSAGES):
             if isinstance(message, PredictView):
                 self.current = None  # the expert left any ordinary image
             self.slides.receive(message)
+        elif isinstance(message, ShowView):
+            self.views.view_changed(message, self.current)
         elif isinstance(message, Export):
             self._export(message)
         else:
@@ -49,6 +53,7 @@ class SegmentationServing(TaskServing):
 
     def serve(self) -> None:
         self.slides.serve()
+        self.views.serve()
 
     def model_changed(self) -> None:
         self.slides.model_changed()
@@ -70,7 +75,10 @@ class SegmentationServing(TaskServing):
         """Send the prediction of one image; returns its class probabilities for reuse. A model
         that cannot tell two classes apart yet (``LabelledModel.ready``) predicts nothing: it
         sends an empty prediction, all ``NOT_PREDICTED``, which clears what an earlier model
-        painted."""
+        painted. A large image is predicted by its view (``ImageViews``), and gives nothing to reuse."""
+        if self.views.is_large(request.image_id):
+            self.views.predict(request)
+            return None
         if not self.engine.model.ready:
             if self.engine.learner.trained:
                 info = self.project.image(request.image_id)
@@ -103,7 +111,7 @@ class SegmentationServing(TaskServing):
                 self.engine.propose_queries(image_id, request.k, name, min_distance=MIN_DISTANCE,
                                             probs=probs if one_prediction else None)  # skip predicting again
                 seconds = time.perf_counter() - start
-        if probs is None and self.engine.model.ready:
+        if probs is None and self.engine.model.ready and not self.views.is_large(image_id):
             probs = self.engine.predict(image_id)
         self._emit_queries(image_id, probs, seconds)
 
@@ -112,15 +120,19 @@ class SegmentationServing(TaskServing):
 
     def _emit_queries(self, image_id: int, probs: np.ndarray | None, seconds: float = float("nan")) -> None:
         """Send the image's open queries, each with the model's three likeliest classes (of those
-        it was trained on: the others have no probability)."""
-        points = []
-        for q in self.project.queries(image_id):
-            candidates: tuple = ()
-            if probs is not None:
-                y = int(np.clip(round(q.y), 0, probs.shape[1] - 1))
-                x = int(np.clip(round(q.x), 0, probs.shape[2] - 1))
-                candidates = likeliest(probs[:, y, x], self.engine.model.classes)
-            points.append(QueryPoint(q.id, q.x, q.y, candidates))
+        it was trained on: the others have no probability), read from ``probs`` (C, H, W) or, for
+        a large image, predicted at the queries' pixels."""
+        queries = self.project.queries(image_id)
+        columns = None
+        if queries and probs is not None:
+            yy = np.clip(np.round([q.y for q in queries]).astype(np.int64), 0, probs.shape[1] - 1)
+            xx = np.clip(np.round([q.x for q in queries]).astype(np.int64), 0, probs.shape[2] - 1)
+            columns = probs[:, yy, xx].T
+        elif queries and self.engine.model.ready:
+            columns = self.engine.model.predict_points(self.engine.ref(image_id),
+                                                       np.array([(q.y, q.x) for q in queries], np.float64))
+        points = [QueryPoint(q.id, q.x, q.y, () if columns is None else likeliest(columns[i], self.engine.model.classes))
+                  for i, q in enumerate(queries)]
         self.emit(Queries(image_id, self.engine.version, points, seconds))
 
     def _export(self, request: Export) -> None:

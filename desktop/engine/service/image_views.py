@@ -1,0 +1,91 @@
+"""What the engine thread sends for a large ordinary image (``view_grid.is_large``): its view
+first, at about one class per screen pixel, then the whole image at the overview's stride for
+what lies outside the view. A new model version, a new view (``ShowView``) and a new image each
+ask again; nothing outside the view is computed before the view is sent.
+
+Smaller images are predicted whole at full resolution (``SegmentationServing.predict``): that is
+what their view shows.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from desktop.engine.segmentation import strategies, uncertainty, view_grid
+from desktop.engine.segmentation.slide_learning import NOT_PREDICTED
+from desktop.engine.service.messages import Predict, Prediction, ShowView
+
+
+class ImageViews:
+    def __init__(self, engine, project, emit: Callable[[object], None], strategy: str):
+        self.engine, self.project, self.emit = engine, project, emit
+        # the uncertainty painted: the strategy's own when it scores probabilities, else margin
+        self.shown_strategy = strategy if strategies.strategy(strategy).needs == strategies.PROBABILITIES else "margin"
+        self.view: ShowView | None = None
+        self._overview_due: Predict | None = None
+        self._sent: set[tuple] = set()  # (stride, window) sent of the image, view generation and version in _for
+        self._for: tuple | None = None
+
+    def is_large(self, image_id: int) -> bool:
+        info = self.project.image(image_id)
+        return view_grid.is_large(info.height, info.width)
+
+    @property
+    def busy(self) -> bool:
+        return self._overview_due is not None
+
+    def predict(self, request: Predict) -> None:
+        """The view of ``request``'s image (when the GUI has said what it is), then, queued for
+        ``serve``, the whole image at the overview's stride; or, with no view known yet, the
+        overview at once."""
+        info = self.project.image(request.image_id)
+        if not self.engine.model.ready:
+            self._overview_due = None
+            if self.engine.learner.trained:  # a model of one class: clear what an earlier model painted
+                stride = view_grid.overview_stride(info.height, info.width)
+                rows, cols = -(-info.height // stride), -(-info.width // stride)
+                self.emit(Prediction(request.image_id, request.generation, self.engine.version,
+                                     np.full((rows, cols), NOT_PREDICTED, np.uint8), np.zeros((rows, cols), np.float32),
+                                     np.full((rows, cols), np.nan, np.float32), stride=stride))
+            return
+        view = self.view if self.view is not None and self.view.image_id == request.image_id else None
+        overview = view_grid.overview_stride(info.height, info.width)
+        if view is None:
+            self._send(request, overview, (0, 0, info.height, info.width))
+            return
+        stride = min(overview, view_grid.view_stride(view.pixels_per_screen_pixel))
+        window = view_grid.aligned_window(view.rect, stride, info.height, info.width)
+        self._send(request, stride, window)
+        whole = window == (0, 0, info.height, info.width) and stride == overview
+        self._overview_due = None if whole or self._was_sent(request, overview, (0, 0, info.height, info.width)) \
+            else request
+
+    def view_changed(self, message: ShowView, current: Predict | None) -> None:
+        """The expert panned or zoomed: predict the new view of the image in view."""
+        self.view = message
+        if current is not None and current.image_id == message.image_id and self.is_large(message.image_id):
+            self.predict(current)
+
+    def serve(self) -> None:
+        request, self._overview_due = self._overview_due, None
+        if request is not None and self.engine.model.ready:
+            info = self.project.image(request.image_id)
+            self._send(request, view_grid.overview_stride(info.height, info.width), (0, 0, info.height, info.width))
+
+    def _was_sent(self, request: Predict, stride: int, window: tuple[int, int, int, int]) -> bool:
+        if self._for != (request.image_id, request.generation, self.engine.version):
+            self._for, self._sent = (request.image_id, request.generation, self.engine.version), set()
+        return (stride, window) in self._sent
+
+    def _send(self, request: Predict, stride: int, window: tuple[int, int, int, int]) -> None:
+        if self._was_sent(request, stride, window):
+            return
+        start = time.perf_counter()
+        probs = self.engine.predict_grid(request.image_id, stride, window)
+        self.emit(Prediction(request.image_id, request.generation, self.engine.version,
+                             probs.argmax(0).astype(np.uint8), probs.max(0).astype(np.float32),
+                             uncertainty.score(self.shown_strategy, probs).astype(np.float32),
+                             time.perf_counter() - start, stride, window[:2]))
+        self._sent.add((stride, window))
