@@ -88,7 +88,8 @@ class FastLearner:
     name = "fast"
 
     def __init__(self, num_classes: int, cache: FeatureCache, hidden: int = 64, lr: float = 3e-3,
-                 seed: int = 0, anchors_per_image: int = 300, anchor_confidence: float = 0.95):
+                 seed: int = 0, anchors_per_image: int = 300, anchor_confidence: float = 0.95,
+                 levels: Levels | None = None):
         self.num_classes = num_classes
         self.cache = cache
         self.lr = lr
@@ -101,7 +102,7 @@ class FastLearner:
         self._stats_ready = False
         self._trained = False
         self._share = ENCODER_SHARE  # the encoder channels' scale in the head's standardisation
-        self._levels = Levels()  # cell-averaged features of the image in view (grid_head.py)
+        self.levels = levels or Levels()  # cell-averaged features of the image in view (grid_head.py)
 
     @property
     def trained(self) -> bool:
@@ -254,7 +255,7 @@ class FastLearner:
         ``window`` (``y0, x0, y1, x1`` image pixels; the whole image by default): see
         ``grid_head.py``. What is in view costs what the screen shows of it."""
         self.head.eval()
-        probs = head_probabilities(self.head, self.features(image), stride, window, self._levels, image.key)
+        probs = head_probabilities(self.head, self.features(image), stride, window, self.levels, image.key)
         return probs.permute(2, 0, 1).contiguous().numpy()
 
     @torch.inference_mode()

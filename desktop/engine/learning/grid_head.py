@@ -72,21 +72,26 @@ def pool_cells(values: torch.Tensor, factor: int) -> torch.Tensor:
 class Levels:
     """Cell-averaged features of the last image asked for, at each stride of 4 or more (the
     image in view is asked again at every model version; pooling 4096 x 4096 once took 2 s).
-    Only one image's levels are held: the cost of a level is a fraction of its feature map."""
+    Each level is pooled from the next finer one, so only the first reads the whole feature map.
+    Only one image's levels are held: together they cost a third of its feature map."""
 
     def __init__(self):
         self._key: str | None = None
         self._levels: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def get(self, key: str, fmap: FeatureMap, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(values, fine)`` on the grid of ``stride``, the image's cells only."""
+        """``(values, fine)`` on the grid of ``stride`` (a power of two, 4 or more), the image's
+        cells only."""
         if key != self._key:
             self._key, self._levels = key, {}
         if stride not in self._levels:
             rows, cols = grid_shape(fmap.height, fmap.width, stride)
-            values = pool_cells(fmap.values, stride // FEATURE_STRIDE)[:rows, :cols]
-            fine = pool_cells(fmap.fine, stride)
-            self._levels[stride] = (values, fine)
+            if stride == FEATURE_STRIDE:
+                values, fine = fmap.values, pool_cells(fmap.fine, stride)
+            else:
+                finer_values, finer_fine = self.get(key, fmap, stride // 2)
+                values, fine = pool_cells(finer_values, 2), pool_cells(finer_fine, 2)
+            self._levels[stride] = (values[:rows, :cols], fine[:rows, :cols])
         return self._levels[stride]
 
 

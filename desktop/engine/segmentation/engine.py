@@ -19,7 +19,7 @@ from desktop.engine.learning.features import FeatureCache, FeatureExtractor
 from desktop.engine.learning.task_engine import LabelledSets, TaskEngine, TrainReport, is_validation
 from desktop.engine.project.records import ModelVersion
 from desktop.engine.project.store import Project
-from desktop.engine.learning.grid_head import grid_shape, pool_cells
+from desktop.engine.learning.grid_head import Levels, grid_shape
 from desktop.engine.segmentation import selection, strategies, uncertainty, view_grid
 from desktop.engine.segmentation.labelled_classes import LabelledModel
 from desktop.engine.segmentation.slide_learning import SlideLibrary, point_labels
@@ -35,8 +35,9 @@ class SegmentationEngine(TaskEngine):
         self.cache = FeatureCache(FeatureExtractor("cpu" if learner == "fast" else self.device),
                                   feature_budget_bytes)
         num_classes = max(1, len(project.classes()))
+        self.levels = Levels()  # a large image's cell-averaged features: its overview, queries and cold start
         if learner == "fast":
-            self.learner = FastLearner(num_classes, self.cache, seed=seed)
+            self.learner = FastLearner(num_classes, self.cache, seed=seed, levels=self.levels)
         else:
             from desktop.engine.learning.deep import DeepLearner
             self.learner = DeepLearner(num_classes, device=self.device, seed=seed)
@@ -161,7 +162,8 @@ class SegmentationEngine(TaskEngine):
                 shape, mask = (features.shape[1] * 4, features.shape[2] * 4), _pad(exclude, fmap)
             else:  # the cells of the query grid: a large image's whole map in float32 would be gigabytes
                 rows, cols = grid_shape(info.height, info.width, stride)
-                features = pool_cells(fmap.values, stride // 4)[:rows, :cols].permute(2, 0, 1).float().numpy()
+                values, _ = self.levels.get(self.ref(image_id).key, fmap, stride)
+                features = values.permute(2, 0, 1).float().numpy()
                 shape, mask = (rows * stride, cols * stride), _pad_to(exclude, rows * stride, cols * stride)
             points = selection.cold_start(features, shape, k, self.rng, exclude=mask, min_distance=min_distance)
             points = points[(points[:, 0] < info.height) & (points[:, 1] < info.width)]

@@ -58,7 +58,7 @@ class ImageViews:
         stride = min(overview, view_grid.view_stride(view.pixels_per_screen_pixel))
         window = view_grid.aligned_window(view.rect, stride, info.height, info.width)
         self._send(request, stride, window)
-        whole = window == (0, 0, info.height, info.width) and stride == overview
+        whole = window == (0, 0, info.height, info.width)  # the view shows it all: nothing is outside it
         self._overview_due = None if whole or self._was_sent(request, overview, (0, 0, info.height, info.width)) \
             else request
 
