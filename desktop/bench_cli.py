@@ -66,6 +66,9 @@ def add_bench(sub) -> None:
     which.add_argument("--slide", type=Path, help="a slide or image file to measure")
     which.add_argument("--generate-ome-tiff", type=int, metavar="SIZE",
                        help="write a SIZE x SIZE pyramidal OME-TIFF to a temporary folder and measure it")
+    head = kinds.add_parser("head", help="one fast-learner prediction: the whole image, a view, the query grid")
+    head.add_argument("--image-size", type=int, required=True, metavar="N", help="an N x N tissue picture")
+    head.add_argument("--threads", type=int, default=1, help="torch threads (the app's engine uses 1)")
     pred = kinds.add_parser("predict", help="pointillist predict's speed and memory on 1, 2, ... local workers")
     pred.add_argument("--project", type=Path, required=True, help="its newest saved model predicts")
     pred.add_argument("--inputs", type=Path, nargs="+", required=True,
@@ -82,6 +85,15 @@ def _bench_ui(args) -> int:
     if args.image_size is not None and args.project is not None:
         raise PointillistError("Give --project or --image-size, not both.")
     print(json.dumps(run(args.project, clicks=args.clicks, screenshot=args.screenshot, image_size=args.image_size)))
+    return 0
+
+
+def _bench_head(args) -> int:
+    from desktop.engine.bench import head as bench_head
+
+    if args.image_size < 64:
+        raise PointillistError(f"--image-size must be at least 64 pixels, not {args.image_size}.")
+    print(json.dumps(bench_head.run(args.image_size, args.threads)))
     return 0
 
 
@@ -154,5 +166,5 @@ def _write_json(result: dict, out: Path | None) -> None:
 
 def run_bench(args) -> int:
     """Run the benchmark ``args.bench`` names."""
-    return {"segmentation": _bench_segmentation, "ui": _bench_ui, "slides": _bench_slides,
+    return {"segmentation": _bench_segmentation, "ui": _bench_ui, "slides": _bench_slides, "head": _bench_head,
             "keypoints": _bench_keypoints, "compare": _bench_compare, "predict": _bench_predict}[args.bench](args)
