@@ -21,7 +21,6 @@ from PySide6.QtGui import QColor, QPainterPath
 from desktop.resources import colour_map, ui_colour
 
 from .query_inset import QueryInset
-
 from .zoom import ZoomBox
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)

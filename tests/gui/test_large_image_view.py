@@ -2,6 +2,7 @@
 coarse grid, and the part the expert zooms into at full resolution over it (issue 19)."""
 import cv2
 import numpy as np
+import pytest
 from PIL import Image
 from PySide6.QtCore import QRectF
 from PySide6.QtTest import QTest
@@ -64,3 +65,18 @@ def test_the_view_is_painted_finely_over_a_coarse_whole_and_zooming_in_sharpens_
     QTest.keyClick(viewer, "p")
     assert patch.isVisible() and patch.opacity() == viewer.items["prediction"].opacity()
     win.close()
+
+
+def test_the_guess_of_an_old_query_reads_the_view_part_where_it_reaches_and_the_whole_elsewhere():
+    from desktop.engine.service.messages import Prediction, QueryPoint
+    from desktop.gui.overlay_guess import with_overlay_guess
+
+    whole = Prediction(1, 1, 3, np.zeros((10, 10), np.uint8), np.full((10, 10), 0.6, np.float32),
+                       np.zeros((10, 10), np.float32), stride=8)  # 80 x 80 pixels, class 0
+    view = Prediction(1, 1, 3, np.ones((16, 16), np.uint8), np.full((16, 16), 0.9, np.float32),
+                      np.zeros((16, 16), np.float32), stride=1, origin=(20, 30))  # rows 20-35, columns 30-45: class 1
+    inside, outside, past = QueryPoint(7, 33.0, 25.0, ()), QueryPoint(8, 60.0, 25.0, ()), QueryPoint(9, 95.0, 5.0, ())
+    assert with_overlay_guess(inside, [view, whole]).candidates == ((1, pytest.approx(0.9)),)
+    assert with_overlay_guess(outside, [view, whole]).candidates == ((0, pytest.approx(0.6)),)
+    assert with_overlay_guess(past, [view, whole]).candidates == ((0, pytest.approx(0.6)),)  # the whole's edge
+    assert with_overlay_guess(inside, []) == inside

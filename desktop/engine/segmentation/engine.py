@@ -16,10 +16,10 @@ import numpy as np
 from desktop.engine.learning.base import PointLabels
 from desktop.engine.learning.fast import FastLearner
 from desktop.engine.learning.features import FeatureCache, FeatureExtractor
+from desktop.engine.learning.grid_head import Levels, grid_shape
 from desktop.engine.learning.task_engine import LabelledSets, TaskEngine, TrainReport, is_validation
 from desktop.engine.project.records import ModelVersion
 from desktop.engine.project.store import Project
-from desktop.engine.learning.grid_head import Levels, grid_shape
 from desktop.engine.segmentation import selection, strategies, uncertainty, view_grid
 from desktop.engine.segmentation.labelled_classes import LabelledModel
 from desktop.engine.segmentation.slide_learning import SlideLibrary, point_labels
