@@ -86,8 +86,8 @@ class SegmentationEngine(TaskEngine):
             grid = self.slides.grid(info.id)
             for chosen, out in ((~held, train), (held, val)):
                 if chosen.any():
-                    out.extend(point_labels(grid, yx[chosen], cls[chosen]) if grid is not None
-                               else [PointLabels(self.ref(info.id), yx[chosen], cls[chosen])])
+                    out.extend(point_labels(grid, yx[chosen], cls[chosen], ids[chosen]) if grid is not None
+                               else [PointLabels(self.ref(info.id), yx[chosen], cls[chosen], ids[chosen])])
         return LabelledSets(train, val, sum(len(p.classes) for p in train), sum(len(p.classes) for p in val))
 
     def held_back(self, validation: list[PointLabels]):

@@ -1,0 +1,68 @@
+"""A training round and a query proposal cost what changed, not everything stored (issue 19, item
+5): a round gathers the features of the new labels only, and a proposal is kept apart from a
+bounded number of labelled pixels; neither changes what the learner learns from few labels."""
+import numpy as np
+import pytest
+import torch
+
+from desktop.engine.images.pictures import read_image
+from desktop.engine.learning.base import ImageRef, PointLabels
+from desktop.engine.learning.fast import _BATCH, FastLearner
+from desktop.engine.learning.features import FeatureCache, FeatureExtractor
+from desktop.engine.learning.task_engine import is_validation
+from desktop.engine.project.store import Project
+from desktop.engine.segmentation.engine import SegmentationEngine
+
+from .helpers import blob_image, clicks_from_mask, one_thread  # noqa: F401  (fixture)
+
+CLASSES = [("background", "#0000ff", "1"), ("object", "#ff0000", "2")]
+
+
+def test_a_round_gathers_the_features_of_the_new_labels_only(tmp_path):
+    project = Project.create(tmp_path / "project", classes=CLASSES)
+    mask = blob_image(tmp_path / "blobs.png", size=128)
+    image_id = project.add_image(tmp_path / "blobs.png", 128, 128)
+    class_ids = [c.id for c in project.classes()]
+
+    def add(clicks):
+        return np.array([project.add_label(image_id, x, y, class_ids[c]) for x, y, c in clicks])
+
+    def training(ids):
+        return set(ids[~is_validation(ids, engine.validation_fraction)].tolist())
+
+    first = add(clicks_from_mask(mask, 40, seed=0))
+    engine = SegmentationEngine(project, save_models=False)
+    engine.train(20)
+    assert set(engine.learner.label_features.gathered.tolist()) == training(first)
+    more = add(clicks_from_mask(mask, 3, seed=1))
+    engine.train(20)  # the anchors of the trained model come too: they have no ids, and are not kept
+    assert set(engine.learner.label_features.gathered.tolist()) == training(more)
+    project.delete_label(int(sorted(training(first))[0]))
+    engine.train(20)
+    assert len(engine.learner.label_features.gathered) == 0
+    project.restore_label(int(sorted(training(first))[0]))  # its features went with the round after the delete
+    engine.train(20)
+    assert engine.learner.label_features.gathered.tolist() == [sorted(training(first))[0]]
+
+
+@pytest.mark.parametrize("count", [60, _BATCH + 500], ids=["one batch", "more than a batch"])
+def test_labels_known_by_id_train_the_same_head_as_labels_gathered_afresh(tmp_path, count):
+    """Fits on labels with ids (kept features) and on the same labels without: equal weights."""
+    mask = blob_image(tmp_path / "blobs.png", size=128)
+    image = ImageRef("blobs", lambda: read_image(tmp_path / "blobs.png"))
+    rng = np.random.default_rng(0)
+    yx = rng.uniform(0, 127, (count + 20, 2))
+    classes = mask[np.round(yx[:, 0]).astype(int), np.round(yx[:, 1]).astype(int)].astype(np.int64)
+    ids = np.arange(1, len(yx) + 1) * 3
+    cache = FeatureCache(FeatureExtractor())
+
+    def learner(with_ids: bool) -> FastLearner:
+        out = FastLearner(2, cache, seed=0)  # seeds torch's generator too (dropout): one learner at a time
+        for upto in (count, count + 10, count + 20):  # new labels each fit; the first one gone in the last
+            chosen = slice(1 if upto == count + 20 else 0, upto)
+            out.fit([PointLabels(image, yx[chosen], classes[chosen], ids[chosen] if with_ids else None)], 15)
+        return out
+
+    kept, afresh = learner(True).head.state_dict(), learner(False).head.state_dict()
+    for name in afresh:
+        assert torch.equal(kept[name], afresh[name]), name
