@@ -11,6 +11,7 @@ from desktop.engine.learning.fast import _BATCH, FastLearner
 from desktop.engine.learning.features import FeatureCache, FeatureExtractor
 from desktop.engine.learning.task_engine import is_validation
 from desktop.engine.project.store import Project
+from desktop.engine.segmentation import selection
 from desktop.engine.segmentation.engine import SegmentationEngine
 
 from .helpers import blob_image, clicks_from_mask, one_thread  # noqa: F401  (fixture)
@@ -66,3 +67,32 @@ def test_labels_known_by_id_train_the_same_head_as_labels_gathered_afresh(tmp_pa
     kept, afresh = learner(True).head.state_dict(), learner(False).head.state_dict()
     for name in afresh:
         assert torch.equal(kept[name], afresh[name]), name
+
+
+def test_queries_are_kept_apart_from_a_bounded_number_of_labelled_pixels():
+    """With 25,000 labelled pixels on an image, the embedding is asked for the candidates and
+    ``KNOWN_LIMIT`` labelled pixels spread over them; with few, for every one of them."""
+    rng = np.random.default_rng(0)
+    scores = rng.random((512, 512))
+    asked = []
+
+    def embed(yx):
+        asked.append(len(yx))
+        return np.stack([yx[:, 0] / 512, yx[:, 1] / 512, np.sin(yx[:, 0] / 20)], 1)
+
+    for labelled in (rng.uniform(0, 511, (25_000, 2)), rng.uniform(0, 511, (40, 2))):
+        picks = selection.choose_queries(scores, 8, np.random.default_rng(1), embed, labelled=labelled,
+                                         min_distance=8)
+        assert len(picks) == 8
+    pool = len(selection.uncertain_pool(scores, np.random.default_rng(1)))
+    assert asked == [pool + selection.KNOWN_LIMIT, pool + 40]
+
+
+def test_the_nearest_squared_distance_is_the_distance_written_out():
+    rng = np.random.default_rng(0)
+    x, known = rng.normal(size=(300, 16)), rng.normal(size=(5000, 16))
+    known[7] = x[3]  # an exact match is at distance 0, not a hair below
+    written_out = np.min(((x[:, None, :] - known[None]) ** 2).sum(-1), axis=1)
+    found = selection.nearest_squared_distance(x, known)
+    assert found[3] == 0.0
+    np.testing.assert_allclose(found, written_out, rtol=1e-9, atol=1e-9)
