@@ -2,12 +2,14 @@
 points let clicks through, a click adds to one small scatter plot of them, and the counts and
 the mean answer time follow the store by what changed. Engine thread off: this is the GUI."""
 import numpy as np
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
 from desktop.engine.project.store import Project
 from desktop.gui.app import MainWindow
 from desktop.gui.dots import CHUNK
+from desktop.gui.label_tally import LabelTally
 
 from .conftest import click
 
@@ -36,3 +38,33 @@ def test_a_click_on_a_label_goes_to_the_image_and_adds_to_one_small_plot(qtbot, 
     with Project.open(blob_project) as project:
         assert project.label_count() == 2 * CHUNK + 101
     win.close()
+
+
+def test_the_tally_follows_the_store_through_adds_deletes_undo_and_other_images(blob_project):
+    with Project.open(blob_project) as project:
+        first, second = (i.id for i in project.images())
+        background, blob = (c.id for c in project.classes())
+        project.add_labels(first, [(1.0, 2.0, background), (3.0, 4.0, background)], seconds=[2.0, None])
+        tally = LabelTally(project)
+
+        def agrees():
+            tally.catch_up()
+            counts = project.class_label_counts()
+            return ([tally.count(first), tally.count(second)]
+                    == [project.label_count(first), project.label_count(second)]
+                    and tally.labelled_classes() == len(counts)
+                    and tally.mean_seconds() == pytest.approx(project.mean_answer_seconds()))
+
+        assert agrees() and tally.labelled_classes() == 1 and tally.mean_seconds() == 2.0
+        new = project.add_label(second, 5.0, 6.0, blob, seconds=4.0)
+        assert agrees() and tally.count(second) == 1 and tally.labelled_classes() == 2 and tally.mean_seconds() == 3.0
+        project.delete_label(new)
+        project.restore_label(new)
+        project.delete_label(new)  # several operations on one label between two looks count once
+        assert agrees() and tally.count(second) == 0 and tally.labelled_classes() == 1
+        tally.catch_up()
+        project.restore_label(new)
+        assert agrees() and tally.count(second) == 1
+        many = project.add_labels(first, [(float(i % 100), float(i // 100), blob) for i in range(3000)])
+        project.delete_label(many[-1])
+        assert agrees() and tally.count(first) == 2 + 2999
