@@ -8,7 +8,8 @@ import torch
 from desktop.engine.images.pictures import read_image
 from desktop.engine.learning.base import ImageRef, PointLabels
 from desktop.engine.learning.fast import _BATCH, FastLearner
-from desktop.engine.learning.features import FeatureCache, FeatureExtractor
+from desktop.engine.learning.features import FeatureCache, FeatureExtractor, sample_points
+from desktop.engine.learning.label_features import LabelFeatures
 from desktop.engine.learning.task_engine import is_validation
 from desktop.engine.project.store import Project
 from desktop.engine.segmentation import selection
@@ -96,3 +97,20 @@ def test_the_nearest_squared_distance_is_the_distance_written_out():
     found = selection.nearest_squared_distance(x, known)
     assert found[3] == 0.0
     np.testing.assert_allclose(found, written_out, rtol=1e-9, atol=1e-9)
+
+
+def test_kept_features_are_those_gathered_afresh_through_deletes_and_labels_without_ids(tmp_path):
+    """Whatever was kept, moved or written over, each label's row holds its own features."""
+    blob_image(tmp_path / "blobs.png", size=128)
+    image = ImageRef("blobs", lambda: read_image(tmp_path / "blobs.png"))
+    fmap = FeatureCache(FeatureExtractor()).get(image.key, image.load)
+    rng = np.random.default_rng(0)
+    yx, ids = rng.uniform(0, 127, (6000, 2)), np.arange(6000) * 2 + 1
+    kept = LabelFeatures()
+    for chosen in (np.arange(5000), np.r_[4900:5000, 5000:5010], np.r_[4950:5010, 5500:6000], np.arange(6000)):
+        others = PointLabels(ImageRef("anchors", image.load), rng.uniform(0, 127, (300, 2)), np.zeros(300, np.int64))
+        labels = [others, PointLabels(image, yx[chosen], np.zeros(len(chosen), np.int64), ids[chosen]), others]
+        store, rows = kept.gather(labels, [fmap] * 3)
+        expected = torch.cat([sample_points(fmap, lab.yx) for lab in labels])
+        assert torch.equal(store[torch.from_numpy(rows)], expected)
+    assert len(kept.gathered) == 6000 - 60 - 500  # the last call gathered the labels not kept by the one before

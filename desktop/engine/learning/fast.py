@@ -159,10 +159,11 @@ class FastLearner:
             self._init_stats(maps)
         self._set_share(maps[0].values.shape[-1], encoder_share(expert / len(images)))
         precomputed = len(cls) <= _PRECOMPUTE
-        if precomputed:  # gathered once per fit, and kept for the next by label id (LabelFeatures)
-            feats = self.label_features.gather(labels, maps)
+        if precomputed:  # gathered once, and kept for the next fit by label id (LabelFeatures)
+            store, rows = self.label_features.gather(labels, maps)
+            rows = torch.from_numpy(rows)
             if len(cls) <= _BATCH:  # every step takes them all: standardised once here
-                feats = self.head.standardise(feats)
+                feats = self.head.standardise(store[rows])
             targets = torch.from_numpy(cls)
         self.head.train()
         loss_value = float("nan")
@@ -172,7 +173,7 @@ class FastLearner:
                 x, t, w = feats, targets, weight
             elif precomputed:  # the batch standardised, not all of them (as many as _PRECOMPUTE)
                 pick = torch.from_numpy(self._rng.choice(len(cls), _BATCH, replace=False))
-                x, t, w = self.head.standardise(feats[pick]), targets[pick], weight[pick]
+                x, t, w = self.head.standardise(store[rows[pick]]), targets[pick], weight[pick]
             else:  # millions of labels (dense masks): draw with replacement, a permutation is too slow
                 pick = self._rng.integers(len(cls), size=_BATCH)
                 x = self.head.standardise(self._gather(maps, owner[pick], yx[pick]))
