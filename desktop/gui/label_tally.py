@@ -33,7 +33,7 @@ class LabelTally:
 
     def catch_up(self) -> None:
         """Take in the label operations made since the last look."""
-        for op_id, label_id, deleted, image_id, class_id, seconds in self.project.labels_touched(self._seen):
+        for op_id, label_id, deleted, image_id, class_id, seconds, _x, _y in self.project.labels_touched(self._seen):
             self._seen = max(self._seen, op_id)
             if label_id >= len(self._live):
                 self._live = np.concatenate([self._live, np.zeros(max(label_id + 1, 2 * len(self._live)), bool)])

@@ -11,6 +11,7 @@ from desktop.engine.learning.fast import _BATCH, FastLearner
 from desktop.engine.learning.features import FeatureCache, FeatureExtractor, sample_points
 from desktop.engine.learning.label_features import LabelFeatures
 from desktop.engine.learning.task_engine import is_validation
+from desktop.engine.project.live_labels import LiveLabels
 from desktop.engine.project.store import Project
 from desktop.engine.segmentation import selection
 from desktop.engine.segmentation.engine import SegmentationEngine
@@ -114,3 +115,33 @@ def test_kept_features_are_those_gathered_afresh_through_deletes_and_labels_with
         expected = torch.cat([sample_points(fmap, lab.yx) for lab in labels])
         assert torch.equal(store[torch.from_numpy(rows)], expected)
     assert len(kept.gathered) == 6000 - 60 - 500  # the last call gathered the labels not kept by the one before
+
+
+def test_live_labels_follow_the_store_and_read_again_only_what_changed(tmp_path):
+    project = Project.create(tmp_path / "project", classes=CLASSES + [("third", "#00ff00", "3")])
+    for name in ("a.png", "b.png"):
+        blob_image(tmp_path / name, size=64)
+    first, second = (project.add_image(tmp_path / name, 64, 64) for name in ("a.png", "b.png"))
+    background, blob, third = (c.id for c in project.classes())
+    project.add_labels(first, [(float(i), 2.0 * i % 60, background if i % 3 else blob) for i in range(50)])
+    project.add_labels(second, [(3.0, 4.0, third)])
+    live = LiveLabels(project)
+
+    def agree():
+        for image_id in (first, second):
+            for mine, stored in zip(live.arrays(image_id), project.label_arrays(image_id)):
+                np.testing.assert_array_equal(mine, stored)
+
+    agree()
+    untouched = live.arrays(second)
+    new = project.add_labels(first, [(5.5, 6.5, blob), (7.0, 8.0, background)])
+    project.delete_label(3)
+    project.delete_label(new[0])
+    project.restore_label(new[0])
+    agree()
+    assert live.arrays(second) is untouched  # nothing of it changed: not read again
+    project.add_label(second, 1.0, 1.0, blob)
+    agree()
+    project.edit_classes([(blob, "blob", "#ff0000", "2"), (third, "third", "#00ff00", "3")],
+                         merges={background: blob})  # every class moves up one, the third's labels untouched
+    agree()

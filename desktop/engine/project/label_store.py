@@ -107,13 +107,13 @@ class LabelStore:
             self._conn.execute("COMMIT")
         return revision, np.array(rows, np.float64).reshape(-1, 4)
 
-    def labels_touched(self, since_op: int) -> list[tuple[int, int, bool, int, int | None, float | None]]:
-        """``(newest operation id, label id, deleted now, image id, class id, answer seconds)`` of
-        each label touched by an operation newer than ``since_op``, once each."""
+    def labels_touched(self, since_op: int) -> list[tuple]:
+        """``(newest operation id, label id, deleted now, image id, class id, answer seconds, x, y)``
+        of each label touched by an operation newer than ``since_op``, once each."""
         rows = self._conn.execute(
-            "SELECT MAX(o.id), l.id, l.deleted, l.image_id, l.class_id, l.seconds FROM label_ops o "
+            "SELECT MAX(o.id), l.id, l.deleted, l.image_id, l.class_id, l.seconds, l.x, l.y FROM label_ops o "
             "JOIN labels l ON l.id = o.label_id WHERE o.id > ? GROUP BY l.id", (since_op,)).fetchall()
-        return [(r[0], r[1], bool(r[2]), r[3], r[4], r[5]) for r in rows]
+        return [(r[0], r[1], bool(r[2]), *r[3:]) for r in rows]
 
     def nearest_label(self, image_id: int, x: float, y: float, within: float) -> int | None:
         """The live label of the image nearest to (x, y) within ``within`` pixels, or None."""

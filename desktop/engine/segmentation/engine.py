@@ -17,6 +17,7 @@ from desktop.engine.learning.base import PointLabels
 from desktop.engine.learning.fast import FastLearner
 from desktop.engine.learning.features import FeatureCache, FeatureExtractor
 from desktop.engine.learning.task_engine import LabelledSets, TaskEngine, TrainReport, is_validation
+from desktop.engine.project.live_labels import LiveLabels
 from desktop.engine.project.records import ModelVersion
 from desktop.engine.project.store import Project
 from desktop.engine.segmentation import selection, strategies, uncertainty
@@ -41,12 +42,13 @@ class SegmentationEngine(TaskEngine):
             self.learner = DeepLearner(num_classes, device=self.device, seed=seed)
         self.model = LabelledModel(self.learner)
         self.slides = SlideLibrary(project)  # slides are learned from tile by tile
+        self.labels = LiveLabels(project)  # read by what changed: every round reads them all
 
     def training_classes(self) -> tuple[int, ...]:
         """The classes of today's training labels; held-back labels teach the learner nothing."""
         found: set[int] = set()
         for info in self.project.images():
-            ids, _, cls = self.project.label_arrays(info.id)
+            ids, _, cls = self.labels.arrays(info.id)
             found.update(cls[~is_validation(ids, self.validation_fraction)].tolist())
         return tuple(sorted(found))
 
@@ -79,7 +81,7 @@ class SegmentationEngine(TaskEngine):
         """Every image's labels, split by ``is_validation`` (a slide's as tiles, ``point_labels``)."""
         train, val = [], []
         for info in self.project.images():
-            ids, yx, cls = self.project.label_arrays(info.id)
+            ids, yx, cls = self.labels.arrays(info.id)
             if len(ids) == 0:
                 continue
             held = is_validation(ids, self.validation_fraction)
@@ -125,7 +127,7 @@ class SegmentationEngine(TaskEngine):
         """Pixels no query may land on: labelled and already-asked ones, plus ``extra``."""
         info = self.project.image(image_id)
         mask = np.zeros((info.height, info.width), bool) if extra is None else extra.astype(bool).copy()
-        _, yx, _ = self.project.label_arrays(image_id)
+        _, yx, _ = self.labels.arrays(image_id)
         points = np.concatenate([yx, self.project.asked_points(image_id)])
         if len(points):
             yy = np.clip(np.round(points[:, 0]).astype(np.int64), 0, info.height - 1)
@@ -168,7 +170,7 @@ class SegmentationEngine(TaskEngine):
     def _diverse_queries(self, image_id: int, score_map: np.ndarray, k: int, exclude: np.ndarray,
                          min_distance: float) -> np.ndarray:
         ref = self.ref(image_id)
-        _, labelled_yx, _ = self.project.label_arrays(image_id)
+        _, labelled_yx, _ = self.labels.arrays(image_id)
         return selection.choose_queries(score_map, k, self.rng, lambda yx: self.learner.embed_points(ref, yx),
                                         exclude=exclude, labelled=labelled_yx, min_distance=min_distance)
 
