@@ -164,6 +164,8 @@ class FastLearner:
             rows = torch.from_numpy(rows)
             if len(cls) <= _BATCH:  # every step takes them all: standardised once here
                 feats = self.head.standardise(store[rows])
+            else:  # each step's batch is written here: a new 8 MB tensor a step cost its memory's page faults
+                batch = torch.empty(_BATCH, store.shape[1])
             targets = torch.from_numpy(cls)
         self.head.train()
         loss_value = float("nan")
@@ -173,7 +175,8 @@ class FastLearner:
                 x, t, w = feats, targets, weight
             elif precomputed:  # the batch standardised, not all of them (as many as _PRECOMPUTE)
                 pick = torch.from_numpy(self._rng.choice(len(cls), _BATCH, replace=False))
-                x, t, w = self.head.standardise(store[rows[pick]]), targets[pick], weight[pick]
+                x = torch.index_select(store, 0, rows[pick], out=batch).sub_(self.head.mean).div_(self.head.std)
+                t, w = targets[pick], weight[pick]
             else:  # millions of labels (dense masks): draw with replacement, a permutation is too slow
                 pick = self._rng.integers(len(cls), size=_BATCH)
                 x = self.head.standardise(self._gather(maps, owner[pick], yx[pick]))

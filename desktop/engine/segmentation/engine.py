@@ -42,7 +42,7 @@ class SegmentationEngine(TaskEngine):
             self.learner = DeepLearner(num_classes, device=self.device, seed=seed)
         self.model = LabelledModel(self.learner)
         self.slides = SlideLibrary(project)  # slides are learned from tile by tile
-        self.labels = LiveLabels(project)  # read by what changed: every round reads them all
+        self.labels = LiveLabels(project)  # every round and proposal reads them: read again by what changed
 
     def training_classes(self) -> tuple[int, ...]:
         """The classes of today's training labels; held-back labels teach the learner nothing."""
