@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
 from desktop.engine.project.store import Project
 
 from .icons import error_colour
+from .label_tally import LabelTally
 
 COLUMNS = ("Image", "Labels", "Asked", "Unsure", "Problem")  # short: the list is narrow; HINTS say more
 HINTS = ("The image's file name", "Labels on the image", "Open queries: points the model asks about",
@@ -47,12 +48,13 @@ class _Number(QTableWidgetItem):
 
 class ImageList(QTableWidget):
     """The table; ``sort_by`` and ``resort_button`` are its sort controls, which ``ImageListPanel``
-    lays out above it."""
+    lays out above it. Label counts come from ``tally``, kept up to date by its owner."""
 
     imageChosen = Signal(int)
 
-    def __init__(self, parent=None):
+    def __init__(self, tally: LabelTally, parent=None):
         super().__init__(0, len(COLUMNS), parent)
+        self.tally = tally
         self.setHorizontalHeaderLabels(COLUMNS)
         for column, hint in enumerate(HINTS):
             self.horizontalHeaderItem(column).setToolTip(hint)
@@ -109,7 +111,7 @@ class ImageList(QTableWidget):
         """Update one image's counts in place (called at every click: no rebuilding, no re-sort)."""
         row = self.row_of(image_id)
         if row is not None:
-            for column, value in ((1, project.label_count(image_id)), (2, project.query_count(image_id))):
+            for column, value in ((1, self.tally.count(image_id)), (2, project.query_count(image_id))):
                 item = self.item(row, column)
                 if item.value != value:
                     item.value = value
@@ -208,7 +210,7 @@ class ImageList(QTableWidget):
             self.blockSignals(False)
 
     def _fill_counts(self, row: int, project: Project, image_id: int) -> None:
-        labels, queries = project.label_count(image_id), project.query_count(image_id)
+        labels, queries = self.tally.count(image_id), project.query_count(image_id)
         self.setItem(row, 1, _Number(labels, str(labels)))
         self.setItem(row, 2, _Number(queries, str(queries)))
 

@@ -20,6 +20,7 @@ from PySide6.QtGui import QColor, QPainterPath
 
 from desktop.resources import colour_map, ui_colour
 
+from .dots import Dots, LabelDots
 from .query_inset import QueryInset
 from .zoom import ZoomBox
 
@@ -62,11 +63,11 @@ class ViewerCommon:
         """Put ``image_layers`` (image, prediction, uncertainty) and the point layers (labels,
         queries, the current query's ring) into ``view``, bottom to top in ``LAYERS`` order."""
         self.items = {**image_layers,
-                      "labels": pg.ScatterPlotItem(size=9, pen=LABEL_PEN, pxMode=True),
-                      "queries": pg.ScatterPlotItem(size=20, pen=pg.mkPen(ui_colour("query_ring"), width=2), brush=None,
-                                                    pxMode=True)}
-        self.current_ring = pg.ScatterPlotItem(size=34, symbol=CURRENT_QUERY_SYMBOL, brush=None, pxMode=True,
-                                               pen=pg.mkPen(ui_colour("current_query"), width=3))
+                      "labels": LabelDots(size=9, pen=LABEL_PEN, pxMode=True),
+                      "queries": Dots(size=20, pen=pg.mkPen(ui_colour("query_ring"), width=2), brush=None,
+                                      pxMode=True)}
+        self.current_ring = Dots(size=34, symbol=CURRENT_QUERY_SYMBOL, brush=None, pxMode=True,
+                                 pen=pg.mkPen(ui_colour("current_query"), width=3))
         for z, name in enumerate(LAYERS):
             self.items[name].setZValue(z)
             self.view.addItem(self.items[name])

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QSplitter, QStackedWidget, QTabWidget, QVBoxLayout, QWidget
 
@@ -27,6 +27,7 @@ from .image_list import ImageList, ImageListPanel
 from .key_route import KeyRoute
 from .label_layer import LabelLayer
 from .label_panel import LabelPanel
+from .label_tally import LabelTally
 from .overlay_guess import with_overlay_guess
 from .prediction_painter import PredictionPainter
 from .session import LabellingSession
@@ -35,7 +36,6 @@ from .slide_controller import SlideController, is_slide
 from .training_panel import TrainingPanel
 from .viewer import ImageViewer
 
-MEAN_SECONDS_AFTER_MS = 500  # the mean answer time is an average over every label: not at every click
 SIDE_WIDTH = 300  # px of the labelling and training panels, fixed: see _build_layout
 LIST_WIDTH = 230  # px of the image list at first
 KEYS_WAIT_AFTER_MOVE_S = 0.6  # labelling keys are ignored this long after the move to the next image
@@ -75,7 +75,8 @@ class ProjectWorkspace(QWidget):
         self.slides = SlideController(self.project, self.bridge, parent=self)
         for viewer in (self.image_viewer, self.slides.viewer):
             viewer.set_classes([c.colour for c in self.classes])
-        self.image_list = ImageList()
+        self.tally = LabelTally(self.project)  # label counts and the mean answer time, by what changed
+        self.image_list = ImageList(self.tally)
         self.image_list.fill(self.project, self.problems)
         self.label_panel = self._make_label_panel()
         self.training_panel = TrainingPanel()
@@ -86,8 +87,6 @@ class ProjectWorkspace(QWidget):
         self._connect()
 
         self.label_layer = LabelLayer(self.project, self.classes)
-        self._mean_timer = QTimer(self, singleShot=True, interval=MEAN_SECONDS_AFTER_MS)
-        self._mean_timer.timeout.connect(self._show_mean_seconds)
         self.key_route = KeyRoute(self, self.handle_key)
         self.image_names = {viewer: FadingLabel(viewer) for viewer in (self.image_viewer, self.slides.viewer)}
         self._keys_resume_at = 0.0  # after a move to the next image, labelling keys wait until then
@@ -369,16 +368,16 @@ class ProjectWorkspace(QWidget):
 
     # ----- drawing ---------------------------------------------------------------------------
     def _labels_changed(self, image_id: int) -> None:
-        """A label edit is saved: draw what changed, count, and tell the engine. The mean answer
-        time (an average over every label) is refreshed a moment later, once per burst of clicks."""
+        """A label edit is saved: draw what changed, count, and tell the engine."""
+        self.tally.catch_up()
         if image_id == self.image_id:
             self._show_label_change()
         self.image_list.refresh_counts(self.project, image_id)
-        self._mean_timer.start()
+        self._show_mean_seconds()
         self.bridge.labels_changed()
 
     def _show_mean_seconds(self) -> None:
-        self.label_panel.show_mean_seconds(self.project.mean_answer_seconds())
+        self.label_panel.show_mean_seconds(self.tally.mean_seconds())
 
     def _show_label_change(self) -> None:
         self.label_layer.update(self.viewer, self.session.pending_labels(self.image_id))
@@ -403,7 +402,7 @@ class ProjectWorkspace(QWidget):
     def _no_guess(self) -> str:
         """What "Likeliest" says of a query the model has given no classes, agreeing with the
         overlay: a model of one labelled class paints nothing (segmentation/labelled_classes.py)."""
-        if self.project.labelled_class_count() == 1:
+        if self.tally.labelled_classes() == 1:
             return ("(label a second class: M for free clicking, its key, then a click on it. Until then the model "
                     "has nothing to tell apart, and paints nothing)")
         return "(waiting for the model)" if self.training_panel.history else "(no model yet)"

@@ -166,10 +166,11 @@ def test_file_menu_adds_images_to_an_open_project_and_names_the_unreadable(qtbot
 
 def test_image_list_keeps_each_uncertainty_with_its_image_when_refilled(qtbot, blob_project):
     from desktop.gui.image_list import UNCERTAINTY, ImageList
+    from desktop.gui.label_tally import LabelTally
 
     with Project.open(blob_project) as project:
         first, second = [i.id for i in project.images()]
-        table = ImageList()
+        table = ImageList(LabelTally(project))
         qtbot.addWidget(table)
         table.fill(project, {})
         table.set_uncertainty({first: 0.1, second: 0.9})

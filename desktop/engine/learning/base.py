@@ -21,11 +21,14 @@ class ImageRef:
 
 @dataclass(frozen=True)
 class PointLabels:
-    """The labelled pixels of one image: ``yx`` (N, 2) in image pixels, ``classes`` (N,)."""
+    """The labelled pixels of one image: ``yx`` (N, 2) in image pixels, ``classes`` (N,), and
+    when they are a project's labels their ``ids`` (N,): a learner may keep what it computed for
+    a label by its id from one round to the next (a label's place never changes)."""
 
     image: ImageRef
     yx: np.ndarray
     classes: np.ndarray
+    ids: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

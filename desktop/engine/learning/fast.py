@@ -20,9 +20,10 @@ from torch import nn
 from desktop.engine.learning.base import FitReport, ImageRef, PointLabels, concat_labels
 from desktop.engine.learning.features import FEATURE_STRIDE, FeatureCache, FeatureMap, sample_points
 from desktop.engine.learning.grid_head import Levels, head_probabilities
+from desktop.engine.learning.label_features import LabelFeatures
 from models.filters import PixelFilters
 
-_PRECOMPUTE = 100_000  # up to this many labels, gather their features once per fit
+_PRECOMPUTE = 100_000  # up to this many labels, their features are gathered once (and kept: LabelFeatures)
 _BATCH = 4096  # labels per step (all of them when there are fewer)
 _ANCHOR_CANDIDATES = 4000  # at most this many pixels per image looked at when drawing anchors
 _ANCHOR_BUDGET = 3000  # anchors per fit in all, so that a fit stays one batch (_BATCH) while labels are few
@@ -103,6 +104,7 @@ class FastLearner:
         self._trained = False
         self._share = ENCODER_SHARE  # the encoder channels' scale in the head's standardisation
         self.levels = levels or Levels()  # cell-averaged features of the image in view (grid_head.py)
+        self.label_features = LabelFeatures()
 
     @property
     def trained(self) -> bool:
@@ -160,9 +162,13 @@ class FastLearner:
             self._init_stats(maps)
         self._set_share(maps[0].values.shape[-1], encoder_share(expert / len(images)))
         precomputed = len(cls) <= _PRECOMPUTE
-        if precomputed:  # standardised once here rather than at every step
-            feats = self.head.standardise(torch.cat([sample_points(m, np.asarray(lab.yx, np.float64).reshape(-1, 2))
-                                                     for m, lab in zip(maps, labels)]))
+        if precomputed:  # gathered once, and kept for the next fit by label id (LabelFeatures)
+            store, rows = self.label_features.gather(labels, maps)
+            rows = torch.from_numpy(rows)
+            if len(cls) <= _BATCH:  # every step takes them all: standardised once here
+                feats = self.head.standardise(store[rows])
+            else:  # each step's batch is written here: a new 8 MB tensor a step cost its memory's page faults
+                batch = torch.empty(_BATCH, store.shape[1])
             targets = torch.from_numpy(cls)
         self.head.train()
         loss_value = float("nan")
@@ -170,9 +176,10 @@ class FastLearner:
             _set_lr(self.optimizer, self.lr * 0.5 * (1 + math.cos(math.pi * step / steps)))
             if len(cls) <= _BATCH:
                 x, t, w = feats, targets, weight
-            elif precomputed:
+            elif precomputed:  # the batch standardised, not all of them (as many as _PRECOMPUTE)
                 pick = torch.from_numpy(self._rng.choice(len(cls), _BATCH, replace=False))
-                x, t, w = feats[pick], targets[pick], weight[pick]
+                x = torch.index_select(store, 0, rows[pick], out=batch).sub_(self.head.mean).div_(self.head.std)
+                t, w = targets[pick], weight[pick]
             else:  # millions of labels (dense masks): draw with replacement, a permutation is too slow
                 pick = self._rng.integers(len(cls), size=_BATCH)
                 x = self.head.standardise(self._gather(maps, owner[pick], yx[pick]))

@@ -80,11 +80,6 @@ class LabelStore:
         cls = np.array([index_of[r[3]] for r in rows], np.int64)
         return ids, yx, cls
 
-    def labelled_class_count(self) -> int:
-        """How many classes have at least one live label."""
-        return self._conn.execute("SELECT COUNT(DISTINCT class_id) FROM labels WHERE deleted = 0 "
-                                  "AND class_id IS NOT NULL").fetchone()[0]
-
     def label_count(self, image_id: int | None = None) -> int:
         """Live labels, of one image or of all (counted by SQLite through its index)."""
         return self._conn.execute("SELECT COUNT(*) FROM labels WHERE (? IS NULL OR image_id = ?) AND deleted = 0",
@@ -98,6 +93,27 @@ class LabelStore:
             "SELECT o.id, l.id, l.deleted, l.x, l.y, l.class_id FROM label_ops o JOIN labels l ON l.id = o.label_id "
             "WHERE o.id > ? AND l.image_id = ? ORDER BY o.id", (since_op, image_id)).fetchall()
         return [(r[0], r[1], bool(r[2]), r[3], r[4], r[5]) for r in rows]
+
+    def live_labels(self) -> tuple[int, np.ndarray]:
+        """Every live label as rows ``(id, image id, class id or -1, answer seconds or NaN)``
+        (float64 (N, 4)), and the label revision they are as of, read in one snapshot: where a
+        tally kept up to date by ``labels_touched`` starts."""
+        self._conn.execute("BEGIN")  # a read snapshot: another window's write is before or after both
+        try:
+            revision = self.label_revision()
+            rows = self._conn.execute("SELECT id, image_id, COALESCE(class_id, -1), COALESCE(seconds, 'nan') "
+                                      "FROM labels WHERE deleted = 0").fetchall()
+        finally:
+            self._conn.execute("COMMIT")
+        return revision, np.array(rows, np.float64).reshape(-1, 4)
+
+    def labels_touched(self, since_op: int) -> list[tuple]:
+        """``(newest operation id, label id, deleted now, image id, class id, answer seconds, x, y)``
+        of each label touched by an operation newer than ``since_op``, once each."""
+        rows = self._conn.execute(
+            "SELECT MAX(o.id), l.id, l.deleted, l.image_id, l.class_id, l.seconds, l.x, l.y FROM label_ops o "
+            "JOIN labels l ON l.id = o.label_id WHERE o.id > ? GROUP BY l.id", (since_op,)).fetchall()
+        return [(r[0], r[1], bool(r[2]), *r[3:]) for r in rows]
 
     def nearest_label(self, image_id: int, x: float, y: float, within: float) -> int | None:
         """The live label of the image nearest to (x, y) within ``within`` pixels, or None."""

@@ -18,6 +18,7 @@ from desktop.engine.learning.fast import FastLearner
 from desktop.engine.learning.features import FeatureCache, FeatureExtractor
 from desktop.engine.learning.grid_head import Levels, grid_shape
 from desktop.engine.learning.task_engine import LabelledSets, TaskEngine, TrainReport, is_validation
+from desktop.engine.project.live_labels import LiveLabels
 from desktop.engine.project.records import ModelVersion
 from desktop.engine.project.store import Project
 from desktop.engine.segmentation import selection, strategies, uncertainty, view_grid
@@ -43,12 +44,13 @@ class SegmentationEngine(TaskEngine):
             self.learner = DeepLearner(num_classes, device=self.device, seed=seed)
         self.model = LabelledModel(self.learner)
         self.slides = SlideLibrary(project)  # slides are learned from tile by tile
+        self.labels = LiveLabels(project)  # every round and proposal reads them: read again by what changed
 
     def training_classes(self) -> tuple[int, ...]:
         """The classes of today's training labels; held-back labels teach the learner nothing."""
         found: set[int] = set()
         for info in self.project.images():
-            ids, _, cls = self.project.label_arrays(info.id)
+            ids, _, cls = self.labels.arrays(info.id)
             found.update(cls[~is_validation(ids, self.validation_fraction)].tolist())
         return tuple(sorted(found))
 
@@ -81,15 +83,15 @@ class SegmentationEngine(TaskEngine):
         """Every image's labels, split by ``is_validation`` (a slide's as tiles, ``point_labels``)."""
         train, val = [], []
         for info in self.project.images():
-            ids, yx, cls = self.project.label_arrays(info.id)
+            ids, yx, cls = self.labels.arrays(info.id)
             if len(ids) == 0:
                 continue
             held = is_validation(ids, self.validation_fraction)
             grid = self.slides.grid(info.id)
             for chosen, out in ((~held, train), (held, val)):
                 if chosen.any():
-                    out.extend(point_labels(grid, yx[chosen], cls[chosen]) if grid is not None
-                               else [PointLabels(self.ref(info.id), yx[chosen], cls[chosen])])
+                    out.extend(point_labels(grid, yx[chosen], cls[chosen], ids[chosen]) if grid is not None
+                               else [PointLabels(self.ref(info.id), yx[chosen], cls[chosen], ids[chosen])])
         return LabelledSets(train, val, sum(len(p.classes) for p in train), sum(len(p.classes) for p in val))
 
     def held_back(self, validation: list[PointLabels]):
@@ -135,7 +137,7 @@ class SegmentationEngine(TaskEngine):
         """Pixels no query may land on: labelled and already-asked ones, plus ``extra``."""
         info = self.project.image(image_id)
         mask = np.zeros((info.height, info.width), bool) if extra is None else extra.astype(bool).copy()
-        _, yx, _ = self.project.label_arrays(image_id)
+        _, yx, _ = self.labels.arrays(image_id)
         points = np.concatenate([yx, self.project.asked_points(image_id)])
         if len(points):
             yy = np.clip(np.round(points[:, 0]).astype(np.int64), 0, info.height - 1)
@@ -191,14 +193,14 @@ class SegmentationEngine(TaskEngine):
     def _diverse_queries(self, image_id: int, score_map: np.ndarray, k: int, exclude: np.ndarray,
                          min_distance: float) -> np.ndarray:
         ref = self.ref(image_id)
-        _, labelled_yx, _ = self.project.label_arrays(image_id)
+        _, labelled_yx, _ = self.labels.arrays(image_id)
         return selection.choose_queries(score_map, k, self.rng, lambda yx: self.learner.embed_points(ref, yx),
                                         exclude=exclude, labelled=labelled_yx, min_distance=min_distance)
 
     def _coarse_queries(self, image_id: int, score_grid: np.ndarray, stride: int, k: int, strategy: str,
                         exclude: np.ndarray, min_distance: float) -> np.ndarray:
         ref = self.ref(image_id)
-        _, labelled_yx, _ = self.project.label_arrays(image_id)
+        _, labelled_yx, _ = self.labels.arrays(image_id)
         return view_grid.coarse_queries(score_grid, stride, k, self.rng, exclude, labelled_yx, min_distance,
                                         lambda yx: self.learner.embed_points(ref, yx),
                                         lambda yx: self.model.predict_points(ref, yx), strategy)

@@ -60,13 +60,16 @@ def tile_ref(grid: SlideGrid, col: int, row: int) -> ImageRef:
     return ImageRef(grid.key(col, row), lambda: grid.read(col, row))
 
 
-def point_labels(grid: SlideGrid, yx: np.ndarray, classes: np.ndarray) -> list[PointLabels]:
-    """Level-0 labels of a slide as one ``PointLabels`` per tile they fall in."""
+def point_labels(grid: SlideGrid, yx: np.ndarray, classes: np.ndarray,
+                 ids: np.ndarray | None = None) -> list[PointLabels]:
+    """Level-0 labels of a slide (with their ``ids``, when known) as one ``PointLabels`` per tile
+    they fall in."""
     cols, rows, local = grid.locate(yx)
     out = []
     for col, row in sorted(set(zip(cols.tolist(), rows.tolist()))):
         chosen = (cols == col) & (rows == row)
-        out.append(PointLabels(tile_ref(grid, col, row), local[chosen], np.asarray(classes)[chosen]))
+        out.append(PointLabels(tile_ref(grid, col, row), local[chosen], np.asarray(classes)[chosen],
+                               None if ids is None else np.asarray(ids)[chosen]))
     return out
 
 
