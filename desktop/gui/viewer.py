@@ -144,6 +144,7 @@ class ImageViewer(ViewerCommon, pg.GraphicsView):
             item.setOpacity(self.items[name].opacity())
             self.view.addItem(item)
         self._base: tuple[np.ndarray, np.ndarray, int] | None = None  # class map, uncertainty, stride
+        self.painted_stride = 1  # of the prediction painted last
         self._patch_window: tuple[int, int, int, int] | None = None  # y0, x0, y1, x1 the patch covers
         self._settle = QTimer(self, singleShot=True, interval=SETTLE_MS)
         self._settle.timeout.connect(self._report_view)
@@ -184,6 +185,7 @@ class ImageViewer(ViewerCommon, pg.GraphicsView):
         ``origin`` (y, x): the whole image (the base) or the view (the patch)."""
         rows, cols = class_map.shape
         height, width = self.image_shape
+        self.painted_stride = stride
         if origin == (0, 0) and rows * stride >= height and cols * stride >= width:
             self._base = (np.ascontiguousarray(class_map, np.uint8), np.ascontiguousarray(uncertainty, np.float32),
                           stride)

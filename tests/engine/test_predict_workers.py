@@ -1,8 +1,8 @@
 """``pointillist predict`` on a 2-worker local Dask cluster writes what the run in one process
 writes: the same masks, previews, slide mask and GeoJSON, and the same summary (issue 16)."""
 import csv
-import io
 import filecmp
+import io
 from pathlib import Path
 
 import pytest

@@ -121,7 +121,11 @@ def test_a_large_image_sends_its_view_first_then_the_overview(tmp_path, one_thre
     first = [e for e in sent if isinstance(e, Prediction)]
     assert len(first) == 1 and first[0].stride == 4 and first[0].covers_image(1100, 1100)
     serving.handle(ShowView(image_id, 1, (100.5, 200.0, 300.0, 150.0), 1.0))  # zoomed in to 1:1
-    view = [e for e in sent if isinstance(e, Prediction)][1]
+    first_look = [e for e in sent if isinstance(e, Prediction)][1]  # twice as coarse: a quarter of the cost
+    assert (first_look.stride, first_look.origin, first_look.class_map.shape) == (2, (200, 100), (75, 151))
+    assert serving.busy
+    serving.serve()
+    view = [e for e in sent if isinstance(e, Prediction)][2]
     assert (view.stride, view.origin, view.class_map.shape) == (1, (200, 100), (150, 301))
     assert np.array_equal(view.class_map, engine.predict(image_id).argmax(0)[200:350, 100:401])
     assert not serving.busy  # the overview of this model version was sent already
@@ -134,6 +138,8 @@ def test_a_large_image_sends_its_view_first_then_the_overview(tmp_path, one_thre
     serving.model_changed()  # a new version: the view first, the rest of the image after it
     fresh = [e for e in sent if isinstance(e, Prediction)]
     assert len(fresh) == 1 and fresh[0].origin == (200, 100) and fresh[0].version == engine.version
+    serving.serve()
+    assert [e for e in sent if isinstance(e, Prediction)][-1].stride == 1
     assert serving.busy
     serving.serve()
     overview = [e for e in sent if isinstance(e, Prediction)][-1]

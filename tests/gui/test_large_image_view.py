@@ -40,13 +40,16 @@ def test_the_view_is_painted_finely_over_a_coarse_whole_and_zooming_in_sharpens_
         click(viewer, int(x), int(y))
     qtbot.waitUntil(lambda: viewer.items["prediction"].image is not None
                     and (viewer.items["prediction"].image < 2).any(), timeout=TIMEOUT)
-    base = viewer.items["prediction"].image
     fitted = viewer.pixels_per_screen_pixel()
+    first_look = viewer.items["prediction"].image.shape[0]  # twice as coarse as the screen
+    qtbot.waitUntil(lambda: viewer.items["prediction"].image.shape[0] * fitted >= SIDE / 2, timeout=TIMEOUT)
+    base = viewer.items["prediction"].image
     assert fitted > 1 and base.shape[0] < SIDE  # the whole image, about one class per screen pixel
-    assert base.shape[0] * fitted >= SIDE / 2
+    assert first_look * fitted < SIDE / 2 <= base.shape[0] * fitted
 
     viewer.view.setRange(QRectF(400, 300, 150, 150), padding=0)  # zoom in: finer than the image
-    qtbot.waitUntil(lambda: viewer._patch["prediction"].image is not None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: viewer._patch["prediction"].image is not None and viewer.painted_stride == 1,
+                    timeout=TIMEOUT)  # after a first look at stride 2
     patch = viewer._patch["prediction"]
     rect = patch.mapRectToParent(patch.boundingRect())
     assert patch.image.shape == (round(rect.height()), round(rect.width()))  # one class per image pixel

@@ -1,7 +1,9 @@
 """What the engine thread sends for a large ordinary image (``view_grid.is_large``): its view
-first, at about one class per screen pixel, then the whole image at the overview's stride for
-what lies outside the view. A new model version, a new view (``ShowView``) and a new image each
-ask again; nothing outside the view is computed before the view is sent.
+first, on a grid twice as coarse as the screen's (a first look at a quarter of the cost), then at
+about one class per screen pixel, then the whole image at the overview's stride for what lies
+outside the view, each a separate step of ``serve`` so that clicks and training go between. A
+new model version, a new view (``ShowView``) and a new image each ask again; nothing outside the
+view is computed before the view is sent.
 
 Smaller images are predicted whole at full resolution (``SegmentationServing.predict``): that is
 what their view shows.
@@ -24,7 +26,7 @@ class ImageViews:
         # the uncertainty painted: the strategy's own when it scores probabilities, else margin
         self.shown_strategy = strategy if strategies.strategy(strategy).needs == strategies.PROBABILITIES else "margin"
         self.view: ShowView | None = None
-        self._overview_due: Predict | None = None
+        self._due: list[tuple[Predict, int, tuple[int, int, int, int]]] = []  # what serve sends next, in order
         self._sent: set[tuple] = set()  # (stride, window) sent of the image, view generation and version in _for
         self._for: tuple | None = None
 
@@ -34,15 +36,15 @@ class ImageViews:
 
     @property
     def busy(self) -> bool:
-        return self._overview_due is not None
+        return bool(self._due)
 
     def predict(self, request: Predict) -> None:
-        """The view of ``request``'s image (when the GUI has said what it is), then, queued for
-        ``serve``, the whole image at the overview's stride; or, with no view known yet, the
-        overview at once."""
+        """Send the first of the steps for ``request``'s image and queue the others for ``serve``:
+        the view (when the GUI has said what it is) coarse, then as fine as the screen, then the
+        overview; with no view known yet, the overview alone."""
         info = self.project.image(request.image_id)
+        self._due = []
         if not self.engine.model.ready:
-            self._overview_due = None
             if self.engine.learner.trained:  # a model of one class: clear what an earlier model painted
                 stride = view_grid.overview_stride(info.height, info.width)
                 rows, cols = -(-info.height // stride), -(-info.width // stride)
@@ -50,17 +52,20 @@ class ImageViews:
                                      np.full((rows, cols), NOT_PREDICTED, np.uint8), np.zeros((rows, cols), np.float32),
                                      np.full((rows, cols), np.nan, np.float32), stride=stride))
             return
-        view = self.view if self.view is not None and self.view.image_id == request.image_id else None
+        whole = (0, 0, info.height, info.width)
         overview = view_grid.overview_stride(info.height, info.width)
-        if view is None:
-            self._send(request, overview, (0, 0, info.height, info.width))
-            return
-        stride = min(overview, view_grid.view_stride(view.pixels_per_screen_pixel))
-        window = view_grid.aligned_window(view.rect, stride, info.height, info.width)
-        self._send(request, stride, window)
-        whole = window == (0, 0, info.height, info.width)  # the view shows it all: nothing is outside it
-        self._overview_due = None if whole or self._was_sent(request, overview, (0, 0, info.height, info.width)) \
-            else request
+        view = self.view if self.view is not None and self.view.image_id == request.image_id else None
+        steps = [(overview, whole)]
+        if view is not None:
+            stride = min(overview, view_grid.view_stride(view.pixels_per_screen_pixel))
+            window = view_grid.aligned_window(view.rect, stride, info.height, info.width)
+            first_look = [] if self._was_sent(request, stride, window) else \
+                [(2 * stride, view_grid.aligned_window(view.rect, 2 * stride, info.height, info.width))]
+            steps = first_look + [(stride, window)] + ([] if window == whole else steps)
+        steps = [step for step in steps if not self._was_sent(request, *step)]
+        if steps:
+            self._send(request, *steps[0])
+            self._due = [(request, *step) for step in steps[1:]]
 
     def view_changed(self, message: ShowView, current: Predict | None) -> None:
         """The expert panned or zoomed: predict the new view of the image in view."""
@@ -69,10 +74,9 @@ class ImageViews:
             self.predict(current)
 
     def serve(self) -> None:
-        request, self._overview_due = self._overview_due, None
-        if request is not None and self.engine.model.ready:
-            info = self.project.image(request.image_id)
-            self._send(request, view_grid.overview_stride(info.height, info.width), (0, 0, info.height, info.width))
+        """The next queued step."""
+        if self._due and self.engine.model.ready:
+            self._send(*self._due.pop(0))
 
     def _was_sent(self, request: Predict, stride: int, window: tuple[int, int, int, int]) -> bool:
         if self._for != (request.image_id, request.generation, self.engine.version):
