@@ -168,13 +168,10 @@ def _measure(app, window, clicks, seed, read_image, Qt, QTest) -> dict:
     ws.bridge.published.connect(on_published)
     painting: set[int] = set()  # model versions whose prediction paints something
 
-    strides: list[int] = []
-
     def on_prediction(event) -> None:
         if not np.isnan(event.seconds):  # the empty prediction of a model of one class takes none
             engine_ms["predict"].append(event.seconds * 1000)
             painting.add(event.version)
-            strides.append(event.stride)
 
     ws.bridge.prediction.connect(on_prediction)
     ws.bridge.queries.connect(lambda e: np.isnan(e.seconds) or engine_ms["query"].append(e.seconds * 1000))
@@ -241,7 +238,7 @@ def _measure(app, window, clicks, seed, read_image, Qt, QTest) -> dict:
         "overlay_sharp_in_view_ms_p50": _percentile(sharp_ms, 50),
         "overlay_sharp_in_view_ms_p95": _percentile(sharp_ms, 95),
         "query_ms_p50": _percentile(engine_ms["query"], 50),
-        "view_stride": int(np.median(strides)) if strides else None,
+        "view_stride": screen_stride,
         "pixels_per_screen_pixel": round(ws.image_viewer.pixels_per_screen_pixel(), 2),
         "max_event_loop_stall_ms": round(stall.worst * 1000, 1),
         # where the overlay time goes: one training slice, then predicting the image shown

@@ -8,9 +8,10 @@ torch: the GUI builds the service from here without pulling torch into its own i
 
 The loop owns the inbox, pausing and stopping, and the training slice; everything else is the
 task's (``serving.py``): drain the inbox -> show the newest image asked for, dropping older
-generations -> answer query requests -> serve queued task work (slide tiles) -> if the labels
-changed since the last training slice, train one short slice -> when a new model version is
-published, let the task show and ask afresh -> when idle, let the task rank its images.
+generations -> answer query requests -> serve queued task work (slide tiles, a large image's
+view), unless new labels wait to be trained on (the work was for the model they will replace) ->
+if the labels changed since the last training slice, train one short slice -> when a new model
+version is published, let the task show and ask afresh -> when idle, let the task rank its images.
 """
 from __future__ import annotations
 
@@ -164,7 +165,8 @@ class EngineService(threading.Thread):
             self._guarded(task.show, show)
         for request in propose.values():
             self._guarded(task.propose, request)
-        self._guarded(task.serve)
+        if not self._labels_waiting():  # what is queued was asked of the model the new labels will replace
+            self._guarded(task.serve)
         if not self.paused and self._wants_training():
             self._guarded(self._train_slice)
         elif not self.paused and show is None and not propose and self.inbox.empty():
@@ -193,6 +195,11 @@ class EngineService(threading.Thread):
             work(*args)
         except PointillistError as e:
             self._emit(Failed(str(e)))
+
+    def _labels_waiting(self) -> bool:
+        """Labels came since the last round, and a round will train on them now."""
+        return (not self.paused and self._wants_training()
+                and self._project.label_revision() != self._trained_revision)
 
     def _wants_training(self) -> bool:
         return (not self.read_only and self._rounds_left > 0 and self.task is not None
