@@ -124,8 +124,8 @@ class ImageViewer(ViewerCommon, pg.GraphicsView):
 
     A large image's prediction comes in two parts (``service/image_views.py``): the whole image
     on a coarse grid (the base layers, ``items``) and the view at about screen resolution (the
-    patch layers above them, ``_patch``). Where the patch lies the base is left transparent, so
-    that the half-transparent layers are not blended twice; a stale patch stays until a new one
+    patch layers above them, ``_patch``). Where the patch reaches the base is left transparent,
+    so that the half-transparent layers are not blended twice; a stale patch stays until a new one
     replaces it, so nothing goes blank while a new model version is predicted."""
 
     clicked = Signal(float, float, object)  # x, y in image pixels, Qt.MouseButton
@@ -206,14 +206,16 @@ class ImageViewer(ViewerCommon, pg.GraphicsView):
         self.overlayShown.emit(version)
 
     def _paint_base(self) -> None:
-        """The base layers, transparent in the cells the patch covers whole."""
+        """The base layers, transparent in every cell the patch reaches into: a cell it covers
+        only in part would tint that part twice (seen in the window as a darker band along the
+        view's edges); what the patch leaves of such a cell lies outside the view it was made for."""
         if self._base is None:
             return
         class_map, uncertainty, stride = self._base
         if self._patch_window is not None:
             y0, x0, y1, x1 = self._patch_window
-            rows = slice(-(-y0 // stride), y1 // stride)
-            cols = slice(-(-x0 // stride), x1 // stride)
+            rows = slice(y0 // stride, -(-y1 // stride))
+            cols = slice(x0 // stride, -(-x1 // stride))
             class_map, uncertainty = class_map.copy(), uncertainty.copy()
             class_map[rows, cols] = 255  # no class: transparent in the table
             uncertainty[rows, cols] = np.nan

@@ -55,9 +55,9 @@ def test_the_view_is_painted_finely_over_a_coarse_whole_and_zooming_in_sharpens_
     assert patch.image.shape == (round(rect.height()), round(rect.width()))  # one class per image pixel
     assert rect.contains(QRectF(400, 300, 150, 150))
     stride = SIDE / viewer.items["prediction"].image.shape[0]
-    inner = viewer.items["prediction"].image[int(np.ceil(rect.top() / stride)):int(rect.bottom() // stride),
-                                             int(np.ceil(rect.left() / stride)):int(rect.right() // stride)]
-    assert inner.size and np.all(inner == 255)  # the base is see-through under the patch: no double tint
+    under = viewer.items["prediction"].image[int(rect.top() // stride):int(np.ceil(rect.bottom() / stride)),
+                                             int(rect.left() // stride):int(np.ceil(rect.right() / stride))]
+    assert under.size and np.all(under == 255)  # the base is see-through wherever the patch reaches: no double tint
     # the patch agrees with the coarse base around it, and the stain the expert labelled is in it
     dark = grey[int(rect.top()):int(rect.bottom()), int(rect.left()):int(rect.right())] < threshold
     assert (patch.image[:dark.shape[0], :dark.shape[1]] == 0)[dark].mean() > 0.7
