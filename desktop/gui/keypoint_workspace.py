@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 
 from desktop.engine.errors import PointillistError
 from desktop.engine.keypoints.formats import export_project_file
@@ -21,6 +21,8 @@ from desktop.plural import plural
 from .keypoint_overlay import KeypointOverlay
 from .keypoint_panel import KeypointPanel
 from .keypoint_session import KeypointSession
+from .prediction_painter import REPAINT_MS
+from .throttle import Throttle
 from .workspace import ProjectWorkspace
 
 ENTER_KEYS = (Qt.Key_Return, Qt.Key_Enter)
@@ -148,8 +150,11 @@ class KeypointWorkspace(ProjectWorkspace):
         self._draw_labels()
         self.image_list.refresh_counts(self.project, self.image_id)
 
+    def _make_painter(self) -> KeypointPainting:
+        return KeypointPainting(self._paint_prediction, parent=self)
+
     def _paint_prediction(self) -> None:
-        event, self._pending_prediction = self._pending_prediction, None
+        event, self.painter.pending = self.painter.pending, None
         if event is not None and event.image_id == self.image_id:
             self.session.set_prediction(event.image_id, event.xy, event.confidence)
             self.viewer.overlay_version = event.version
@@ -158,3 +163,23 @@ class KeypointWorkspace(ProjectWorkspace):
     def _show_layer(self, name: str, visible: bool) -> None:
         super()._show_layer(name, visible)
         self.overlay.set_layer_visible(name, visible)
+
+
+class KeypointPainting(QObject):
+    """The newest keypoint prediction, handed to ``paint`` at most every ``REPAINT_MS`` (older
+    ones in between are never applied)."""
+
+    def __init__(self, paint: Callable[[], None], parent: QObject | None = None):
+        super().__init__(parent)
+        self.pending = None
+        self._throttle = Throttle(REPAINT_MS, paint, parent=self)
+
+    def receive(self, event) -> None:
+        self.pending = event
+        self._throttle.request()
+
+    def show_image(self, _image_id: int | None) -> None:
+        self.pending = None
+
+    def stop(self) -> None:
+        self._throttle.stop()

@@ -83,7 +83,7 @@ class ProjectWorkspace(QWidget):
         self.training_panel.learner.setCurrentText(learner)
         self._build_layout()
         self._build_actions()
-        self.painter = PredictionPainter(self.image_viewer, self._prediction_painted, parent=self)
+        self.painter = self._make_painter()
         self._connect()
 
         self.label_layer = LabelLayer(self.project, self.classes)
@@ -110,6 +110,10 @@ class ProjectWorkspace(QWidget):
     # ----- what a task changes (``KeypointWorkspace`` overrides these) --------------------------
     def _make_session(self) -> LabellingSession:
         return LabellingSession(self.project, parent=self)
+
+    def _make_painter(self):
+        """What receives the task's predictions and paints them: ``receive``, ``show_image``, ``stop``."""
+        return PredictionPainter(self.image_viewer, self._prediction_painted, parent=self)
 
     def _make_label_panel(self) -> LabelPanel:
         return LabelPanel(self.classes)
@@ -210,7 +214,7 @@ class ProjectWorkspace(QWidget):
         self._connect_label_panel()
         self.training_panel.pausedChanged.connect(lambda paused: b.pause() if paused else b.resume())
         self.training_panel.learnerChanged.connect(b.set_learner)
-        b.prediction.connect(self.painter.receive)
+        b.prediction.connect(self._prediction)
         self.image_viewer.viewSettled.connect(self._view_settled)
         b.queries.connect(lambda event: s.set_queries(event.image_id, event.points))
         b.published.connect(self._published)
@@ -406,6 +410,9 @@ class ProjectWorkspace(QWidget):
             return ("(label a second class: M for free clicking, its key, then a click on it. Until then the model "
                     "has nothing to tell apart, and paints nothing)")
         return "(waiting for the model)" if self.training_panel.history else "(no model yet)"
+
+    def _prediction(self, event) -> None:
+        self.painter.receive(event)
 
     def _prediction_painted(self) -> None:
         if self.session.current is not None and not self.session.current.candidates:

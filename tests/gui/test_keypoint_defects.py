@@ -97,7 +97,7 @@ def test_enter_takes_the_ring_when_the_prediction_of_the_image_arrives_after_it(
     ws._prediction(KeypointPrediction(first, ws.bridge.generation, 1, np.array([[5., 5.], [120., 20.], [80., 140.],
                                                                                 [60., 60.]]),
                                       np.full(4, 0.7), np.full(4, 0.3)))  # as the engine sends it
-    ws._repaint.stop()
+    ws.painter.stop()
     ws._paint_prediction()
     assert ws.session.proposal(1) == (33.0, 44.0, 0.7)  # drawn at the ring, coloured by the prediction
     key(ws, Qt.Key_Return)

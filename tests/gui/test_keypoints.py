@@ -131,7 +131,7 @@ def test_labels_and_proposals_can_be_dragged_and_shift_enter_accepts_the_rest(sh
 
     ws._prediction(KeypointPrediction(image_id, ws.bridge.generation, 1, np.array([[5., 5.], [120., 20.], [80., 140.]]),
                                       np.array([0.9, 0.2, 0.7]), np.array([0.1, 0.8, 0.3])))
-    ws._repaint.stop()
+    ws.painter.stop()
     ws._paint_prediction()
     QTest.qWait(50)  # painted, as a user would see it before dragging
     assert sorted(ws.overlay.items["proposals"].data["data"]) == [1, 2]  # the labelled one has no proposal
