@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 import zict
 
+from desktop.engine.learning.allocation import map_large_blocks
 from models.encoder import Encoder, normalize
 from models.filters import PixelFilters
 
@@ -161,6 +162,7 @@ class FeatureCache:
 
     def __init__(self, extractor: FeatureExtractor, budget_bytes: int | None = None, folder: Path | None = None,
                  disk_budget_bytes: int | None = None):
+        map_large_blocks()  # else freed maps stay in the heap (see allocation.py)
         self.extractor = extractor
         self.budget_bytes = default_feature_budget() if budget_bytes is None else budget_bytes
         self._memory = zict.LRU(self.budget_bytes, {}, weight=_weight)
