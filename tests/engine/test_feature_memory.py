@@ -92,24 +92,28 @@ def _labels(refs, masks, per_class, seed):
             for ref, mask in zip(refs, masks) for clicks in [clicks_from_mask(mask, per_class, seed)]]
 
 
-def test_training_rounds_beyond_the_budget_compute_no_map_again(extractor, images):
+def test_training_rounds_beyond_the_budget_compute_no_map_again(tmp_path, extractor, images):
     """Before, a budget holding 1 of 4 labelled maps made every round compute all four again
     (least recently used eviction under cyclic access); now a round reads kept points."""
     refs, masks = images
-    cache = FeatureCache(extractor, budget_bytes=_map_bytes(extractor, refs[0]))
-    learner = FastLearner(2, cache, seed=0)
+    one = _map_bytes(extractor, refs[0])
     labels = _labels(refs, masks, 5, seed=0)
-    extractor.calls = 0
-    learner.fit(labels, 30)
-    assert extractor.calls == 4  # one map per image, for its labels and its pool
-    for _ in range(3):  # with a model now: anchors too, from the kept pools
+    more = [PointLabels(a.image, np.concatenate([a.yx, b.yx]), np.concatenate([a.classes, b.classes]))
+            for a, b in zip(labels, _labels(refs, masks, 5, seed=1))]
+    for folder in (None, tmp_path / "features"):
+        learner = FastLearner(2, FeatureCache(extractor, budget_bytes=one, folder=folder), seed=0)
+        extractor.calls = 0
         learner.fit(labels, 30)
-    assert extractor.calls == 4
-    assert learner.predict_points(refs[0], labels[0].yx).shape == (10, 2) and extractor.calls == 4
-    more = _labels(refs, masks, 5, seed=1)  # new points need their image's map once
-    learner.fit([PointLabels(a.image, np.concatenate([a.yx, b.yx]), np.concatenate([a.classes, b.classes]))
-                 for a, b in zip(labels, more)], 30)
-    assert extractor.calls == 8
+        first = extractor.calls
+        # Each map once for the input statistics, then for the labels and the anchor pool: from
+        # the folder, or computed again without one.
+        assert first == (4 if folder else 8)
+        for _ in range(3):  # with a model now: anchors too, from the kept pools
+            learner.fit(labels, 30)
+        assert learner.predict_points(refs[0], labels[0].yx).shape == (10, 2)
+        assert extractor.calls == first
+        learner.fit(more, 30)  # new points need their image's map once
+        assert extractor.calls == first + (0 if folder else 4)
 
 
 def test_kept_points_are_the_maps_features(extractor, images):

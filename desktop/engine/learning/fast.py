@@ -112,12 +112,17 @@ class FastLearner:
 
     def _init_stats(self, images: list[ImageRef]) -> None:
         """Standardise inputs with channel statistics of the labelled images (fixed afterwards),
-        the encoder's channels scaled down to ``ENCODER_SHARE`` (see there). About
-        ``_STATS_SAMPLE`` pixels in all, spread over the images (from their pools, ``_pool_size``):
-        4096 from each of 25 images took 1.5 of a first fit's 2 s on ISBI."""
-        per_image = max(1, min(4096, _STATS_SAMPLE // len(images)))
-        size = self._pool_size(len(images))
-        x = torch.cat([self.points.pool(image, size)[1][:per_image] for image in images])
+        the encoder's channels scaled down to ``ENCODER_SHARE`` (see there). ``_STATS_SAMPLE``
+        pixels in all, spread over the images: 4096 from each of 25 images took 1.5 of a first
+        fit's 2 s on ISBI. Drawn from the maps, in the first fit only."""
+        sample = []
+        per_image = max(256, min(4096, _STATS_SAMPLE // len(images)))
+        for image in images:
+            fmap = self.features(image)
+            n = min(per_image, fmap.height * fmap.width)
+            yx = np.stack([self._rng.integers(fmap.height, size=n), self._rng.integers(fmap.width, size=n)], 1)
+            sample.append(sample_points(fmap, yx.astype(np.float64)))
+        x = torch.cat(sample)
         self.head.mean.copy_(x.mean(0))
         std = x.std(0).clamp_min(1e-3)
         std[:self.cache.extractor.coarse_channels] /= ENCODER_SHARE
@@ -130,12 +135,10 @@ class FastLearner:
 
     def _pool_size(self, images: int) -> int:
         """Pixels kept per labelled image (``PointFeatures.pool``) when ``images`` are labelled:
-        enough for the input statistics and for twice the anchor candidates of a fit, which
-        draws half of them, so that anchors vary from round to round. All pools together hold
-        at most 2 x 20 x ``_ANCHOR_BUDGET`` = 120,000 pixels (about 120 MB) however many
-        images are labelled."""
-        candidates = min(_ANCHOR_CANDIDATES, 20 * self._anchor_count(images))
-        return max(1, min(4096, _STATS_SAMPLE // images), 2 * candidates)
+        twice the anchor candidates of a fit, which draws half of them, so that anchors vary
+        from round to round. All pools together hold at most 2 x 20 x ``_ANCHOR_BUDGET`` =
+        120,000 pixels (about 120 MB) however many images are labelled."""
+        return 2 * min(_ANCHOR_CANDIDATES, 20 * self._anchor_count(images))
 
     def fit(self, labels: list[PointLabels], steps: int = 300) -> FitReport:
         """Continue training the head (warm start) on the given labels for ``steps`` steps.
@@ -157,13 +160,13 @@ class FastLearner:
         expert = sum(len(lab.yx) for lab in labels)
         if expert == 0:
             return FitReport(float("nan"), 0, 0.0)
-        precomputed = expert <= _PRECOMPUTE
-        if precomputed:  # each image's map read at most once, for whatever of it is not kept yet
-            pool = self._pool_size(len(images))
-            for lab in labels:
-                self.points.keep(lab.image, lab.yx, pool)
         if not self._stats_ready:
             self._init_stats(list(images.values()))
+        precomputed = expert <= _PRECOMPUTE
+        if precomputed:  # each image's map read at most once, for whatever of it is not kept yet
+            pool = self._pool_size(len(images)) if self.anchors_per_image else 0
+            for lab in labels:
+                self.points.keep(lab.image, lab.yx, pool)
         self._set_share(self.cache.extractor.coarse_channels, encoder_share(expert / len(images)))
         if precomputed:  # standardised once here rather than at every step
             # Read from the points kept for training (``PointFeatures``), not from whole maps.
