@@ -38,7 +38,7 @@ def test_bench_rounds_and_json(tmp_path, capsys):
     assert [r["pixels_per_image"] for r in rounds] == [5, 10, 15]
     assert [r["labelled_pixels"] for r in rounds] == [15, 30, 45]
     assert set(rounds[0]) == {"round", "pixels_per_image", "labelled_pixels", "miou", "iou_per_class",
-                              "train_seconds", "query_seconds"}
+                              "train_seconds", "query_seconds", "evaluate_seconds", "round_seconds"}
     assert 0.5 < rounds[-1]["miou"] <= 1.0 and len(rounds[-1]["iou_per_class"]) == 2
     assert "round  3" in capsys.readouterr().out
 

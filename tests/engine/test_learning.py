@@ -209,13 +209,12 @@ def test_anchors_are_pixels_the_model_is_sure_of_spread_over_the_image(tmp_path)
     assert len(set(zip(rows.tolist(), cols.tolist()))) == 4
     # However many images are labelled, a fit gets at most the budget of anchors in all.
     learner.anchors_per_image = 10_000
-    many = [PointLabels(ImageRef(f"copy-{i}", ref.load), yx[:1], classes[:1]) for i in range(4)]
-    images = {lab.image.key: lab.image for lab in many}
-    fetched = {key: learner.features(ref) for key in images}
-    assert sum(len(a.yx) for a in learner._anchor_labels(images, fetched)) <= _ANCHOR_BUDGET
+    images = {f"copy-{i}": ImageRef(f"copy-{i}", ref.load) for i in range(4)}
+    anchors = learner._anchors(images)
+    assert len(anchors) == 4 and sum(len(classes) for _, classes in anchors) <= _ANCHOR_BUDGET
     # A model sure of nothing gives no anchors, and training goes on without them.
     learner.anchor_confidence = 1.01
-    assert len(learner.anchor_points(ref)[0]) == 0 and learner._anchor_labels(images, fetched) == []
+    assert len(learner.anchor_points(ref)[0]) == 0 and learner._anchors(images) == []
     assert engine.train(50).published
 
 

@@ -38,7 +38,7 @@ def test_a_round_gathers_the_features_of_the_new_labels_only(tmp_path):
     engine.train(20)
     assert set(engine.learner.label_features.gathered.tolist()) == training(first)
     more = add(clicks_from_mask(mask, 3, seed=1))
-    engine.train(20)  # the anchors of the trained model come too: they have no ids, and are not kept
+    engine.train(20)  # the anchors of the trained model come too: drawn from their pools, not kept
     assert set(engine.learner.label_features.gathered.tolist()) == training(more)
     project.delete_label(int(sorted(training(first))[0]))
     engine.train(20)
@@ -100,7 +100,7 @@ def test_the_nearest_squared_distance_is_the_distance_written_out():
     np.testing.assert_allclose(found, written_out, rtol=1e-9, atol=1e-9)
 
 
-def test_kept_features_are_those_gathered_afresh_through_deletes_and_labels_without_ids(tmp_path):
+def test_kept_features_are_those_gathered_afresh_through_deletes_labels_without_ids_and_unkept_rows(tmp_path):
     """Whatever was kept, moved or written over, each label's row holds its own features."""
     blob_image(tmp_path / "blobs.png", size=128)
     image = ImageRef("blobs", lambda: read_image(tmp_path / "blobs.png"))
@@ -111,9 +111,11 @@ def test_kept_features_are_those_gathered_afresh_through_deletes_and_labels_with
     for chosen in (np.arange(5000), np.r_[4900:5000, 5000:5010], np.r_[4950:5010, 5500:6000], np.arange(6000)):
         others = PointLabels(ImageRef("anchors", image.load), rng.uniform(0, 127, (300, 2)), np.zeros(300, np.int64))
         labels = [others, PointLabels(image, yx[chosen], np.zeros(len(chosen), np.int64), ids[chosen]), others]
-        store, rows = kept.gather(labels, [fmap] * 3)
-        expected = torch.cat([sample_points(fmap, lab.yx) for lab in labels])
-        assert torch.equal(store[torch.from_numpy(rows)], expected)
+        store, rows = kept.gather(labels, lambda image: fmap)
+        unkept = torch.randn(40, store.shape[1])  # as the anchors' features are written after them
+        store, unkept_rows = kept.add_unkept([unkept[:30], unkept[30:]])
+        expected = torch.cat([sample_points(fmap, lab.yx) for lab in labels] + [unkept])
+        assert torch.equal(store[torch.from_numpy(np.concatenate([rows, unkept_rows]))], expected)
     assert len(kept.gathered) == 6000 - 60 - 500  # the last call gathered the labels not kept by the one before
 
 

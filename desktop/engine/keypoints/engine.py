@@ -52,7 +52,7 @@ def keypoint_scores(strategy: str, learner, ref: ImageRef, width: int, skeleton:
 
 class KeypointEngine(TaskEngine):
     def __init__(self, project: Project, learner: str = "fast", device: str = "auto", seed: int = 0,
-                 feature_budget_bytes: int = 2 << 30, validation_fraction: float = 0.1,
+                 feature_budget_bytes: int | None = None, validation_fraction: float = 0.1,
                  save_models: bool = True, image_cache_items: int = 8):
         super().__init__(project, learner, device, seed, validation_fraction, save_models, image_cache_items)
         self.skeleton = project.skeleton()

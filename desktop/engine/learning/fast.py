@@ -21,6 +21,7 @@ from desktop.engine.learning.base import FitReport, ImageRef, PointLabels, conca
 from desktop.engine.learning.features import FEATURE_STRIDE, FeatureCache, FeatureMap, sample_points
 from desktop.engine.learning.grid_head import Levels, head_probabilities
 from desktop.engine.learning.label_features import LabelFeatures
+from desktop.engine.learning.point_features import PointFeatures
 from models.filters import PixelFilters
 
 _PRECOMPUTE = 100_000  # up to this many labels, their features are gathered once (and kept: LabelFeatures)
@@ -93,6 +94,7 @@ class FastLearner:
                  levels: Levels | None = None):
         self.num_classes = num_classes
         self.cache = cache
+        self.points = PointFeatures(cache, seed)
         self.lr = lr
         self.anchors_per_image = anchors_per_image
         self.anchor_confidence = anchor_confidence
@@ -113,23 +115,35 @@ class FastLearner:
     def features(self, image: ImageRef) -> FeatureMap:
         return self.cache.get(image.key, image.load)
 
-    def _init_stats(self, maps: list[FeatureMap]) -> None:
+    def _init_stats(self, images: list[ImageRef]) -> None:
         """Standardise inputs with channel statistics of the labelled images (fixed afterwards),
         the encoder's channels scaled down to ``ENCODER_SHARE`` (see there). ``_STATS_SAMPLE``
         pixels in all, spread over the images: 4096 from each of 25 images took 1.5 of a first
-        fit's 2 s on ISBI."""
+        fit's 2 s on ISBI. Drawn from the maps, in the first fit only."""
         sample = []
-        per_image = max(256, min(4096, _STATS_SAMPLE // len(maps)))
-        for fmap in maps:
+        per_image = max(256, min(4096, _STATS_SAMPLE // len(images)))
+        for image in images:
+            fmap = self.features(image)
             n = min(per_image, fmap.height * fmap.width)
             yx = np.stack([self._rng.integers(fmap.height, size=n), self._rng.integers(fmap.width, size=n)], 1)
             sample.append(sample_points(fmap, yx.astype(np.float64)))
         x = torch.cat(sample)
         self.head.mean.copy_(x.mean(0))
         std = x.std(0).clamp_min(1e-3)
-        std[:maps[0].values.shape[-1]] /= ENCODER_SHARE
+        std[:self.cache.extractor.coarse_channels] /= ENCODER_SHARE
         self.head.std.copy_(std)
         self._stats_ready = True
+
+    def _anchor_count(self, images: int) -> int:
+        """Anchors per image when ``images`` images are labelled: ``_ANCHOR_BUDGET`` in all."""
+        return min(self.anchors_per_image, _ANCHOR_BUDGET // images)
+
+    def _pool_size(self, images: int) -> int:
+        """Pixels kept per labelled image (``PointFeatures.pool``) when ``images`` are labelled:
+        twice the anchor candidates of a fit, which draws half of them, so that anchors vary
+        from round to round. All pools together hold at most 2 x 20 x ``_ANCHOR_BUDGET`` =
+        120,000 pixels (about 120 MB) however many images are labelled."""
+        return 2 * min(_ANCHOR_CANDIDATES, 20 * self._anchor_count(images))
 
     def fit(self, labels: list[PointLabels], steps: int = 300) -> FitReport:
         """Continue training the head (warm start) on the given labels for ``steps`` steps.
@@ -147,29 +161,44 @@ class FastLearner:
         start = time.perf_counter()
         labels = [lab for lab in labels if len(lab.yx)]
         images = {lab.image.key: lab.image for lab in labels}
+        self.points.retain(images)
         expert = sum(len(lab.yx) for lab in labels)
-        fetched = {key: self.features(image) for key, image in images.items()}  # once each, even past the cache
-        if labels and self._trained and self.anchors_per_image and expert + _ANCHOR_BUDGET <= _PRECOMPUTE:
-            labels = labels + self._anchor_labels(images, fetched)
-        owner, yx, cls = concat_labels(labels)
-        if len(cls) == 0:
+        if expert == 0:
             return FitReport(float("nan"), 0, 0.0)
-        weight = torch.ones(len(cls))  # the expert's labels first, then the anchors
-        if len(cls) > expert:
-            weight[expert:] = min(1.0, _ANCHOR_WEIGHT * expert / (len(cls) - expert))
-        maps = [fetched[lab.image.key] for lab in labels]
         if not self._stats_ready:
-            self._init_stats(maps)
-        self._set_share(maps[0].values.shape[-1], encoder_share(expert / len(images)))
-        precomputed = len(cls) <= _PRECOMPUTE
-        if precomputed:  # gathered once, and kept for the next fit by label id (LabelFeatures)
-            store, rows = self.label_features.gather(labels, maps)
+            self._init_stats(list(images.values()))
+        self._set_share(self.cache.extractor.coarse_channels, encoder_share(expert / len(images)))
+        precomputed = expert <= _PRECOMPUTE
+        if precomputed:  # gathered once, and kept for the next fit (LabelFeatures)
+            pool = self._pool_size(len(images)) if self.anchors_per_image else 0
+
+            def map_of(image: ImageRef) -> FeatureMap:
+                """An image's map, for its new labels: its pool is drawn from it too, if missing."""
+                fmap = self.features(image)
+                self.points.keep(image, pool, fmap)
+                return fmap
+
+            store, rows = self.label_features.gather(labels, map_of)
+            for image in images.values():  # a map is read only for a pool not drawn yet
+                self.points.keep(image, pool)
+            anchors = []
+            if self._trained and self.anchors_per_image and expert + _ANCHOR_BUDGET <= _PRECOMPUTE:
+                anchors = self._anchors(images)
+                store, anchor_rows = self.label_features.add_unkept([feats for feats, _ in anchors])
+                rows = np.concatenate([rows, anchor_rows])
             rows = torch.from_numpy(rows)
+            cls = np.concatenate([lab.classes for lab in labels] + [c.numpy() for _, c in anchors]).astype(np.int64)
             if len(cls) <= _BATCH:  # every step takes them all: standardised once here
                 feats = self.head.standardise(store[rows])
             else:  # each step's batch is written here: a new 8 MB tensor a step cost its memory's page faults
                 batch = torch.empty(_BATCH, store.shape[1])
             targets = torch.from_numpy(cls)
+        else:  # dense masks: millions of labels, read from the maps a batch at a time
+            owner, yx, cls = concat_labels(labels)
+            maps = [self.features(lab.image) for lab in labels]
+        weight = torch.ones(len(cls))  # the expert's labels first, then the anchors
+        if len(cls) > expert:
+            weight[expert:] = min(1.0, _ANCHOR_WEIGHT * expert / (len(cls) - expert))
         self.head.train()
         loss_value = float("nan")
         for step in range(steps):
@@ -221,27 +250,33 @@ class FastLearner:
         from a model that has been told, and follows the expert. So the app trains two rounds
         after every change (``service.ROUNDS_AFTER_CHANGE``), and a test checks the second.
         """
-        return self._sure_points(self.features(image), self.anchors_per_image if count is None else count)
+        count = self.anchors_per_image if count is None else count
+        return self._sure_points(image, count, self._pool_size(1))[:2]
 
     @torch.no_grad()
-    def _sure_points(self, fmap: FeatureMap, count: int) -> tuple[np.ndarray, np.ndarray]:
-        candidates = min(_ANCHOR_CANDIDATES, 20 * count)  # drawn with replacement: a repeat is harmless
+    def _sure_points(self, image: ImageRef, count: int, pool: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+        """Up to ``count`` sure pixels among candidates drawn from the image's pool of ``pool``
+        pixels: their ``yx``, the model's answers and their features."""
+        pool_yx, pool_feats = self.points.pool(image, pool)
+        candidates = min(_ANCHOR_CANDIDATES, 20 * count, len(pool_yx))
+        pick = self._rng.choice(len(pool_yx), candidates, replace=False)
+        yx, feats = pool_yx[pick], pool_feats[torch.from_numpy(pick)]
         self.head.eval()
-        yx = np.stack([self._rng.integers(fmap.height, size=candidates),
-                       self._rng.integers(fmap.width, size=candidates)], 1).astype(np.float64)
-        probs = torch.softmax(self.head.classify(self.head.hidden_points(sample_points(fmap, yx))), dim=-1)
+        probs = torch.softmax(self.head.classify(self.head.hidden_points(feats)), dim=-1)
         confidence, answer = probs.max(1)
         sure = np.flatnonzero((confidence >= self.anchor_confidence).numpy())
         sure = self._rng.permutation(sure)[:count]
-        return yx[sure], answer.numpy()[sure]
+        return yx[sure], answer.numpy()[sure], feats[torch.from_numpy(sure)]
 
-    def _anchor_labels(self, images: dict[str, ImageRef], fetched: dict[str, FeatureMap]) -> list[PointLabels]:
-        """Anchors (see ``anchor_points``) for each labelled image, keyed as ``fetched``, within the budget."""
-        count = min(self.anchors_per_image, _ANCHOR_BUDGET // len(images))
+    def _anchors(self, images: dict[str, ImageRef]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Anchors (see ``anchor_points``) for each labelled image, within the budget: their
+        features and classes, an entry per image that has any."""
+        count = self._anchor_count(len(images))
         if count == 0:
             return []
-        anchors = [PointLabels(image, *self._sure_points(fetched[key], count)) for key, image in images.items()]
-        return [a for a in anchors if len(a.yx)]
+        pool = self._pool_size(len(images))
+        anchors = [self._sure_points(image, count, pool) for image in images.values()]
+        return [(feats, torch.from_numpy(classes)) for _, classes, feats in anchors if len(classes)]
 
     @staticmethod
     def _gather(maps: list[FeatureMap], owner: np.ndarray, yx: np.ndarray) -> torch.Tensor:

@@ -10,15 +10,23 @@ since the round before, and appends them to one store, so that nothing already k
 The values are those ``sample_points`` gives, row for row, so a learner trained from them is the
 same as one that gathered them afresh.
 
-Labels without ids (``PointLabels.ids`` None: anchors, a benchmark's or a test's labels) are
-gathered each time, into rows that the next call writes over.
+Labels without ids (``PointLabels.ids`` None: a benchmark's or a test's labels) are kept by
+their position instead (a position seen again is the same pixel, so the same features), so that a
+round on them reads no map either: the 600-image benchmark's labels have no ids. A second entry
+of an image in one call, and the rows of ``add_unkept`` (the anchors' features, drawn from their
+pools), are written each time into rows that the next call writes over.
+
+Maps are asked for (``map_of``) only for an entry with something new to gather, so that a round
+reads a map only for an image with new labels, never every labelled image's map at once.
 """
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
-from desktop.engine.learning.base import PointLabels
+from desktop.engine.learning.base import ImageRef, PointLabels
 from desktop.engine.learning.features import FeatureMap, sample_points
 
 _GROWTH = 1.5  # the store's room grows by this factor when full
@@ -30,37 +38,64 @@ class LabelFeatures:
 
     def __init__(self):
         self._store = torch.zeros(0, 0)
-        self._used = 0  # rows in use: kept labels' and, after them, the last call's labels without ids
+        self._used = 0  # rows in use: kept labels' and, after them, the last call's unkept rows
+        self._kept_end = 0  # rows of kept labels: the next ``gather`` writes over those after them
         self._kept: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # key -> (ids ascending, their rows)
+        self._positions: dict[str, dict[tuple[float, float], int]] = {}  # key -> (y, x) -> its id (< 0)
+        self._next_position_id = -1
         self.gathered = np.zeros(0, np.int64)
-        """The ids of the labels whose features the last ``gather`` computed; those of the other
-        labels with ids were kept from the call before."""
+        """The ids of the labels with ids whose features the last ``gather`` computed; those of
+        the other labels with ids were kept from the call before."""
 
-    def gather(self, labels: list[PointLabels], maps: list[FeatureMap]) -> tuple[torch.Tensor, np.ndarray]:
+    def gather(self, labels: list[PointLabels], map_of: Callable[[ImageRef], FeatureMap]
+               ) -> tuple[torch.Tensor, np.ndarray]:
         """``(store, rows)``: the features (float32) of the i-th label of ``labels``, in order,
-        are ``store[rows[i]]``, each list entry's pixels on its feature map in ``maps``. Valid
-        until the next call."""
+        are ``store[rows[i]]``, each entry's pixels on its image's feature map ``map_of(image)``
+        (asked only for entries with labels not kept yet). Valid until the next call."""
+        self._used = self._kept_end
         kept, self._kept = self._compacted(self._kept), {}
+        positions, self._positions = self._positions, {}
         rows: list[np.ndarray | None] = [None] * len(labels)
-        gathered, without_ids = [], []
-        for i, (lab, fmap) in enumerate(zip(labels, maps)):
+        gathered, afresh = [], []
+        for i, lab in enumerate(labels):
             key = lab.image.key
-            if lab.ids is None or key in self._kept:  # nothing to know them by, or a second entry of an image
-                without_ids.append(i)
+            if key in self._kept:  # a second entry of an image
+                afresh.append(i)
                 continue
-            ids = np.asarray(lab.ids, np.int64)
+            ids = np.asarray(lab.ids, np.int64) if lab.ids is not None else self._position_ids(positions, lab)
             rows[i], new = self._known_rows(kept.get(key), ids)
             if new.any():
-                rows[i][new] = self._append(sample_points(fmap, np.asarray(lab.yx, np.float64).reshape(-1, 2)[new]))
-            gathered.append(ids[new])
+                yx = np.asarray(lab.yx, np.float64).reshape(-1, 2)[new]
+                rows[i][new] = self._append(sample_points(map_of(lab.image), yx))
+            if lab.ids is not None:
+                gathered.append(ids[new])
             order = np.argsort(ids, kind="stable")
             self._kept[key] = (ids[order], rows[i][order])
-        kept_end = self._used
-        for i in without_ids:
-            rows[i] = self._append(sample_points(maps[i], np.asarray(labels[i].yx, np.float64).reshape(-1, 2)))
-        self._used = kept_end  # the next call writes over the rows of labels without ids
+        self._kept_end = self._used
+        for i in afresh:
+            rows[i] = self._append(sample_points(map_of(labels[i].image),
+                                                 np.asarray(labels[i].yx, np.float64).reshape(-1, 2)))
         self.gathered = np.concatenate(gathered) if gathered else np.zeros(0, np.int64)
         return self._store, np.concatenate(rows) if rows else np.zeros(0, np.int64)
+
+    def add_unkept(self, feats: Sequence[torch.Tensor]) -> tuple[torch.Tensor, np.ndarray]:
+        """``(store, rows)`` with ``feats`` (tensors of rows) written after what ``gather`` gave,
+        in order, into rows that the next call writes over. Valid until the next call."""
+        rows = [self._append(f) for f in feats]
+        return self._store, np.concatenate(rows) if rows else np.zeros(0, np.int64)
+
+    def _position_ids(self, before: dict[str, dict[tuple[float, float], int]], lab: PointLabels) -> np.ndarray:
+        """Ids (negative) for labels without ids, one per position: a position kept by the call
+        before keeps its id; those no longer labelled are forgotten."""
+        known = before.get(lab.image.key, {})
+        mine = self._positions[lab.image.key] = {}
+        out = np.empty(len(lab.yx), np.int64)
+        for j, position in enumerate(map(tuple, np.asarray(lab.yx, np.float64).reshape(-1, 2).tolist())):
+            found = mine.get(position, known.get(position))
+            if found is None:
+                found, self._next_position_id = self._next_position_id, self._next_position_id - 1
+            out[j] = mine[position] = found
+        return out
 
     @staticmethod
     def _known_rows(before: tuple[np.ndarray, np.ndarray] | None, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

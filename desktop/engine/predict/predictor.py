@@ -100,7 +100,7 @@ class Predictor:
             raise PointillistError(str(e)) from e
         num_classes = len(card.classes)
         if card.learner == "fast":
-            # Each picture and tile is predicted once, so the cache keeps only the last map.
+            # Each picture and tile is predicted once, so the cache keeps no map.
             learner = FastLearner(num_classes, FeatureCache(FeatureExtractor(where), budget_bytes=0))
         else:
             from desktop.engine.learning.deep import DeepLearner

@@ -30,11 +30,13 @@ class SegmentationEngine(TaskEngine):
     default_steps = 300
 
     def __init__(self, project: Project, learner: str = "fast", device: str = "auto", seed: int = 0,
-                 feature_budget_bytes: int = 2 << 30, validation_fraction: float = 0.1,
+                 feature_budget_bytes: int | None = None, validation_fraction: float = 0.1,
                  save_models: bool = True, image_cache_items: int = 8):
         super().__init__(project, learner, device, seed, validation_fraction, save_models, image_cache_items)
+        # Maps beyond the memory budget (by default sized from the machine's memory) go to the
+        # project's cache/ folder, to be read back rather than computed again.
         self.cache = FeatureCache(FeatureExtractor("cpu" if learner == "fast" else self.device),
-                                  feature_budget_bytes)
+                                  feature_budget_bytes, None if project.read_only else project.cache_dir / "features")
         num_classes = max(1, len(project.classes()))
         self.levels = Levels()  # a large image's cell-averaged features: its overview, queries and cold start
         if learner == "fast":
