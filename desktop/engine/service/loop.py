@@ -218,7 +218,7 @@ class EngineService(threading.Thread):
             self._emit(ModelPublished(report.version, report.loss, report.validation_accuracy,
                                       report.train_labels + report.validation_labels, self.learner, revision,
                                       report.seconds, report.validation_labels))
-            self.task.model_changed()
+            self.task.model_changed(ask=not self._labels_waiting())  # clicks came while it trained: train on first
         note = f". {report.note}" if report.note else ""  # e.g. the GPU ran out of memory
         self._emit(Progress(f"Model version {engine.version}{note}", 1.0))
 

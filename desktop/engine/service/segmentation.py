@@ -55,9 +55,9 @@ class SegmentationServing(TaskServing):
         self.slides.serve()
         self.views.serve()
 
-    def model_changed(self) -> None:
+    def model_changed(self, ask: bool = True) -> None:
         self.slides.model_changed()
-        super().model_changed()
+        super().model_changed(ask)
 
     def idle(self, quiet_for, interrupted) -> None:
         self.slides.scan()

@@ -72,12 +72,14 @@ class TaskServing:
     def serve(self) -> None:
         """Queued work, a slice at a time (slide tiles); nothing for most tasks."""
 
-    def model_changed(self) -> None:
-        """A new model version: predict the image in view again and ask about it afresh."""
+    def model_changed(self, ask: bool = True) -> None:
+        """A new model version: predict the image in view again and, with ``ask``, ask about it
+        afresh (not while newer labels wait for the next round: its model will ask)."""
         if self.current is not None:
             reuse = self.predict(self.current)
-            self.propose(ProposeQueries(self.current.image_id, self.options.queries_per_image, replace_open=True),
-                         reuse)
+            if ask:
+                self.propose(ProposeQueries(self.current.image_id, self.options.queries_per_image, replace_open=True),
+                             reuse)
 
     def idle(self, quiet_for: float, interrupted: Callable[[], bool]) -> None:
         """Nothing is asked: rank the images once per model version, once the expert has stopped
