@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 import zict
 
-from desktop.engine.learning.allocation import map_large_blocks
+from desktop.engine.learning.allocation import give_back_freed_memory
 from models.encoder import Encoder, normalize
 from models.filters import PixelFilters
 
@@ -162,7 +162,6 @@ class FeatureCache:
 
     def __init__(self, extractor: FeatureExtractor, budget_bytes: int | None = None, folder: Path | None = None,
                  disk_budget_bytes: int | None = None):
-        map_large_blocks()  # else freed maps stay in the heap (see allocation.py)
         self.extractor = extractor
         self.budget_bytes = default_feature_budget() if budget_bytes is None else budget_bytes
         self._memory = zict.LRU(self.budget_bytes, {}, weight=_weight)
@@ -178,11 +177,13 @@ class FeatureCache:
     def get(self, key: str, load_image: Callable[[], np.ndarray]) -> FeatureMap:
         with self._lock:
             fmap = self._maps.get(key)
-            if fmap is not None:
-                return fmap
+        if fmap is not None:
+            give_back_freed_memory()  # read back from the folder, it may have pushed another out
+            return fmap
         fmap = self.extractor(load_image())
         with self._lock:
             self._maps[key] = fmap
+        give_back_freed_memory()  # a map may have left: else its memory stays in the heap (allocation.py)
         return fmap
 
     def __contains__(self, key: str) -> bool:
