@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QRectF, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QFileDialog
 
@@ -181,4 +181,19 @@ def test_file_menu_exports_the_keypoint_model_that_finds_the_apps_keypoints(qtbo
     xy, _ = exported_keypoints(tmp_path / "model" / "model.pt", read_image(tmp_path / "frame0.png"))
     # what the app draws, to a hundredth of a pixel (the scripted model sums in another order)
     np.testing.assert_allclose(xy, ws.session.predicted[0], atol=1e-2)
+    win.close()
+
+
+def test_zooming_a_keypoint_image_tells_the_engine_nothing_it_does_not_know(qtbot, show, tmp_path):
+    """The view of a segmentation image goes to the engine (a large image is predicted by it); a
+    keypoint engine refused that message, and its refusal replaced the status bar's text."""
+    folder, _ = make_project(tmp_path)
+    win = show(MainWindow(folder, torch_threads=1))
+    ws = win.workspace
+    failed = []
+    ws.bridge.failed.connect(failed.append)
+    qtbot.waitUntil(lambda: ws.session.current is not None, timeout=120_000)
+    ws.viewer.view.setRange(QRectF(10, 10, 40, 40), padding=0)
+    qtbot.wait(1000)  # the view settles after 120 ms; the engine answers within its loop's 50 ms
+    assert failed == []
     win.close()
