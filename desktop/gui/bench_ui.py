@@ -30,7 +30,6 @@ would, so models improve and get published.
 """
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import tempfile
@@ -40,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from desktop.engine.errors import PointillistError
+from desktop.engine.segmentation import view_grid
 
 WAIT_OVERLAY_S = 10.0
 
@@ -177,7 +177,7 @@ def _measure(app, window, clicks, seed, read_image, Qt, QTest) -> dict:
     ws.bridge.queries.connect(lambda e: np.isnan(e.seconds) or engine_ms["query"].append(e.seconds * 1000))
     shown: list[tuple[float, int]] = []
     sharp: list[tuple[float, int]] = []  # overlays at the view's stride (the screen's resolution)
-    screen_stride = 1 << max(0, math.ceil(math.log2(max(1.0, ws.image_viewer.pixels_per_screen_pixel())) - 1e-9))
+    screen_stride = view_grid.view_stride(ws.image_viewer.pixels_per_screen_pixel())
 
     def on_shown(version: int) -> None:
         shown.append((time.perf_counter(), version))

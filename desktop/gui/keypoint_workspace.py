@@ -150,10 +150,6 @@ class KeypointWorkspace(ProjectWorkspace):
         self._draw_labels()
         self.image_list.refresh_counts(self.project, self.image_id)
 
-    def _view_settled(self, rect: tuple[float, float, float, float], pixels_per_screen_pixel: float) -> None:
-        """Keypoints are predicted for the whole image: the view is nothing to the engine (a
-        keypoint engine told of it refused the message, and the status bar said so)."""
-
     def _make_painter(self) -> KeypointPainting:
         return KeypointPainting(self._paint_prediction, parent=self)
 

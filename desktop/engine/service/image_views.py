@@ -15,6 +15,7 @@ from typing import Callable
 
 import numpy as np
 
+from desktop.engine.learning.grid_head import grid_shape
 from desktop.engine.segmentation import strategies, uncertainty, view_grid
 from desktop.engine.segmentation.slide_learning import NOT_PREDICTED
 from desktop.engine.service.messages import Predict, Prediction, ShowView
@@ -38,20 +39,23 @@ class ImageViews:
     def busy(self) -> bool:
         return bool(self._due)
 
-    def predict(self, request: Predict) -> None:
-        """Send the first of the steps for ``request``'s image and queue the others for ``serve``:
-        the view (when the GUI has said what it is) coarse, then as fine as the screen, then the
-        overview; with no view known yet, the overview alone."""
+    def predict(self, request: Predict) -> bool:
+        """For a large image, send the first of the steps for ``request``'s image and queue the
+        others for ``serve``: the view (when the GUI has said what it is) coarse, then as fine as
+        the screen, then the overview; with no view known yet, the overview alone. False, and
+        nothing done, for an image that is not large."""
         info = self.project.image(request.image_id)
+        if not view_grid.is_large(info.height, info.width):
+            return False
         self._due = []
         if not self.engine.model.ready:
             if self.engine.learner.trained:  # a model of one class: clear what an earlier model painted
                 stride = view_grid.overview_stride(info.height, info.width)
-                rows, cols = -(-info.height // stride), -(-info.width // stride)
+                rows, cols = grid_shape(info.height, info.width, stride)
                 self.emit(Prediction(request.image_id, request.generation, self.engine.version,
                                      np.full((rows, cols), NOT_PREDICTED, np.uint8), np.zeros((rows, cols), np.float32),
                                      np.full((rows, cols), np.nan, np.float32), stride=stride))
-            return
+            return True
         whole = (0, 0, info.height, info.width)
         overview = view_grid.overview_stride(info.height, info.width)
         view = self.view if self.view is not None and self.view.image_id == request.image_id else None
@@ -66,11 +70,12 @@ class ImageViews:
         if steps:
             self._send(request, *steps[0])
             self._due = [(request, *step) for step in steps[1:]]
+        return True
 
     def view_changed(self, message: ShowView, current: Predict | None) -> None:
         """The expert panned or zoomed: predict the new view of the image in view."""
         self.view = message
-        if current is not None and current.image_id == message.image_id and self.is_large(message.image_id):
+        if current is not None and current.image_id == message.image_id:
             self.predict(current)
 
     def serve(self) -> None:

@@ -76,8 +76,7 @@ class SegmentationServing(TaskServing):
         that cannot tell two classes apart yet (``LabelledModel.ready``) predicts nothing: it
         sends an empty prediction, all ``NOT_PREDICTED``, which clears what an earlier model
         painted. A large image is predicted by its view (``ImageViews``), and gives nothing to reuse."""
-        if self.views.is_large(request.image_id):
-            self.views.predict(request)
+        if self.views.predict(request):
             return None
         if not self.engine.model.ready:
             if self.engine.learner.trained:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from desktop.engine.project.records import ImageInfo
-from desktop.engine.service.messages import AddImages, ImageRanking, ImagesAdded, Predict, Progress, ProposeQueries
+from desktop.engine.service.messages import (AddImages, ImageRanking, ImagesAdded, Predict, Progress, ProposeQueries,
+                                             ShowView)
 
 RANK_AFTER_S = 2.0  # rank images only once the labels have been still this long
 
@@ -67,7 +68,7 @@ class TaskServing:
         if isinstance(message, AddImages):
             self._add_images(message)
             return True
-        return False
+        return isinstance(message, ShowView)  # a task that predicts whole images has no use for the view
 
     def serve(self) -> None:
         """Queued work, a slice at a time (slide tiles); nothing for most tasks."""
