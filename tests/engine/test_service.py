@@ -5,10 +5,12 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from desktop.engine.project.store import Project
 from desktop.engine.segmentation.engine import SegmentationEngine
+from desktop.engine.service import loop
 from desktop.engine.service.loop import EngineService
 from desktop.engine.service.messages import (Export, Exported, Failed, ImageRanking, LabelsChanged, ModelPublished,
                                              Pause, Predict, Prediction, Progress, ProposeQueries, Queries, Resume,
@@ -250,11 +252,49 @@ def test_a_damaged_model_file_is_reported_and_the_one_before_restored(tmp_path, 
 def test_what_the_learner_gave_up_is_shown_with_the_model_version(tmp_path, service_factory, monkeypatch):
     note = "The GPU ran out of memory: training goes on with 2 pictures at a time."
     train = SegmentationEngine.train
-    monkeypatch.setattr(SegmentationEngine, "train", lambda self, steps: dataclasses.replace(train(self, steps),
-                                                                                             note=note))
+    monkeypatch.setattr(SegmentationEngine, "train", lambda self, steps, interrupted=None: dataclasses.replace(
+        train(self, steps, interrupted), note=note))
     project = blob_project(tmp_path / "data", images=1)
     label_blob(project, project.images()[0].id)
     service, events = service_factory(project.folder)
     service.start()
     version = events.wait_for(lambda e: isinstance(e, ModelPublished)).version
     events.wait_for(lambda e: isinstance(e, Progress) and e.text == f"Model version {version}. {note}")
+
+
+def test_a_round_stopped_by_newer_labels_publishes_nothing_and_keeps_the_model(tmp_path):
+    project = blob_project(tmp_path / "data", images=1)
+    label_blob(project, project.images()[0].id)
+    engine = SegmentationEngine(project, save_models=False)
+    asked = []
+    first = engine.train(150, lambda: asked.append(1) or True)
+    assert first.published and not asked  # with no model yet, a round is never stopped: there would be none
+    weights = {k: v.clone() for k, v in engine.learner.head.state_dict().items()}
+
+    def after_two_questions():
+        asked.append(1)
+        return len(asked) > 2
+
+    stopped = engine.train(150, after_two_questions)
+    assert not stopped.published and stopped.version is None and len(asked) == 3
+    assert engine.version == first.version
+    assert all(torch.equal(v, engine.learner.head.state_dict()[k]) for k, v in weights.items())
+    assert engine.train(150, lambda: False).published  # not stopped: a round as before
+    project.close()
+
+
+def test_a_click_does_not_wait_for_the_follow_up_round(tmp_path, service_factory, monkeypatch):
+    """A change is trained twice (``ROUNDS_AFTER_CHANGE``); newer labels stop the second round,
+    so a click trains at once instead of after a round made stale by it."""
+    monkeypatch.setitem(loop.STEPS, "fast", 10_000)  # rounds of seconds: the click lands inside one
+    project, image_id, service, events, version = _first_model(tmp_path, service_factory)
+    revision = project.label_revision()
+    time.sleep(0.3)  # the follow-up round on the first labels is under way
+    project.add_label(image_id, 60, 60, project.classes()[1].id)
+    service.send(LabelsChanged())
+    newer = events.wait_for(lambda e: isinstance(e, ModelPublished) and e.version > version, timeout=120)
+    assert newer.label_count == 10 and newer.label_revision > revision  # the follow-up published nothing
+    assert [m.label_revision for m in events.of(ModelPublished)] == [revision, newer.label_revision]
+    started = time.monotonic()
+    service.stop()  # in the follow-up round of the new label: closing does not wait for it
+    assert not service.is_alive() and time.monotonic() - started < 2.0

@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 import torch
 
-from desktop.engine.learning.base import (FineTunes, FitReport, ImageRef, LoadedImages, ShrinksOnOutOfMemory, autocast,
-                                          fine_tune_optimizer)
+from desktop.engine.learning.base import (FineTunes, FitReport, ImageRef, Interrupted, LoadedImages,
+                                          ShrinksOnOutOfMemory, autocast, fine_tune_optimizer)
 from desktop.engine.learning.features import FeatureCache, pad_to_multiple
 from desktop.engine.project.skeleton import Skeleton
 from models.encoder import normalize
@@ -120,7 +120,8 @@ class FastKeypointLearner:
             self._projected[image.key] = self.head.project(fmap.values[:h, :w]).half()
         return self._projected[image.key].float()
 
-    def fit(self, labels: list[KeypointLabels], steps: int = 150) -> FitReport:
+    def fit(self, labels: list[KeypointLabels], steps: int = 150, interrupted: Interrupted | None = None
+            ) -> FitReport:
         """Continue training (warm start) on images with at least one known keypoint."""
         start = time.perf_counter()
         labels = [lab for lab in labels if np.isfinite(lab.xy).all(1).any()]
@@ -131,8 +132,10 @@ class FastKeypointLearner:
         inputs = [self.projected(lab.image) for lab in labels]
         targets = _LossTargets([_known_cells(lab)[None] for lab in labels], [x.shape[-2:] for x in inputs])
         self.head.train()
-        loss_value = float("nan")
+        loss_value, stopped = float("nan"), False
         for _ in range(steps):
+            if interrupted is not None and (stopped := interrupted()):
+                break
             chosen = self._rng.choice(len(labels), min(self.batch, len(labels)), replace=False)
             first, final = zip(*(self._stage_losses(inputs[i], targets[i]) for i in chosen))
             loss = (sum(first) + sum(final)) / len(chosen)
@@ -142,7 +145,7 @@ class FastKeypointLearner:
             loss_value = sum(final).item() / len(chosen)  # the prediction's loss, as the deep learner reports
         self.head.eval()
         self._trained = True
-        return FitReport(loss_value, steps, time.perf_counter() - start)
+        return FitReport(loss_value, steps, time.perf_counter() - start, interrupted=stopped)
 
     def describe(self, image: ImageRef) -> np.ndarray:
         """(dims,) the image's projected features averaged over the map: where it sits among
@@ -213,16 +216,17 @@ class DeepKeypointLearner(FineTunes, ShrinksOnOutOfMemory):
         xy = xy @ matrix[:, :2].T + matrix[:, 2]  # NaN rows stay NaN
         return pixels, xy
 
-    def fit(self, labels: list[KeypointLabels], steps: int = 30) -> FitReport:
+    def fit(self, labels: list[KeypointLabels], steps: int = 30, interrupted: Interrupted | None = None
+            ) -> FitReport:
         start = time.perf_counter()
         labels = [lab for lab in labels if np.isfinite(lab.xy).all(1).any()]
         if not labels:
             return FitReport(float("nan"), 0, 0.0)
         self._train_mode()
-        loss_value = self._run_steps(steps, lambda: self._step(labels))
+        loss_value, stopped = self._run_steps(steps, lambda: self._step(labels), interrupted)
         self.net.eval()
         self._trained = True
-        return FitReport(loss_value, steps, time.perf_counter() - start, self.note)
+        return FitReport(loss_value, steps, time.perf_counter() - start, self.note, stopped)
 
     def _step(self, labels: list[KeypointLabels]) -> float:
         """One optimizer step on up to ``self.batch`` augmented images."""

@@ -37,6 +37,12 @@ class FitReport:
     steps: int
     seconds: float
     note: str | None = None  # what the learner gave up to keep training (see ShrinksOnOutOfMemory)
+    interrupted: bool = False  # stopped early because ``interrupted()`` said so: the weights are half-trained
+
+
+Interrupted = Callable[[], bool]
+"""Asked between training steps: True stops the fit early (newer labels came, so the round's
+model would be stale on arrival; the caller then restores the weights it had)."""
 
 
 class Learner(Protocol):
@@ -46,7 +52,7 @@ class Learner(Protocol):
     @property
     def trained(self) -> bool: ...
 
-    def fit(self, labels: list[PointLabels], steps: int) -> FitReport: ...
+    def fit(self, labels: list[PointLabels], steps: int, interrupted: Interrupted | None = None) -> FitReport: ...
 
     def predict_proba(self, image: ImageRef) -> np.ndarray: ...
 
@@ -143,15 +149,19 @@ class ShrinksOnOutOfMemory:
     note: str | None = None
     _start_batch: int | None = None
 
-    def _run_steps(self, steps: int, step: Callable[[], float]) -> float:
+    def _run_steps(self, steps: int, step: Callable[[], float], interrupted: Interrupted | None = None
+                   ) -> tuple[float, bool]:
         """Run ``step`` (one optimizer step on ``self.batch`` samples; returns the loss) ``steps``
-        times, using less memory whenever it runs out; returns the last loss."""
+        times, using less memory whenever it runs out, until ``interrupted()``; returns the last
+        loss and whether it was interrupted."""
         loss = float("nan")
         for _ in range(steps):
+            if interrupted is not None and interrupted():
+                return loss, True
             while (value := _unless_out_of_memory(step)) is None:
                 self._use_less_memory()
             loss = value
-        return loss
+        return loss, False
 
     def _use_less_memory(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)

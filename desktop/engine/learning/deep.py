@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from desktop.engine.learning.base import (FineTunes, FitReport, ImageRef, LoadedImages, PointLabels,
+from desktop.engine.learning.base import (FineTunes, FitReport, ImageRef, Interrupted, LoadedImages, PointLabels,
                                           ShrinksOnOutOfMemory, autocast, fine_tune_optimizer)
 from desktop.engine.learning.features import FEATURE_STRIDE, pad_to_multiple
 from desktop.engine.learning.grid_head import cells_of
@@ -75,17 +75,17 @@ class DeepLearner(FineTunes, ShrinksOnOutOfMemory):
             patch = padded
         return np.ascontiguousarray(patch), yx, cls
 
-    def fit(self, labels: list[PointLabels], steps: int = 60) -> FitReport:
+    def fit(self, labels: list[PointLabels], steps: int = 60, interrupted: Interrupted | None = None) -> FitReport:
         start = time.perf_counter()
         labels = [lab for lab in labels if len(lab.yx)]
         if not labels:
             return FitReport(float("nan"), 0, 0.0)
         weights = np.array([len(lab.yx) for lab in labels], np.float64)
         self._train_mode()
-        loss_value = self._run_steps(steps, lambda: self._step(labels, weights / weights.sum()))
+        loss_value, stopped = self._run_steps(steps, lambda: self._step(labels, weights / weights.sum()), interrupted)
         self.net.eval()
         self._trained = True
-        return FitReport(loss_value, steps, time.perf_counter() - start, self.note)
+        return FitReport(loss_value, steps, time.perf_counter() - start, self.note, stopped)
 
     def _step(self, labels: list[PointLabels], p: np.ndarray) -> float:
         """One optimizer step on ``self.batch`` crops, images drawn with probabilities ``p``."""

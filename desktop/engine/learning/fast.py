@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from desktop.engine.learning.base import FitReport, ImageRef, PointLabels, concat_labels
+from desktop.engine.learning.base import FitReport, ImageRef, Interrupted, PointLabels, concat_labels
 from desktop.engine.learning.features import FEATURE_STRIDE, FeatureCache, FeatureMap, sample_points
 from desktop.engine.learning.grid_head import Levels, head_probabilities
 from desktop.engine.learning.label_features import LabelFeatures
@@ -30,6 +30,7 @@ _ANCHOR_CANDIDATES = 4000  # at most this many pixels per image looked at when d
 _ANCHOR_BUDGET = 3000  # anchors per fit in all, so that a fit stays one batch (_BATCH) while labels are few
 _ANCHOR_WEIGHT = 0.3  # all anchors together weigh this much of the expert's labels (see fit)
 _STATS_SAMPLE = 16384  # pixels sampled for the input statistics, all images together
+_ASK_EVERY = 8  # steps between questions to ``interrupted`` (a step takes about a millisecond)
 ENCODER_SHARE = 0.03
 """The encoder's 496 channels enter the head at this scale while labels are few (10 per image or
 fewer), the filters' 7 at full scale: a prior that the filters explain a pixel unless the labels
@@ -145,7 +146,7 @@ class FastLearner:
         120,000 pixels (about 120 MB) however many images are labelled."""
         return 2 * min(_ANCHOR_CANDIDATES, 20 * self._anchor_count(images))
 
-    def fit(self, labels: list[PointLabels], steps: int = 300) -> FitReport:
+    def fit(self, labels: list[PointLabels], steps: int = 300, interrupted: Interrupted | None = None) -> FitReport:
         """Continue training the head (warm start) on the given labels for ``steps`` steps.
 
         The step size falls from ``lr`` to zero along a cosine within each fit (a warm restart
@@ -157,6 +158,8 @@ class FastLearner:
         like its neighbours, and 300 anchors at full weight outvoted it (5 of 12 corrections
         of confidently wrong pixels learned within ``ROUNDS_AFTER_CHANGE`` rounds on the DSB
         nuclei image; 11 at equal total weight, 12 at 0.3).
+
+        ``interrupted`` is asked every ``_ASK_EVERY`` steps; True ends the fit there.
         """
         start = time.perf_counter()
         labels = [lab for lab in labels if len(lab.yx)]
@@ -200,8 +203,10 @@ class FastLearner:
         if len(cls) > expert:
             weight[expert:] = min(1.0, _ANCHOR_WEIGHT * expert / (len(cls) - expert))
         self.head.train()
-        loss_value = float("nan")
+        loss_value, stopped = float("nan"), False
         for step in range(steps):
+            if interrupted is not None and step % _ASK_EVERY == 0 and (stopped := interrupted()):
+                break
             _set_lr(self.optimizer, self.lr * 0.5 * (1 + math.cos(math.pi * step / steps)))
             if len(cls) <= _BATCH:
                 x, t, w = feats, targets, weight
@@ -220,7 +225,7 @@ class FastLearner:
             loss_value = loss.item()
         self.head.eval()
         self._trained = True
-        return FitReport(loss_value, steps, time.perf_counter() - start)
+        return FitReport(loss_value, steps, time.perf_counter() - start, interrupted=stopped)
 
     @torch.no_grad()
     def _set_share(self, coarse: int, share: float) -> None:

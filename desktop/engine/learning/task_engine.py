@@ -20,7 +20,7 @@ import torch
 
 from desktop.engine.errors import ProjectError
 from desktop.engine.images.video import read_pixels
-from desktop.engine.learning.base import ImageRef, pick_device
+from desktop.engine.learning.base import ImageRef, Interrupted, pick_device
 from desktop.engine.learning.publish_gate import PublishGate, held_back_signature
 from desktop.engine.project.atomic import atomic_write_bytes
 from desktop.engine.project.records import ModelVersion
@@ -125,9 +125,11 @@ class TaskEngine:
         return ImageRef(f"image-{image_id}", lambda: self.image(image_id))
 
     # ----- training --------------------------------------------------------------------------
-    def train(self, steps: int | None = None) -> TrainReport:
+    def train(self, steps: int | None = None, interrupted: Interrupted | None = None) -> TrainReport:
         """One training round on the current labels; publish if validation did not get worse
-        than the model in use, measured on today's held-back labels."""
+        than the model in use, measured on today's held-back labels. A round that
+        ``interrupted()`` stops (asked between steps, once there is a model) publishes nothing
+        and leaves the model as it was."""
         steps = self.default_steps if steps is None else steps
         if self.project.models_from_version() != self._models_from:  # changed under this learner: not its to fit
             return TrainReport(None, float("nan"), 0, 0, None, False, 0.0,
@@ -142,7 +144,10 @@ class TaskEngine:
         before = copy.deepcopy(self.learner.state_dict()) if self.learner.trained else None
         in_use = (self._gate.score_in_use(signature, lambda: self.validation_accuracy(val))
                   if before is not None and val else None)
-        report = self.learner.fit(train, steps)
+        report = self.learner.fit(train, steps, interrupted if before is not None else None)
+        if report.interrupted:
+            self.learner.load_state_dict(before)
+            return TrainReport(None, report.loss, n_train, n_val, None, False, time.perf_counter() - start)
         note = getattr(report, "note", None)
         accuracy = self.validation_accuracy(val) if val else None
         if before is not None and not self._gate.allows(accuracy, in_use):

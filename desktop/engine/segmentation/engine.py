@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from desktop.engine.learning.base import PointLabels
+from desktop.engine.learning.base import Interrupted, PointLabels
 from desktop.engine.learning.fast import FastLearner
 from desktop.engine.learning.features import FeatureCache, FeatureExtractor
 from desktop.engine.learning.grid_head import Levels, grid_shape
@@ -57,12 +57,12 @@ class SegmentationEngine(TaskEngine):
         return tuple(sorted(found))
 
     # ----- training --------------------------------------------------------------------------
-    def train(self, steps: int | None = None) -> TrainReport:
+    def train(self, steps: int | None = None, interrupted: Interrupted | None = None) -> TrainReport:
         """A training round (``TaskEngine.train``) that scores and publishes the model over the
         classes it is trained on; a refused model leaves the classes of the one in use."""
         in_use, published = self.model.classes, False
         try:
-            report = super().train(steps)
+            report = super().train(steps, interrupted)
             published = report.published
             return report
         finally:

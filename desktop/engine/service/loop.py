@@ -10,7 +10,10 @@ The loop owns the inbox, pausing and stopping, and the training slice; everythin
 task's (``serving.py``): drain the inbox -> show the newest image asked for, dropping older
 generations -> answer query requests -> serve queued task work (slide tiles, a large image's
 view), unless new labels wait to be trained on (the work was for the model they will replace) ->
-if the labels changed since the last training slice, train one short slice -> when a new model
+if the labels changed since the last training slice, train one short slice. A follow-up slice, on
+labels already trained on, waits until the queued work is done (the view of the model in use
+comes first) and stops as soon as newer labels come, or the loop is asked to stop: a click waits
+for its own round, not for a stale one -> when a new model
 version is published, let the task show and ask afresh -> when idle, let the task rank its images.
 """
 from __future__ import annotations
@@ -58,6 +61,7 @@ class EngineService(threading.Thread):
         self.seed = seed
         self.read_only = read_only  # the project is open for writing elsewhere: show its model, never train
         self.inbox: queue.Queue = queue.Queue()
+        self._stopping = threading.Event()  # set by stop(): a follow-up round need not finish
         self.paused = False
         self.task: TaskServing | None = None
         self._project: Project | None = None
@@ -73,6 +77,7 @@ class EngineService(threading.Thread):
         """Ask the loop to end and wait for it (a training slice in progress finishes first), at
         most ``timeout`` seconds (``STOP_WAIT_S`` unless given)."""
         self.inbox.put(Stop())
+        self._stopping.set()
         if self.is_alive():
             self.join(STOP_WAIT_S if timeout is None else timeout)
 
@@ -168,7 +173,8 @@ class EngineService(threading.Thread):
         if not self._labels_waiting():  # what is queued was asked of the model the new labels will replace
             self._guarded(task.serve)
         if not self.paused and self._wants_training():
-            self._guarded(self._train_slice)
+            if not (task.busy and self._project.label_revision() == self._trained_revision):
+                self._guarded(self._train_slice)  # a follow-up round waits for the view the model in use owes
         elif not self.paused and show is None and not propose and self.inbox.empty():
             self._guarded(task.idle, time.monotonic() - self._changed_at, lambda: not self.inbox.empty())
         return True
@@ -211,7 +217,10 @@ class EngineService(threading.Thread):
         if engine.version is None:
             self._emit(Progress("Computing image features and training the first model", None))
         self._rounds_left -= 1
-        report = engine.train(STEPS.get(self.learner, 150))
+        follow_up = revision == self._trained_revision  # these labels have a model already: it may stop
+        report = engine.train(STEPS.get(self.learner, 150), (lambda: self._stopping.is_set() or
+                                                             self._project.label_revision() != revision)
+                              if follow_up else None)
         self._trained_revision = revision
         self._report_problems()
         if report.published:
