@@ -14,7 +14,7 @@ from desktop.engine.learning.features import FeatureCache, FeatureExtractor
 from desktop.engine.project.store import Project
 from desktop.engine.segmentation import uncertainty, view_grid
 from desktop.engine.segmentation.engine import SegmentationEngine
-from desktop.engine.service.messages import Predict, Prediction, ShowView
+from desktop.engine.service.messages import Predict, Prediction, Queries, ShowView
 from desktop.engine.service.segmentation import SegmentationServing
 from desktop.engine.service.serving import ServingOptions
 
@@ -138,10 +138,17 @@ def test_a_large_image_sends_its_view_first_then_the_overview(tmp_path, one_thre
     serving.model_changed()  # a new version: the view first, the rest of the image after it
     fresh = [e for e in sent if isinstance(e, Prediction)]
     assert len(fresh) == 1 and fresh[0].origin == (200, 100) and fresh[0].version == engine.version
+    assert not [e for e in sent if isinstance(e, Queries)]  # asked once the view is sent, not before
     serving.serve()
     assert [e for e in sent if isinstance(e, Prediction)][-1].stride == 1
-    assert serving.busy
+    assert serving.busy and not [e for e in sent if isinstance(e, Queries)]
+    serving.serve()
+    asked = [e for e in sent if isinstance(e, Queries)]
+    assert len(asked) == 1 and asked[0].version == engine.version and len(asked[0].points) == 8
+    serving.serve()  # the overview's 275 x 275 cells are two strips: a click waits for one, not for all
+    assert [e for e in sent if isinstance(e, Prediction)][-1].stride == 1 and serving.busy
     serving.serve()
     overview = [e for e in sent if isinstance(e, Prediction)][-1]
     assert overview.covers_image(1100, 1100) and overview.version == engine.version and not serving.busy
+    assert np.array_equal(overview.uncertainty, uncertainty.margin(engine.predict_grid(image_id, 4)))
     project.close()

@@ -1,9 +1,11 @@
 """What the engine thread sends for a large ordinary image (``view_grid.is_large``): its view
 first, on a grid twice as coarse as the screen's (a first look at a quarter of the cost), then at
 about one class per screen pixel, then the whole image at the overview's stride for what lies
-outside the view, each a separate step of ``serve`` so that clicks and training go between. A
-new model version, a new view (``ShowView``) and a new image each ask again; nothing outside the
-view is computed before the view is sent.
+outside the view. The first look is sent at once; the others are computed a strip of at most
+``STRIP_CELLS`` cells per step of ``serve`` (about 0.1 s on one thread), so that a click waits for
+a strip, not for a whole view, before its round trains; each is sent when whole. A new model
+version, a new view (``ShowView``) and a new image each ask again; nothing outside the view is
+computed before the view is sent.
 
 Smaller images are predicted whole at full resolution (``SegmentationServing.predict``): that is
 what their view shows.
@@ -11,6 +13,7 @@ what their view shows.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -20,6 +23,27 @@ from desktop.engine.segmentation import strategies, uncertainty, view_grid
 from desktop.engine.segmentation.slide_learning import NOT_PREDICTED
 from desktop.engine.service.messages import Predict, Prediction, ShowView
 
+STRIP_CELLS = 1 << 16  # grid cells a step of ``serve`` computes
+
+
+@dataclass
+class _Step:
+    """One prediction to send: ``stride`` over ``window``, computed a strip of rows at a time."""
+
+    request: Predict
+    version: int  # of the model it was asked of: a step of another is dropped
+    stride: int
+    window: tuple[int, int, int, int]
+    of_view: bool  # part of the view (not the overview behind it)
+    parts: list[np.ndarray] = field(default_factory=list)  # the strips computed so far, (C, rows, cols) each
+    seconds: float = 0.0
+
+    def strips(self) -> list[tuple[int, int, int, int]]:
+        y0, x0, y1, x1 = self.window
+        rows, cols = -(-(y1 - y0) // self.stride), -(-(x1 - x0) // self.stride)
+        per = max(1, STRIP_CELLS // cols) * self.stride
+        return [(top, x0, min(y1, top + per), x1) for top in range(y0, y0 + rows * self.stride, per)]
+
 
 class ImageViews:
     def __init__(self, engine, project, emit: Callable[[object], None], strategy: str):
@@ -27,7 +51,7 @@ class ImageViews:
         # the uncertainty painted: the strategy's own when it scores probabilities, else margin
         self.shown_strategy = strategy if strategies.strategy(strategy).needs == strategies.PROBABILITIES else "margin"
         self.view: ShowView | None = None
-        self._due: list[tuple[Predict, int, tuple[int, int, int, int]]] = []  # what serve sends next, in order
+        self._due: list[_Step] = []  # what serve computes and sends next, in order
         self._sent: set[tuple] = set()  # (stride, window) sent of the image, view generation and version in _for
         self._for: tuple | None = None
 
@@ -38,6 +62,11 @@ class ImageViews:
     @property
     def busy(self) -> bool:
         return bool(self._due)
+
+    @property
+    def view_pending(self) -> bool:
+        """Part of the view is still to be sent (the overview behind it may be, too)."""
+        return any(step.of_view for step in self._due)
 
     def predict(self, request: Predict) -> bool:
         """For a large image, send the first of the steps for ``request``'s image and queue the
@@ -59,17 +88,17 @@ class ImageViews:
         whole = (0, 0, info.height, info.width)
         overview = view_grid.overview_stride(info.height, info.width)
         view = self.view if self.view is not None and self.view.image_id == request.image_id else None
-        steps = [(overview, whole)]
+        steps = [(overview, whole, False)]
         if view is not None:
             stride = min(overview, view_grid.view_stride(view.pixels_per_screen_pixel))
             window = view_grid.aligned_window(view.rect, stride, info.height, info.width)
             first_look = [] if self._was_sent(request, stride, window) else \
-                [(2 * stride, view_grid.aligned_window(view.rect, 2 * stride, info.height, info.width))]
-            steps = first_look + [(stride, window)] + ([] if window == whole else steps)
-        steps = [step for step in steps if not self._was_sent(request, *step)]
+                [(2 * stride, view_grid.aligned_window(view.rect, 2 * stride, info.height, info.width), True)]
+            steps = first_look + [(stride, window, True)] + ([] if window == whole else steps)
+        steps = [step for step in steps if not self._was_sent(request, *step[:2])]
         if steps:
-            self._send(request, *steps[0])
-            self._due = [(request, *step) for step in steps[1:]]
+            self._send(request, *steps[0][:2])
+            self._due = [_Step(request, self.engine.version, *step) for step in steps[1:]]
         return True
 
     def view_changed(self, message: ShowView, current: Predict | None) -> None:
@@ -79,9 +108,20 @@ class ImageViews:
             self.predict(current)
 
     def serve(self) -> None:
-        """The next queued step."""
-        if self._due and self.engine.model.ready:
-            self._send(*self._due.pop(0))
+        """The next strip of the next queued step; the step is sent once its last strip is done."""
+        if not self._due or not self.engine.model.ready:
+            return
+        step = self._due[0]
+        if step.version != self.engine.version or self._was_sent(step.request, step.stride, step.window):
+            self._due.pop(0)
+            return
+        start = time.perf_counter()
+        step.parts.append(self.engine.predict_grid(step.request.image_id, step.stride,
+                                                   step.strips()[len(step.parts)]))
+        step.seconds += time.perf_counter() - start
+        if len(step.parts) == len(step.strips()):
+            self._due.pop(0)
+            self._emit(step.request, step.stride, step.window, np.concatenate(step.parts, axis=1), step.seconds)
 
     def _was_sent(self, request: Predict, stride: int, window: tuple[int, int, int, int]) -> bool:
         if self._for != (request.image_id, request.generation, self.engine.version):
@@ -89,12 +129,17 @@ class ImageViews:
         return (stride, window) in self._sent
 
     def _send(self, request: Predict, stride: int, window: tuple[int, int, int, int]) -> None:
+        """Compute and send one step whole, now."""
         if self._was_sent(request, stride, window):
             return
         start = time.perf_counter()
         probs = self.engine.predict_grid(request.image_id, stride, window)
+        self._emit(request, stride, window, probs, time.perf_counter() - start)
+
+    def _emit(self, request: Predict, stride: int, window: tuple[int, int, int, int], probs: np.ndarray,
+              seconds: float) -> None:
         self.emit(Prediction(request.image_id, request.generation, self.engine.version,
                              probs.argmax(0).astype(np.uint8), probs.max(0).astype(np.float32),
                              uncertainty.score(self.shown_strategy, probs).astype(np.float32),
-                             time.perf_counter() - start, stride, window[:2]))
+                             seconds, stride, window[:2]))
         self._sent.add((stride, window))

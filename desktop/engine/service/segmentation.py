@@ -26,13 +26,14 @@ class SegmentationServing(TaskServing):
         super().__init__(engine, project, emit, options)
         self.slides = SlideServing(engine, project, emit, self.strategy)
         self.views = ImageViews(engine, project, emit, self.strategy)
+        self._ask_after_view: ProposeQueries | None = None  # a large image's queries, once its view is sent
 
     def checked_strategy(self, name: str) -> str:
         return strategies.strategy(name).name
 
     @property
     def busy(self) -> bool:
-        return self.slides.busy or self.views.busy
+        return self.slides.busy or self.views.busy or self._ask_after_view is not None
 
     def handle(self, message) -> bool:
         if isinstance(message, SLIDE_MESSAGES):
@@ -53,10 +54,22 @@ class SegmentationServing(TaskServing):
 
     def serve(self) -> None:
         self.slides.serve()
-        self.views.serve()
+        if self._ask_after_view is not None and not self.views.view_pending:
+            request, self._ask_after_view = self._ask_after_view, None
+            self.propose(request)
+        else:
+            self.views.serve()
 
     def model_changed(self, ask: bool = True) -> None:
+        """A new model version: predict the image in view and ask afresh (``TaskServing``); on a
+        large image the queries wait until its view is sent (``serve``): choosing them takes
+        about as long as a strip of the view, and the view is what the click is waiting for."""
         self.slides.model_changed()
+        current = self.current
+        if ask and current is not None and self.views.is_large(current.image_id):
+            self.predict(current)
+            self._ask_after_view = ProposeQueries(current.image_id, self.options.queries_per_image, replace_open=True)
+            return
         super().model_changed(ask)
 
     def idle(self, quiet_for, interrupted) -> None:
