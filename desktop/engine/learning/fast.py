@@ -26,6 +26,13 @@ from models.filters import PixelFilters
 
 _PRECOMPUTE = 100_000  # up to this many labels, their features are gathered once (and kept: LabelFeatures)
 _BATCH = 4096  # labels per step (all of them when there are fewer)
+_STEP_ROWS = _BATCH // 2
+"""Rows per step once there are more than ``_BATCH`` (``fit``): a step then costs what one on about
+2,000 rows does (1,000 labels and their anchors), so that a round on 100,000 labels costs about
+what one on 1,000 does (issue 19: 0.93 s and 2.00 s with 4,096 rows a step, 0.94 s and 1.12 s
+with 2,048). The 150 steps of the app's round still take each of 100,000 rows about 3 times;
+ISBI, 100,000 labels on images 0-3, 5 rounds, mIoU on images 25-29, seeds 0-2: 0.7287 against
+0.7290 before (a fresh batch of 4,096 drawn at every step)."""
 _ANCHOR_CANDIDATES = 4000  # at most this many pixels per image looked at when drawing anchors
 _ANCHOR_BUDGET = 3000  # anchors per fit in all, so that a fit stays one batch (_BATCH) while labels are few
 _ANCHOR_WEIGHT = 0.3  # all anchors together weigh this much of the expert's labels (see fit)
@@ -223,8 +230,8 @@ class FastLearner:
             _set_lr(self.optimizer, self.lr * 0.5 * (1 + math.cos(math.pi * step / steps)))
             if len(cls) <= _BATCH:
                 x, t, w = feats, targets, weight
-            elif precomputed:  # the next batch of the shuffled rows, from where the last one ended
-                x, t, w = (_cyclic(values, step * _BATCH, _BATCH) for values in (feats, targets, weight))
+            elif precomputed:  # the next rows of the shuffled copy, from where the last step ended
+                x, t, w = (_cyclic(values, step * _STEP_ROWS, _STEP_ROWS) for values in (feats, targets, weight))
             else:  # millions of labels (dense masks): draw with replacement, a permutation is too slow
                 pick = self._rng.integers(len(cls), size=_BATCH)
                 x = self.head.standardise(self._gather(maps, owner[pick], yx[pick]))
@@ -245,8 +252,8 @@ class FastLearner:
 
         Why: gathering a fresh batch of 4,096 rows from the kept store at every step (and
         standardising it) cost 0.45 s of a 150-step round at 100,000 labels, which then cost
-        2.9 times the round at 1,000 (issue 19). The copy gathers each row once a fit (the 150
-        steps take each of 100,000 rows about 6 times). The copy is written into the same
+        2.9 times the round at 1,000 (issue 19). The copy gathers each row once a fit, though
+        the steps take each of them several times (``_STEP_ROWS``). It is written into the same
         memory every fit (as much again as the store's rows; freed when a batch holds every
         label): 200 MB written afresh each fit took 0.18 s of page faults, 0.07 s rewritten.
         A sample of 32,768 rows a fit instead of every row cost 0.007 mIoU on ISBI after 5
