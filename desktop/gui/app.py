@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication
+from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QApplication, QFileDialog, QInputDialog, QMainWindow, QMenu, QMessageBox, QStackedWidget,
                                QToolButton, QVBoxLayout, QWidget)
@@ -25,7 +25,7 @@ from .about_dialog import AboutDialog
 from .banner import Banner
 from .class_editor import edit_classes
 from .file_filters import picture_filter
-from .garbage import collect_garbage_on_the_gui_thread
+from .garbage import collect_garbage_on_the_gui_thread, set_aside_what_lives, take_back_what_was_set_aside
 from .icons import app_icon, toolbar_icon
 from .import_dialog import ImportDialog
 from .keypoint_workspace import KeypointWorkspace, workspace_for
@@ -197,6 +197,8 @@ class MainWindow(QMainWindow):
             self.workspace.exportFailed.connect(
                 lambda text: QMessageBox.warning(self, "Cannot export the keypoints", text))
         self.workspace.lasting.connect(self.banner.add)
+        # by its first queries the engine has imported and built what it keeps (garbage.py)
+        self.workspace.bridge.queries.connect(lambda _event: set_aside_what_lives(), Qt.SingleShotConnection)
         problems = list(self.workspace.problems.values())
         if problems:  # each one is listed, with its reason, in the image list
             more = f" (and {plural(len(problems) - 1, 'other')}: see the image list)" if len(problems) > 1 else ""
@@ -222,6 +224,7 @@ class MainWindow(QMainWindow):
         self.stack.removeWidget(self.workspace)
         self.workspace.deleteLater()
         self.workspace = None
+        take_back_what_was_set_aside()
         self.banner.dismiss()  # its news was about that project's files
         self._project_actions_enabled(False)
         self.start_screen.refresh()

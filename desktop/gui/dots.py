@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtGui import QPixmapCache
+from PySide6.QtWidgets import QGraphicsItem
 
 CHUNK = 8192  # label points per scatter plot of ``LabelDots``
 
@@ -18,10 +20,20 @@ class Dots(pg.ScatterPlotItem):
         event.ignore()
 
 
+CACHE_KB = 64 * 1024
+"""Room for the plots' pictures (``QPixmapCache``, 10 MB by default): a full window's picture is
+about 5 MB, and 100,000 labels on one image make 13 plots."""
+
+
 class LabelDots(pg.ItemGroup):
     """The labels of an image as scatter plots of ``CHUNK`` points each, with the calls of one
     scatter plot (``setData``, ``addPoints``, ``clear``, ``data``). A scatter plot copies all of
-    its points to add one (25 ms at 25,000), so a click adds to the last, small one only."""
+    its points to add one (25 ms at 25,000), so a click adds to the last, small one only.
+
+    Each plot keeps its picture (``DeviceCoordinateCache``) until its points or the view change:
+    every repaint (a click, an overlay, up to 30 a second) drew all 25,000 labels of an image
+    again, 30-45 ms of the GUI thread, the longest stall with 100,000 labels (issue 19); the
+    full plots are now copied from their pictures and only the last, small one is drawn."""
 
     def __init__(self, **style):
         super().__init__()
@@ -46,6 +58,8 @@ class LabelDots(pg.ItemGroup):
         while start < len(x):
             if not self._chunks or len(self._chunks[-1].data) >= CHUNK:
                 self._chunks.append(Dots(**self._style))
+                self._chunks[-1].setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+                QPixmapCache.setCacheLimit(max(QPixmapCache.cacheLimit(), CACHE_KB))
                 self.addItem(self._chunks[-1])
             last = self._chunks[-1]
             part = slice(start, start + min(CHUNK - len(last.data), len(x) - start))

@@ -1,16 +1,17 @@
 """A training round and a query proposal cost what changed, not everything stored (issue 19, item
-5): a round gathers the features of the new labels only, and a proposal is kept apart from a
-bounded number of labelled pixels; neither changes what the learner learns from few labels."""
+5): a round gathers the features of the new labels only, shuffles them once when there are more
+than a batch, and validates on a bounded sample of the held-back labels; a proposal is kept apart
+from a bounded number of labelled pixels; none changes what the learner learns from few labels."""
 import numpy as np
 import pytest
 import torch
 
 from desktop.engine.images.pictures import read_image
 from desktop.engine.learning.base import ImageRef, PointLabels
-from desktop.engine.learning.fast import _BATCH, FastLearner
+from desktop.engine.learning.fast import _BATCH, FastLearner, _cyclic
 from desktop.engine.learning.features import FeatureCache, FeatureExtractor, sample_points
 from desktop.engine.learning.label_features import LabelFeatures
-from desktop.engine.learning.task_engine import is_validation
+from desktop.engine.learning.task_engine import VALIDATION_SAMPLE, is_validation, validation_sample
 from desktop.engine.project.live_labels import LiveLabels
 from desktop.engine.project.store import Project
 from desktop.engine.segmentation import selection
@@ -147,3 +148,51 @@ def test_live_labels_follow_the_store_and_read_again_only_what_changed(tmp_path)
     project.edit_classes([(blob, "blob", "#ff0000", "2"), (third, "third", "#00ff00", "3")],
                          merges={background: blob})  # every class moves up one, the third's labels untouched
     agree()
+
+
+def test_validation_scores_a_fixed_sample_of_the_held_back_labels_when_they_are_many():
+    """Up to ``limit`` held-back labels, all of them; above, ``limit`` chosen by id alone: the same
+    whatever the order, and a new label changes the sample by at most one label."""
+    ids = np.random.default_rng(0).permutation(np.arange(1, 20_001) * 7)
+    assert validation_sample(ids[:300], limit=300).all()
+    chosen = validation_sample(ids, limit=300)
+    assert chosen.sum() == 300
+    sample = set(ids[chosen].tolist())
+    shuffled = ids[::-1]
+    assert set(shuffled[validation_sample(shuffled, limit=300)].tolist()) == sample
+    grown = np.append(ids, [140_007, 140_014])
+    assert len(sample - set(grown[validation_sample(grown, limit=300)].tolist())) <= 2
+    by_thousand = np.histogram(ids[chosen], bins=10, range=(0, 140_007))[0]
+    assert by_thousand.min() > 300 / 10 / 2  # spread over the ids, not the lowest ones
+
+
+def test_a_round_validates_on_the_sample_and_counts_every_held_back_label(tmp_path):
+    project = Project.create(tmp_path / "project", classes=CLASSES)
+    mask = blob_image(tmp_path / "blobs.png", size=128)
+    image_id = project.add_image(tmp_path / "blobs.png", 128, 128)
+    class_ids = [c.id for c in project.classes()]
+    yx = np.random.default_rng(0).uniform(0, 127, (12_000, 2))
+    ids = np.array(project.add_labels(image_id, [(x, y, class_ids[mask[round(y), round(x)]]) for y, x in yx]))
+    engine = SegmentationEngine(project, save_models=False, validation_fraction=0.5)
+    train, val, n_train, n_val = engine.labelled_sets()
+    held = ids[is_validation(ids, 0.5)]
+    assert n_val == len(held) > VALIDATION_SAMPLE and n_train == len(ids) - len(held)
+    assert sum(len(p.ids) for p in val) == VALIDATION_SAMPLE
+    assert set(np.concatenate([p.ids for p in val]).tolist()) == set(held[validation_sample(held)].tolist())
+    assert not set(np.concatenate([p.ids for p in train]).tolist()) & set(held.tolist())
+
+
+def test_more_labels_than_a_batch_are_shuffled_once_and_walked_through_a_batch_at_a_time():
+    rows = torch.arange(10).float()[:, None]
+    assert torch.equal(_cyclic(rows, 4, 4), rows[4:8])
+    assert _cyclic(rows, 4, 4)._base is not None  # a view, no copy
+    assert torch.equal(_cyclic(rows, 28, 4), torch.cat([rows[8:], rows[:2]]))  # round the end, from row 28 % 10
+    learner = FastLearner(2, FeatureCache(FeatureExtractor()), seed=0)
+    learner.head.mean.fill_(1.0)
+    learner.head.std.fill_(2.0)
+    store = torch.randn(50, learner.head.mean.shape[0])
+    kept = torch.arange(40, 0, -1)  # the rows of the labels, in the store
+    feats, targets, weight = learner._shuffle(store, kept, torch.arange(40), torch.arange(40.0))
+    assert sorted(targets.tolist()) == list(range(40)) and targets.tolist() != list(range(40))
+    assert torch.equal(weight, targets.float())
+    assert torch.allclose(feats, (store[kept[targets]] - 1.0) / 2.0)

@@ -41,3 +41,21 @@ def test_while_the_engine_trains_every_collection_runs_on_the_gui_thread(qtbot, 
         gc.callbacks.remove(record)
     assert threads, "nothing was collected at all"
     assert set(threads) == {threading.main_thread().name}, threads
+
+
+def test_what_lives_once_the_engine_predicted_is_left_out_of_collections_until_the_project_closes(
+        qtbot, show, blob_project):
+    """A full collection traversed every object of torch, timm and the window (270-300 ms with
+    100,000 labels: the longest stall, issue 19); those alive at the first queries are set
+    aside (``gc.freeze``), and given back when the project closes."""
+    win = show(MainWindow(blob_project, torch_threads=1))
+    try:
+        ws = win.workspace
+        qtbot.waitUntil(lambda: gc.get_freeze_count() > 0, timeout=TIMEOUT)
+        assert gc.get_freeze_count() > len(gc.get_objects())  # most of them
+        win.close_project()
+        assert gc.get_freeze_count() == 0
+        assert ws.bridge.service is None
+    finally:
+        win.close()
+        gc.unfreeze()  # whatever happened, the other tests' objects are collected as ever

@@ -8,7 +8,7 @@ from PySide6.QtTest import QTest
 
 from desktop.engine.project.store import Project
 from desktop.gui.app import MainWindow
-from desktop.gui.dots import CHUNK
+from desktop.gui.dots import CHUNK, Dots
 from desktop.gui.label_tally import LabelTally
 
 from .conftest import click
@@ -68,3 +68,25 @@ def test_the_tally_follows_the_store_through_adds_deletes_undo_and_other_images(
         many = project.add_labels(first, [(float(i % 100), float(i // 100), blob) for i in range(3000)])
         project.delete_label(many[-1])
         assert agrees() and tally.count(first) == 2 + 2999
+
+
+def test_a_repaint_draws_the_plot_that_changed_and_copies_the_full_ones(qtbot, show, blob_project, monkeypatch):
+    """Drawing every label at every repaint was the window's longest stall with 100,000 labels."""
+    _many_labels(blob_project, 2 * CHUNK + 100)
+    painted = []
+    draw = Dots.paint
+    monkeypatch.setattr(Dots, "paint", lambda self, *args: (painted.append(self), draw(self, *args))[1])
+    win = show(MainWindow(blob_project, start_engine=False))
+    viewer = win.workspace.viewer
+    plots = viewer.items["labels"].childItems()
+    qtbot.wait(50)
+    viewer.viewport().repaint()
+    assert set(plots) <= set(painted)  # drawn, and their pictures kept
+    painted.clear()
+    QTest.keyClick(viewer, Qt.Key_M)
+    click(viewer, 20, 30)
+    qtbot.wait(50)  # the scene's updates are sent on from the event loop
+    viewer.viewport().repaint()
+    assert viewer.items["labels"].childItems() == plots and len(plots[2].data) == 101
+    assert plots[2] in painted and plots[0] not in painted and plots[1] not in painted
+    win.close()

@@ -47,7 +47,9 @@ class TrainReport:
 
 class LabelledSets(NamedTuple):
     """A task's labels split for one round: what the learner fits and what is held back to
-    validate on (each a list of the task's label groups), and how many labels each holds."""
+    validate on (each a list of the task's label groups), and how many labels each holds. A
+    task may validate on a sample of the held-back labels (``validation_sample``); its count
+    is then of them all, none of which is trained on."""
 
     train: list
     validation: list
@@ -61,6 +63,32 @@ def is_validation(label_ids: np.ndarray, fraction: float) -> np.ndarray:
         return np.zeros(len(label_ids), bool)
     h = (np.asarray(label_ids, np.uint64) * np.uint64(2654435761)) % np.uint64(1000)
     return h < np.uint64(int(round(fraction * 1000)))
+
+
+VALIDATION_SAMPLE = 4096
+"""A round scores a model on at most this many held-back labels (``validation_sample``)."""
+
+
+def validation_sample(label_ids: np.ndarray, limit: int = VALIDATION_SAMPLE) -> np.ndarray:
+    """Which of the held-back ``label_ids`` a round scores on (a mask): all of them up to
+    ``limit``, else the ``limit`` whose ids hash lowest.
+
+    Why: with 100,000 labels the 10,000 held back took 0.14 s a round to score, growing with the
+    labels (issue 19). The sample stays sound for the publish gate: both models, the one in use
+    and the new one, are scored on the same labels (the gate measures the model in use again
+    whenever the sample changes, by its signature); the sample depends only on the label ids,
+    so it is the same from round to round, and a new held-back label enters it only in place
+    of one that hashes higher; and on 4,096 labels an accuracy of 0.9 has a standard error of
+    0.005, a quarter of the gate's tolerance (0.02), less still for the difference of two
+    models scored on the same labels. The hash is not ``is_validation``'s, so the sample is
+    spread over the held-back labels, whatever their ids."""
+    ids = np.asarray(label_ids, np.int64)
+    chosen = np.ones(len(ids), bool)
+    if len(ids) > limit:
+        key = (ids.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(16)  # Fibonacci hashing
+        chosen[:] = False
+        chosen[np.lexsort((ids, key))[:limit]] = True
+    return chosen
 
 
 class TaskEngine:

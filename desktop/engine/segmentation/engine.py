@@ -17,7 +17,8 @@ from desktop.engine.learning.base import Interrupted, PointLabels
 from desktop.engine.learning.fast import FastLearner
 from desktop.engine.learning.features import FeatureCache, FeatureExtractor
 from desktop.engine.learning.grid_head import Levels, grid_shape
-from desktop.engine.learning.task_engine import LabelledSets, TaskEngine, TrainReport, is_validation
+from desktop.engine.learning.task_engine import (LabelledSets, TaskEngine, TrainReport, is_validation,
+                                                  validation_sample)
 from desktop.engine.project.live_labels import LiveLabels
 from desktop.engine.project.records import ModelVersion
 from desktop.engine.project.store import Project
@@ -82,19 +83,21 @@ class SegmentationEngine(TaskEngine):
         return loaded
 
     def labelled_sets(self) -> LabelledSets:
-        """Every image's labels, split by ``is_validation`` (a slide's as tiles, ``point_labels``)."""
+        """Every image's labels, split by ``is_validation`` (a slide's as tiles, ``point_labels``);
+        the validation groups hold ``validation_sample`` of the held-back labels, the count all."""
+        labelled = [(info.id, *self.labels.arrays(info.id)) for info in self.project.images()]
+        labelled = [(image_id, ids, yx, cls, is_validation(ids, self.validation_fraction))
+                    for image_id, ids, yx, cls in labelled if len(ids)]
+        held_ids = np.concatenate([ids[held] for _, ids, _, _, held in labelled]) if labelled else np.zeros(0, int)
+        scored = held_ids[validation_sample(held_ids)]
         train, val = [], []
-        for info in self.project.images():
-            ids, yx, cls = self.labels.arrays(info.id)
-            if len(ids) == 0:
-                continue
-            held = is_validation(ids, self.validation_fraction)
-            grid = self.slides.grid(info.id)
-            for chosen, out in ((~held, train), (held, val)):
+        for image_id, ids, yx, cls, held in labelled:
+            grid = self.slides.grid(image_id)
+            for chosen, out in ((~held, train), (held & np.isin(ids, scored), val)):
                 if chosen.any():
                     out.extend(point_labels(grid, yx[chosen], cls[chosen], ids[chosen]) if grid is not None
-                               else [PointLabels(self.ref(info.id), yx[chosen], cls[chosen], ids[chosen])])
-        return LabelledSets(train, val, sum(len(p.classes) for p in train), sum(len(p.classes) for p in val))
+                               else [PointLabels(self.ref(image_id), yx[chosen], cls[chosen], ids[chosen])])
+        return LabelledSets(train, val, sum(len(p.classes) for p in train), len(held_ids))
 
     def held_back(self, validation: list[PointLabels]):
         return ((p.image.key, np.column_stack([p.yx, p.classes])) for p in validation)
