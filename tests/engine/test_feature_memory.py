@@ -113,9 +113,17 @@ def test_training_rounds_beyond_the_budget_compute_no_map_again(tmp_path, extrac
         assert extractor.calls == first
         learner.fit(more, 30)  # new points need their image's map once
         assert extractor.calls == first + (0 if folder else 4)
-        # Validation reads the map (exact features, as prediction): from the folder, or computed.
-        assert learner.predict_points(refs[0], labels[0].yx).shape == (10, 2)
-        assert extractor.calls == first + (0 if folder else 5)
+        # Validation keeps the held-back labels' features too: each map once, then none.
+        held_back = _labels(refs, masks, 3, seed=2)
+        scored = learner.predict_labels(held_back)
+        assert extractor.calls == first + (0 if folder else 8)
+        for _ in range(2):
+            again = learner.predict_labels(held_back)
+            assert extractor.calls == first + (0 if folder else 8)
+            assert all(np.array_equal(a, b) for a, b in zip(again, scored))
+        for lab, probs in zip(held_back, scored):  # what prediction gives at those pixels
+            assert probs.shape == (6, 2)
+            np.testing.assert_allclose(probs, learner.predict_points(lab.image, lab.yx), atol=1e-6)
 
 
 def test_kept_pools_are_the_maps_features_and_labels_exactly_so(extractor, images):

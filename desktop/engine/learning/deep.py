@@ -135,6 +135,10 @@ class DeepLearner(FineTunes, ShrinksOnOutOfMemory):
         ix = np.clip(np.round(yx[:, 1]).astype(np.int64), 0, probs.shape[2] - 1)
         return probs[:, iy, ix].T
 
+    def predict_labels(self, labels: list[PointLabels]) -> list[np.ndarray]:
+        """``predict_points`` at each entry's pixels (the network sees each image whole)."""
+        return [self.predict_points(lab.image, np.asarray(lab.yx, np.float64).reshape(-1, 2)) for lab in labels]
+
     @torch.inference_mode()
     def embed_points(self, image: ImageRef, yx: np.ndarray) -> np.ndarray:
         """Decoder features (N, width) at pixels ``yx``, sampled bilinearly on the stride-4 map."""

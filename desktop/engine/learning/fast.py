@@ -125,6 +125,7 @@ class FastLearner:
         self._share = ENCODER_SHARE  # the encoder channels' scale in the head's standardisation
         self.levels = levels or Levels()  # cell-averaged features of the image in view (grid_head.py)
         self.label_features = LabelFeatures()
+        self.held_back_features = LabelFeatures()  # the validation labels', kept apart (``predict_labels``)
         self._shuffled = torch.zeros(0, 0)  # the memory of ``_shuffle``'s copy, kept from fit to fit
 
     @property
@@ -348,6 +349,19 @@ class FastLearner:
         self.head.eval()
         feats = sample_points(self.features(image), np.asarray(yx, np.float64).reshape(-1, 2))
         return torch.softmax(self.head.classify(self.head.hidden_points(feats)), dim=-1).numpy()
+
+    @torch.no_grad()
+    def predict_labels(self, labels: list[PointLabels]) -> list[np.ndarray]:
+        """Class probabilities (N, C) at each entry's pixels, as ``predict_points`` gives them,
+        from features kept by label id between calls (``LabelFeatures``, as a fit keeps the
+        training labels'). Why: a round scores its model on the held-back labels; reading their
+        images' maps for it every round recomputed every map that the feature cache had evicted
+        (50 labelled images of 2048 x 2048 hold 16 GB of maps), where only new labels need one."""
+        self.head.eval()
+        store, rows = self.held_back_features.gather(labels, self.features)
+        feats = store[torch.from_numpy(rows)]
+        probs = torch.softmax(self.head.classify(self.head.hidden_points(feats)), dim=-1).numpy()
+        return np.split(probs, np.cumsum([len(lab.yx) for lab in labels])[:-1])
 
     @torch.inference_mode()
     def embed_points(self, image: ImageRef, yx: np.ndarray) -> np.ndarray:

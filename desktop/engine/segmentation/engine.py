@@ -104,9 +104,8 @@ class SegmentationEngine(TaskEngine):
 
     def validation_accuracy(self, val: list[PointLabels]) -> float:
         correct = total = 0
-        for labels in val:
-            predicted = self.model.predict_points(labels.image, labels.yx).argmax(1)
-            correct += int((predicted == labels.classes).sum())
+        for labels, probs in zip(val, self.model.predict_labels(val)):
+            correct += int((probs.argmax(1) == labels.classes).sum())
             total += len(labels.classes)
         return correct / total if total else float("nan")
 

@@ -59,6 +59,9 @@ class LabelledModel:
     def predict_points(self, image, yx: np.ndarray) -> np.ndarray:
         return restrict(self.learner.predict_points(image, yx), self.classes, axis=1)
 
+    def predict_labels(self, labels) -> list[np.ndarray]:
+        return [restrict(p, self.classes, axis=1) for p in self.learner.predict_labels(labels)]
+
     def predict_mc(self, image, samples: int) -> np.ndarray:
         return restrict(self.learner.predict_mc(image, samples), self.classes, axis=1)
 
