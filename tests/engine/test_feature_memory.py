@@ -105,9 +105,9 @@ def test_training_rounds_beyond_the_budget_compute_no_map_again(tmp_path, extrac
         extractor.calls = 0
         learner.fit(labels, 30)
         first = extractor.calls
-        # Each map once for the input statistics, then for the labels and the anchor pool: from
-        # the folder, or computed again without one.
-        assert first == (4 if folder else 8)
+        # Each map once: the input statistics, the labels and the anchor pool are drawn from it
+        # together (a pass for the statistics first computed every map twice without a folder).
+        assert first == 4
         for _ in range(3):  # with a model now: anchors too, from the kept pools
             learner.fit(labels, 30)
         assert extractor.calls == first

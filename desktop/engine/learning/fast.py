@@ -135,19 +135,21 @@ class FastLearner:
     def features(self, image: ImageRef) -> FeatureMap:
         return self.cache.get(image.key, image.load)
 
-    def _init_stats(self, images: list[ImageRef]) -> None:
-        """Standardise inputs with channel statistics of the labelled images (fixed afterwards),
-        the encoder's channels scaled down to ``ENCODER_SHARE`` (see there). ``_STATS_SAMPLE``
-        pixels in all, spread over the images: 4096 from each of 25 images took 1.5 of a first
-        fit's 2 s on ISBI. Drawn from the maps, in the first fit only."""
-        sample = []
-        per_image = max(256, min(4096, _STATS_SAMPLE // len(images)))
-        for image in images:
-            fmap = self.features(image)
-            n = min(per_image, fmap.height * fmap.width)
-            yx = np.stack([self._rng.integers(fmap.height, size=n), self._rng.integers(fmap.width, size=n)], 1)
-            sample.append(sample_points(fmap, yx.astype(np.float64)))
-        x = torch.cat(sample)
+    def _stats_sample(self, fmap: FeatureMap, images: int) -> torch.Tensor:
+        """One labelled image's share of the pixels that ``_init_stats`` measures, drawn from its
+        map when the first fit reads it anyway (for its labels' features), so that a first fit
+        reads each map once: with 50 images of 2048 x 2048 (16 GB of maps, beyond the cache) a
+        separate pass computed every map twice. ``_STATS_SAMPLE`` pixels in all, spread over the
+        images: 4096 from each of 25 images took 1.5 of a first fit's 2 s on ISBI."""
+        n = min(max(256, min(4096, _STATS_SAMPLE // images)), fmap.height * fmap.width)
+        yx = np.stack([self._rng.integers(fmap.height, size=n), self._rng.integers(fmap.width, size=n)], 1)
+        return sample_points(fmap, yx.astype(np.float64))
+
+    def _init_stats(self, samples: list[torch.Tensor]) -> None:
+        """Standardise inputs with channel statistics of the labelled images (``samples``, one
+        ``_stats_sample`` each; fixed afterwards), the encoder's channels scaled down to
+        ``ENCODER_SHARE`` (see there). In the first fit only."""
+        x = torch.cat(samples)
         self.head.mean.copy_(x.mean(0))
         std = x.std(0).clamp_min(1e-3)
         std[:self.cache.extractor.coarse_channels] /= ENCODER_SHARE
@@ -187,20 +189,33 @@ class FastLearner:
         expert = sum(len(lab.yx) for lab in labels)
         if expert == 0:
             return FitReport(float("nan"), 0, 0.0)
-        if not self._stats_ready:
-            self._init_stats(list(images.values()))
-        self._set_share(self.cache.extractor.coarse_channels, encoder_share(expert / len(images)))
+        sampled = None if self._stats_ready else {}  # image key -> its _stats_sample, in the first fit
+
+        def standardise_from_now() -> None:
+            """The input statistics (first fit: from every image not sampled yet too), then the
+            encoder's share for today's labels per image."""
+            if sampled is not None:
+                for key, image in images.items():
+                    if key not in sampled:
+                        sampled[key] = self._stats_sample(self.features(image), len(images))
+                self._init_stats([sampled[key] for key in images])
+            self._set_share(self.cache.extractor.coarse_channels, encoder_share(expert / len(images)))
+
         precomputed = expert <= _PRECOMPUTE
         if precomputed:  # gathered once, and kept for the next fit (LabelFeatures)
             pool = self._pool_size(len(images)) if self.anchors_per_image else 0
 
             def map_of(image: ImageRef) -> FeatureMap:
-                """An image's map, for its new labels: its pool is drawn from it too, if missing."""
+                """An image's map, for its new labels: its pool and, in the first fit, its share
+                of the input statistics are drawn from it too, if missing."""
                 fmap = self.features(image)
+                if sampled is not None and image.key not in sampled:
+                    sampled[image.key] = self._stats_sample(fmap, len(images))
                 self.points.keep(image, pool, fmap)
                 return fmap
 
             store, rows = self.label_features.gather(labels, map_of)
+            standardise_from_now()
             for image in images.values():  # a map is read only for a pool not drawn yet
                 self.points.keep(image, pool)
             anchors = []
@@ -214,6 +229,7 @@ class FastLearner:
                 feats = self.head.standardise(store[rows])
             targets = torch.from_numpy(cls)
         else:  # dense masks: millions of labels, read from the maps a batch at a time
+            standardise_from_now()
             owner, yx, cls = concat_labels(labels)
             maps = [self.features(lab.image) for lab in labels]
         weight = torch.ones(len(cls))  # the expert's labels first, then the anchors
