@@ -1,0 +1,108 @@
+"""Memory and round time with many labelled large images (issue 19, item 6): N labelled pictures
+of 2048 x 2048, whose feature maps (319 MB each) far exceed the feature cache's budget.
+
+The app's engine (a real ``SegmentationEngine`` in a real project, one torch thread as in the app):
+MoNuSeg and ISBI pictures from the shared data resized to 2048 x 2048 (rotated and flipped beyond
+the 44 there are), 10 clicks on each from their masks, a first round (every map computed once),
+then ``--rounds`` - 1 rounds that each add 10 clicks on one image. Each stage (``--images 50,200``)
+adds images to the same project. Prints each round's time and the peak resident memory so far.
+Not part of the test run; the pictures are written to ``--dir`` and removed at the end:
+
+    PYTHONPATH=. /usr/bin/time -v python benchmarks/large_images_memory.py --images 50 --rounds 4 --dir /tmp/big
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from desktop.engine.project.store import Project
+from desktop.engine.segmentation.engine import SegmentationEngine
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SIDE = 2048
+
+
+def sources(data: Path) -> list[tuple[Path, Path]]:
+    """(picture, mask) pairs: MoNuSeg's tiles and ISBI's slices."""
+    monuseg = data / "monuseg2018_test"
+    isbi = data / "isbi2012_em_membranes"
+    pairs = [(p, monuseg / "masks_binary" / f"{p.stem}.png") for p in sorted((monuseg / "images").glob("*.tif"))]
+    pairs += [(isbi / "image" / f"{i}.png", isbi / "label" / f"{i}.png") for i in range(30)]
+    return [(p, m) for p, m in pairs if p.is_file() and m.is_file()]
+
+
+def variant(array: np.ndarray, turn: int) -> np.ndarray:
+    """The ``turn``-th of eight orientations (four rotations, then the same flipped)."""
+    array = np.rot90(array, turn % 4)
+    return np.ascontiguousarray(array[:, ::-1] if turn % 8 >= 4 else array)
+
+
+def peak_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", default="50", help="labelled images at each stage, e.g. 50,200")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--dir", type=Path, required=True, help="a folder for the pictures and the project")
+    parser.add_argument("--data", type=Path, default=SHARED)
+    args = parser.parse_args()
+    pairs = sources(args.data)
+    if not pairs:
+        raise SystemExit(f"No MoNuSeg or ISBI pictures under {args.data}.")
+    torch.set_num_threads(1)
+    shutil.rmtree(args.dir, ignore_errors=True)
+    (args.dir / "img").mkdir(parents=True)
+    project = Project.create(args.dir / "project", classes=[("background", "#0000ff", "1"), ("object", "#ff0000", "2")])
+    classes = [c.id for c in project.classes()]
+    rng = np.random.default_rng(0)
+    masks: dict[int, np.ndarray] = {}
+
+    def add_image(i: int) -> int:
+        picture, mask = pairs[i % len(pairs)]
+        turn = i // len(pairs)
+        pixels = variant(cv2.resize(cv2.imread(str(picture), cv2.IMREAD_COLOR), (SIDE, SIDE)), turn)
+        path = args.dir / "img" / f"{i:03d}.png"
+        cv2.imwrite(str(path), pixels)
+        image_id = project.add_image(path, SIDE, SIDE)
+        truth = (cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE) > 0).astype(np.uint8)
+        masks[image_id] = variant(cv2.resize(truth, (SIDE, SIDE), interpolation=cv2.INTER_NEAREST), turn)
+        return image_id
+
+    def click(image_id: int, k: int = 10) -> None:
+        yy, xx = rng.integers(SIDE, size=k), rng.integers(SIDE, size=k)
+        project.add_labels(image_id, [(float(x), float(y), classes[masks[image_id][y, x]]) for y, x in zip(yy, xx)])
+
+    ids: list[int] = []
+    engine = None
+    try:
+        for stage in (int(n) for n in args.images.split(",")):
+            while len(ids) < stage:
+                ids.append(add_image(len(ids)))
+                click(ids[-1])
+            engine = engine or SegmentationEngine(project, seed=0)
+            for r in range(1, args.rounds + 1):
+                if r > 1:
+                    click(ids[(r * 7) % len(ids)])
+                start = time.perf_counter()
+                report = engine.train()
+                print(f"{len(ids)} images, round {r}: {time.perf_counter() - start:.1f} s, {report.train_labels} "
+                      f"training labels, published {report.published}, maps in memory "
+                      f"{engine.cache.nbytes / 2 ** 30:.2f} of {engine.cache.budget_bytes / 2 ** 30:.2f} GiB, "
+                      f"peak RSS so far {peak_gib():.2f} GiB, load {os.getloadavg()[0]:.1f}", flush=True)
+    finally:
+        project.close()
+        shutil.rmtree(args.dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
