@@ -195,3 +195,22 @@ def test_a_slide_with_one_labelled_class_clears_its_tiles(tmp_path):
     finally:
         service.stop()
     assert np.all(tile.class_map == 255) and np.all(tile.uncertainty == 0)  # transparent: nothing painted
+
+
+def test_the_only_label_of_a_class_is_trained_on_not_held_back(tmp_path):
+    """Three background clicks, then one on the blob: that label's id is one the hash holds back
+    (it happened on the demo), and the model of the background alone painted nothing."""
+    project = three_class_project(tmp_path / "p")
+    image_id = project.images()[0].id
+    by_index = {c.index: c.id for c in project.classes()}
+    project.add_labels(image_id, [(5, 5, by_index[0]), (90, 8, by_index[0]), (8, 90, by_index[0])])
+    project.add_label(image_id, 40, 40, by_index[1])
+    ids, _, cls = project.label_arrays(image_id)
+    engine = SegmentationEngine(project, validation_fraction=0.2, save_models=False)
+    assert is_validation(ids, 0.2)[cls == 1].all()  # the blob's only label is one the hash holds back
+    report = engine.train(50)
+    assert report.published and report.train_labels == 4 and engine.model.classes == (0, 1) and engine.model.ready
+    project.add_label(image_id, 55, 55, by_index[1])  # a second blob label: the first is held back again
+    report = engine.train(50)
+    assert report.train_labels == 4 and report.validation_labels == 1 and engine.model.classes == (0, 1)
+    project.close()

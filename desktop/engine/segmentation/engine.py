@@ -52,10 +52,21 @@ class SegmentationEngine(TaskEngine):
     def training_classes(self) -> tuple[int, ...]:
         """The classes of today's training labels; held-back labels teach the learner nothing."""
         found: set[int] = set()
-        for info in self.project.images():
-            ids, _, cls = self.labels.arrays(info.id)
-            found.update(cls[~is_validation(ids, self.validation_fraction)].tolist())
+        for *_, cls, held in self._split():
+            found.update(cls[~held].tolist())
         return tuple(sorted(found))
+
+    def _split(self) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """``(image_id, ids, yx, classes, held back)`` of every labelled image: held back by
+        ``is_validation``, except the labels of a class that would otherwise have none to train
+        on. Why: a new user's only label of a class was held back one time in ten, and the
+        model of the other class alone painted nothing ("waiting for the model") until the
+        next label of that class; the class is held back from once it has a training label."""
+        labelled = [(info.id, *self.labels.arrays(info.id)) for info in self.project.images()]
+        labelled = [(image_id, ids, yx, cls, is_validation(ids, self.validation_fraction))
+                    for image_id, ids, yx, cls in labelled if len(ids)]
+        trained = np.unique(np.concatenate([cls[~held] for *_, cls, held in labelled] or [np.zeros(0, np.int64)]))
+        return [(image_id, ids, yx, cls, held & np.isin(cls, trained)) for image_id, ids, yx, cls, held in labelled]
 
     # ----- training --------------------------------------------------------------------------
     def train(self, steps: int | None = None, interrupted: Interrupted | None = None) -> TrainReport:
@@ -83,11 +94,9 @@ class SegmentationEngine(TaskEngine):
         return loaded
 
     def labelled_sets(self) -> LabelledSets:
-        """Every image's labels, split by ``is_validation`` (a slide's as tiles, ``point_labels``);
+        """Every image's labels, split by ``_split`` (a slide's as tiles, ``point_labels``);
         the validation groups hold ``validation_sample`` of the held-back labels, the count all."""
-        labelled = [(info.id, *self.labels.arrays(info.id)) for info in self.project.images()]
-        labelled = [(image_id, ids, yx, cls, is_validation(ids, self.validation_fraction))
-                    for image_id, ids, yx, cls in labelled if len(ids)]
+        labelled = self._split()
         held_ids = np.concatenate([ids[held] for _, ids, _, _, held in labelled]) if labelled else np.zeros(0, int)
         scored = held_ids[validation_sample(held_ids)]
         train, val = [], []
