@@ -4,9 +4,10 @@ of 2048 x 2048, whose feature maps (319 MB each) far exceed the feature cache's 
 The app's engine (a real ``SegmentationEngine`` in a real project, one torch thread as in the app):
 MoNuSeg and ISBI pictures from the shared data resized to 2048 x 2048 (rotated and flipped beyond
 the 44 there are), 10 clicks on each from their masks, a first round (every map computed once),
-then ``--rounds`` - 1 rounds that each add 10 clicks on one image. Each stage (``--images 50,200``)
-adds images to the same project. Prints each round's time and the peak resident memory so far.
-Not part of the test run; the pictures are written to ``--dir`` and removed at the end:
+then ``--rounds`` - 1 rounds of the app's length (``loop.STEPS``) that each add 10 clicks on one
+image. Each stage (``--images 50,200``) adds images to the same project. Prints each round's time
+and the peak resident memory so far. Not part of the test run; the pictures and the project are
+written to ``--dir`` (a new or empty folder) and removed at the end:
 
     PYTHONPATH=. /usr/bin/time -v python benchmarks/large_images_memory.py --images 50 --rounds 4 --dir /tmp/big
 """
@@ -25,6 +26,7 @@ import torch
 
 from desktop.engine.project.store import Project
 from desktop.engine.segmentation.engine import SegmentationEngine
+from desktop.engine.service.loop import STEPS
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SIDE = 2048
@@ -59,8 +61,9 @@ def main() -> None:
     pairs = sources(args.data)
     if not pairs:
         raise SystemExit(f"No MoNuSeg or ISBI pictures under {args.data}.")
+    if args.dir.exists() and any(args.dir.iterdir()):
+        raise SystemExit(f"{args.dir} is not empty: give a new or empty folder (it is removed at the end).")
     torch.set_num_threads(1)
-    shutil.rmtree(args.dir, ignore_errors=True)
     (args.dir / "img").mkdir(parents=True)
     project = Project.create(args.dir / "project", classes=[("background", "#0000ff", "1"), ("object", "#ff0000", "2")])
     classes = [c.id for c in project.classes()]
@@ -94,7 +97,7 @@ def main() -> None:
                 if r > 1:
                     click(ids[(r * 7) % len(ids)])
                 start = time.perf_counter()
-                report = engine.train()
+                report = engine.train(STEPS["fast"])
                 print(f"{len(ids)} images, round {r}: {time.perf_counter() - start:.1f} s, {report.train_labels} "
                       f"training labels, published {report.published}, maps in memory "
                       f"{engine.cache.nbytes / 2 ** 30:.2f} of {engine.cache.budget_bytes / 2 ** 30:.2f} GiB, "

@@ -14,6 +14,7 @@ from desktop.engine.learning.features import FeatureCache, FeatureExtractor
 from desktop.engine.project.store import Project
 from desktop.engine.segmentation import uncertainty, view_grid
 from desktop.engine.segmentation.engine import SegmentationEngine
+from desktop.engine.service.image_views import STRIP_CELLS, _Step
 from desktop.engine.service.messages import Predict, Prediction, Queries, ShowView
 from desktop.engine.service.segmentation import SegmentationServing
 from desktop.engine.service.serving import ServingOptions
@@ -152,3 +153,28 @@ def test_a_large_image_sends_its_view_first_then_the_overview(tmp_path, one_thre
     assert overview.covers_image(1100, 1100) and overview.version == engine.version and not serving.busy
     assert np.array_equal(overview.uncertainty, uncertainty.margin(engine.predict_grid(image_id, 4)))
     project.close()
+
+
+def test_showing_another_image_drops_what_was_queued_for_the_last_one(tmp_path, one_thread):
+    project, image_id, _ = _large_project(tmp_path)
+    engine = SegmentationEngine(project, save_models=False)
+    engine.train(150)
+    sent = []
+    serving = SegmentationServing(engine, project, sent.append, ServingOptions())
+    serving.show(Predict(image_id, 1))
+    serving.handle(ShowView(image_id, 1, (100.5, 200.0, 300.0, 150.0), 1.0))
+    project.add_labels(image_id, [(900.0, 900.0, project.classes()[0].id)])
+    assert engine.train(50).published
+    serving.model_changed()  # a new version: the view, the overview and the queries after them are queued
+    assert serving.views.busy and serving.busy
+    small = tmp_path / "small.png"
+    Image.fromarray(tissue(64, 64)).save(small)
+    serving.show(Predict(project.add_image(small, 64, 64), 2))  # the expert moved on
+    assert not serving.busy  # neither the large image's strips nor its queries are computed now
+    project.close()
+
+
+def test_a_learner_that_predicts_whole_images_computes_a_view_as_one_strip():
+    step = _Step(Predict(1, 1), 1, 4, (0, 0, 1100, 1100), True)
+    assert len(step.strips(STRIP_CELLS)) == 2  # 275 x 275 cells
+    assert step.strips(step.window_cells) == [(0, 0, 1100, 1100)]

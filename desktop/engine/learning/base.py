@@ -42,12 +42,14 @@ class FitReport:
 
 Interrupted = Callable[[], bool]
 """Asked between training steps: True stops the fit early (newer labels came, so the round's
-model would be stale on arrival; the caller then restores the weights it had)."""
+model would be stale on arrival, or the project is closing; the caller then restores the
+weights it had)."""
 
 
 class Learner(Protocol):
     name: str
     num_classes: int
+    windows_cost_their_cells: bool  # whether predict_grid over part of an image costs only that part
 
     @property
     def trained(self) -> bool: ...

@@ -35,6 +35,7 @@ def sample_logits(logits: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
 
 class DeepLearner(FineTunes, ShrinksOnOutOfMemory):
     name = "deep"
+    windows_cost_their_cells = False  # predict_grid runs the network over the whole image, whatever the window
 
     def __init__(self, num_classes: int, device: torch.device | str = "cpu", seed: int = 0,
                  crop: int = 256, batch: int = 4, lr_encoder: float = 1e-4, lr_decoder: float = 1e-3):

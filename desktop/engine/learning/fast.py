@@ -106,6 +106,7 @@ class PixelHead(nn.Module):
 
 class FastLearner:
     name = "fast"
+    windows_cost_their_cells = True  # predict_grid over a window costs that window's cells (grid_head.py)
 
     def __init__(self, num_classes: int, cache: FeatureCache, hidden: int = 64, lr: float = 3e-3,
                  seed: int = 0, anchors_per_image: int = 300, anchor_confidence: float = 0.95,

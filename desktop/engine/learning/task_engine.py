@@ -156,9 +156,11 @@ class TaskEngine:
     def train(self, steps: int | None = None, interrupted: Interrupted | None = None) -> TrainReport:
         """One training round on the current labels; publish if validation did not get worse
         than the model in use, measured on today's held-back labels. A round that
-        ``interrupted()`` stops (asked between steps, once there is a model) publishes nothing
-        and leaves the model as it was."""
+        ``interrupted()`` stops (asked before it starts and between steps, once there is a model)
+        publishes nothing and leaves the model as it was."""
         steps = self.default_steps if steps is None else steps
+        if interrupted is not None and self.learner.trained and interrupted():
+            return TrainReport(None, float("nan"), 0, 0, None, False, 0.0)
         if self.project.models_from_version() != self._models_from:  # changed under this learner: not its to fit
             return TrainReport(None, float("nan"), 0, 0, None, False, 0.0,
                                "The project's classes or keypoints changed: open the project again to train a "

@@ -31,17 +31,23 @@ class _Step:
     """One prediction to send: ``stride`` over ``window``, computed a strip of rows at a time."""
 
     request: Predict
-    version: int  # of the model it was asked of: a step of another is dropped
+    version: int  # of the model it was asked of (predict replaces the queue at a new version; a guard)
     stride: int
     window: tuple[int, int, int, int]
     of_view: bool  # part of the view (not the overview behind it)
     parts: list[np.ndarray] = field(default_factory=list)  # the strips computed so far, (C, rows, cols) each
     seconds: float = 0.0
 
-    def strips(self) -> list[tuple[int, int, int, int]]:
+    @property
+    def window_cells(self) -> int:
+        y0, x0, y1, x1 = self.window
+        return -(-(y1 - y0) // self.stride) * -(-(x1 - x0) // self.stride)
+
+    def strips(self, cells: int) -> list[tuple[int, int, int, int]]:
+        """The window as strips of whole rows of at most ``cells`` cells (one row at least)."""
         y0, x0, y1, x1 = self.window
         rows, cols = -(-(y1 - y0) // self.stride), -(-(x1 - x0) // self.stride)
-        per = max(1, STRIP_CELLS // cols) * self.stride
+        per = max(1, cells // cols) * self.stride
         return [(top, x0, min(y1, top + per), x1) for top in range(y0, y0 + rows * self.stride, per)]
 
 
@@ -73,10 +79,10 @@ class ImageViews:
         others for ``serve``: the view (when the GUI has said what it is) coarse, then as fine as
         the screen, then the overview; with no view known yet, the overview alone. False, and
         nothing done, for an image that is not large."""
+        self._due = []  # whatever was queued was for the image shown before, or an older request
         info = self.project.image(request.image_id)
         if not view_grid.is_large(info.height, info.width):
             return False
-        self._due = []
         if not self.engine.model.ready:
             if self.engine.learner.trained:  # a model of one class: clear what an earlier model painted
                 stride = view_grid.overview_stride(info.height, info.width)
@@ -115,11 +121,16 @@ class ImageViews:
         if step.version != self.engine.version or self._was_sent(step.request, step.stride, step.window):
             self._due.pop(0)
             return
+        # a learner that predicts whole images only (deep) would run its network once a strip: one strip
+        strips = step.strips(STRIP_CELLS if self.engine.learner.windows_cost_their_cells else step.window_cells)
         start = time.perf_counter()
-        step.parts.append(self.engine.predict_grid(step.request.image_id, step.stride,
-                                                   step.strips()[len(step.parts)]))
+        try:
+            step.parts.append(self.engine.predict_grid(step.request.image_id, step.stride, strips[len(step.parts)]))
+        except Exception:
+            self._due.pop(0)  # not again at every turn of the loop: the error is reported once
+            raise
         step.seconds += time.perf_counter() - start
-        if len(step.parts) == len(step.strips()):
+        if len(step.parts) == len(strips):
             self._due.pop(0)
             self._emit(step.request, step.stride, step.window, np.concatenate(step.parts, axis=1), step.seconds)
 

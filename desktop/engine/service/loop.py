@@ -74,8 +74,9 @@ class EngineService(threading.Thread):
         self.inbox.put(message)
 
     def stop(self, timeout: float | None = None) -> None:
-        """Ask the loop to end and wait for it (a training slice in progress finishes first), at
-        most ``timeout`` seconds (``STOP_WAIT_S`` unless given)."""
+        """Ask the loop to end and wait for it (a first training slice on new labels in progress
+        finishes first; a follow-up slice stops), at most ``timeout`` seconds (``STOP_WAIT_S``
+        unless given)."""
         self.inbox.put(Stop())
         self._stopping.set()
         if self.is_alive():

@@ -39,6 +39,7 @@ class SegmentationServing(TaskServing):
         if isinstance(message, SLIDE_MESSAGES):
             if isinstance(message, PredictView):
                 self.current = None  # the expert left any ordinary image
+                self._ask_after_view = None
             self.slides.receive(message)
         elif isinstance(message, ShowView):
             self.views.view_changed(message, self.current)
@@ -50,6 +51,8 @@ class SegmentationServing(TaskServing):
 
     def show(self, request: Predict) -> None:
         self.slides.leave()  # an ordinary image is on screen now
+        if self._ask_after_view is not None and self._ask_after_view.image_id != request.image_id:
+            self._ask_after_view = None  # the image it was for is no longer shown
         super().show(request)
 
     def serve(self) -> None:
