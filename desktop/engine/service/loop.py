@@ -175,7 +175,7 @@ class EngineService(threading.Thread):
             self._guarded(task.serve)
         if not self.paused and self._wants_training():
             if not (task.busy and self._project.label_revision() == self._trained_revision):
-                self._guarded(self._train_slice)  # a follow-up round waits for the view the model in use owes
+                self._guarded(self._train_slice)  # a follow-up round waits for the queued work (view, overview, queries, slide tiles)
         elif not self.paused and show is None and not propose and self.inbox.empty():
             self._guarded(task.idle, time.monotonic() - self._changed_at, lambda: not self.inbox.empty())
         return True
