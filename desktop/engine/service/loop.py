@@ -174,8 +174,9 @@ class EngineService(threading.Thread):
         if not self._labels_waiting():  # what is queued was asked of the model the new labels will replace
             self._guarded(task.serve)
         if not self.paused and self._wants_training():
+            # a follow-up round waits for the queued work: view, overview, queries, slide tiles
             if not (task.busy and self._project.label_revision() == self._trained_revision):
-                self._guarded(self._train_slice)  # a follow-up round waits for the queued work (view, overview, queries, slide tiles)
+                self._guarded(self._train_slice)
         elif not self.paused and show is None and not propose and self.inbox.empty():
             self._guarded(task.idle, time.monotonic() - self._changed_at, lambda: not self.inbox.empty())
         return True
