@@ -112,13 +112,20 @@ def test_queries_on_a_large_image_are_the_uncertain_pixels_of_uncertain_cells(tm
     project.close()
 
 
-def test_a_large_image_sends_its_view_first_then_the_overview(tmp_path, one_thread):
+def _shown_large_image(tmp_path):
+    """A trained engine's serving showing a large image (no view known yet: its overview at once),
+    and the list of what it sent."""
     project, image_id, _ = _large_project(tmp_path)
     engine = SegmentationEngine(project, save_models=False)
     engine.train(150)
     sent = []
     serving = SegmentationServing(engine, project, sent.append, ServingOptions())
-    serving.show(Predict(image_id, 1))  # no view known yet: the overview at once
+    serving.show(Predict(image_id, 1))
+    return project, image_id, engine, serving, sent
+
+
+def test_a_large_image_sends_its_view_first_then_the_overview(tmp_path, one_thread):
+    project, image_id, engine, serving, sent = _shown_large_image(tmp_path)
     first = [e for e in sent if isinstance(e, Prediction)]
     assert len(first) == 1 and first[0].stride == 4 and first[0].covers_image(1100, 1100)
     serving.handle(ShowView(image_id, 1, (100.5, 200.0, 300.0, 150.0), 1.0))  # zoomed in to 1:1
@@ -156,12 +163,7 @@ def test_a_large_image_sends_its_view_first_then_the_overview(tmp_path, one_thre
 
 
 def test_showing_another_image_drops_what_was_queued_for_the_last_one(tmp_path, one_thread):
-    project, image_id, _ = _large_project(tmp_path)
-    engine = SegmentationEngine(project, save_models=False)
-    engine.train(150)
-    sent = []
-    serving = SegmentationServing(engine, project, sent.append, ServingOptions())
-    serving.show(Predict(image_id, 1))
+    project, image_id, engine, serving, _ = _shown_large_image(tmp_path)
     serving.handle(ShowView(image_id, 1, (100.5, 200.0, 300.0, 150.0), 1.0))
     project.add_labels(image_id, [(900.0, 900.0, project.classes()[0].id)])
     assert engine.train(50).published

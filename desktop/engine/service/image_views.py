@@ -31,7 +31,7 @@ class _Step:
     """One prediction to send: ``stride`` over ``window``, computed a strip of rows at a time."""
 
     request: Predict
-    version: int  # of the model it was asked of (predict replaces the queue at a new version; a guard)
+    version: int  # of the model it was asked of: a step of another (left queued when no image was shown) is dropped
     stride: int
     window: tuple[int, int, int, int]
     of_view: bool  # part of the view (not the overview behind it)
@@ -39,14 +39,19 @@ class _Step:
     seconds: float = 0.0
 
     @property
+    def shape(self) -> tuple[int, int]:
+        """Grid rows and columns over the window (which lies inside the image)."""
+        return grid_shape(self.window[2], self.window[3], self.stride, self.window)
+
+    @property
     def window_cells(self) -> int:
-        y0, x0, y1, x1 = self.window
-        return -(-(y1 - y0) // self.stride) * -(-(x1 - x0) // self.stride)
+        rows, cols = self.shape
+        return rows * cols
 
     def strips(self, cells: int) -> list[tuple[int, int, int, int]]:
         """The window as strips of whole rows of at most ``cells`` cells (one row at least)."""
         y0, x0, y1, x1 = self.window
-        rows, cols = -(-(y1 - y0) // self.stride), -(-(x1 - x0) // self.stride)
+        rows, cols = self.shape
         per = max(1, cells // cols) * self.stride
         return [(top, x0, min(y1, top + per), x1) for top in range(y0, y0 + rows * self.stride, per)]
 

@@ -64,16 +64,16 @@ class SegmentationServing(TaskServing):
             self.views.serve()
 
     def model_changed(self, ask: bool = True) -> None:
-        """A new model version: predict the image in view and ask afresh (``TaskServing``); on a
-        large image the queries wait until its view is sent (``serve``): choosing them takes
-        about as long as a strip of the view, and the view is what the click is waiting for."""
         self.slides.model_changed()
-        current = self.current
-        if ask and current is not None and self.views.is_large(current.image_id):
-            self.predict(current)
-            self._ask_after_view = ProposeQueries(current.image_id, self.options.queries_per_image, replace_open=True)
-            return
         super().model_changed(ask)
+
+    def ask_afresh(self, request: ProposeQueries, reuse=None) -> None:
+        """On a large image the queries wait until its view is sent (``serve``): choosing them
+        takes about as long as a strip of the view, and the view is what the click waits for."""
+        if self.views.is_large(request.image_id):
+            self._ask_after_view = request
+        else:
+            self.propose(request, reuse)
 
     def idle(self, quiet_for, interrupted) -> None:
         self.slides.scan()

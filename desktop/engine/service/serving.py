@@ -79,8 +79,12 @@ class TaskServing:
         if self.current is not None:
             reuse = self.predict(self.current)
             if ask:
-                self.propose(ProposeQueries(self.current.image_id, self.options.queries_per_image, replace_open=True),
-                             reuse)
+                self.ask_afresh(ProposeQueries(self.current.image_id, self.options.queries_per_image,
+                                               replace_open=True), reuse)
+
+    def ask_afresh(self, request: ProposeQueries, reuse=None) -> None:
+        """A new model's queries about the image in view: now, unless the task has reason to wait."""
+        self.propose(request, reuse)
 
     def idle(self, quiet_for: float, interrupted: Callable[[], bool]) -> None:
         """Nothing is asked: rank the images once per model version, once the expert has stopped
