@@ -14,8 +14,9 @@ from desktop.engine.learning.features import FeatureCache, FeatureExtractor
 from desktop.engine.project.store import Project
 from desktop.engine.segmentation import uncertainty, view_grid
 from desktop.engine.segmentation.engine import SegmentationEngine
+from desktop.engine.segmentation.slide_learning import NOT_PREDICTED
 from desktop.engine.service.image_views import STRIP_CELLS, _Step
-from desktop.engine.service.messages import Predict, Prediction, Queries, ShowView
+from desktop.engine.service.messages import Predict, Prediction, Progress, ProposeQueries, Queries, ShowView
 from desktop.engine.service.segmentation import SegmentationServing
 from desktop.engine.service.serving import ServingOptions
 
@@ -180,3 +181,55 @@ def test_a_learner_that_predicts_whole_images_computes_a_view_as_one_strip():
     step = _Step(Predict(1, 1), 1, 4, (0, 0, 1100, 1100), True)
     assert len(step.strips(STRIP_CELLS)) == 2  # 275 x 275 cells
     assert step.strips(step.window_cells) == [(0, 0, 1100, 1100)]
+
+
+def test_a_large_image_without_features_is_painted_a_tile_at_a_time_the_views_first(tmp_path, one_thread):
+    """Its map is computed a tile at a time (``feature_tiles.py``): each tile's cells are sent as
+    soon as it is done, nearest the view's centre first, the others unpainted; the last sending is
+    what the whole map gives."""
+    project, image_id, _ = _large_project(tmp_path, side=1600)  # 2 x 2 tiles
+    engine = SegmentationEngine(project, save_models=False)
+    engine.train(100)
+    whole = engine.predict_grid(image_id, 4)
+    engine.cache.discard(engine.ref(image_id).key)  # the expert comes back to it once its map has left
+    sent = []
+    serving = SegmentationServing(engine, project, sent.append, ServingOptions())
+    serving.handle(ShowView(image_id, 1, (900.0, 1000.0, 700.0, 600.0), 3.5))  # the bottom right, at stride 4
+    serving.show(Predict(image_id, 1))
+    tiles = engine.feature_tiles(image_id)
+    assert tiles.done.tolist() == [[False, False], [False, True]]  # one tile, the view's own
+    painted = [e for e in sent if isinstance(e, Prediction)]
+    assert len(painted) == 1 and painted[0].stride == 4 and painted[0].origin == (1000, 900)
+    first = painted[0].class_map
+    assert (first[:6] == NOT_PREDICTED).all() and (first[6:, 31:] != NOT_PREDICTED).all()  # tiles start at 1024
+    assert np.isnan(painted[0].uncertainty[:6]).all()
+    while serving.views.busy:
+        serving.serve()
+    view = [e for e in sent if isinstance(e, Prediction) and e.origin == (1000, 900)]
+    assert len(view) == 4 and (view[-1].class_map != NOT_PREDICTED).all()
+    assert np.array_equal(view[-1].class_map, whole.argmax(0)[250:, 225:])  # the same cells as the whole map's
+    overview = [e for e in sent if isinstance(e, Prediction)][-1]
+    assert overview.covers_image(1600, 1600) and np.array_equal(overview.class_map, whole.argmax(0))
+    assert engine.feature_tiles(image_id) is None and engine.ref(image_id).key in engine.cache  # kept whole now
+    project.close()
+
+
+def test_first_queries_on_a_large_image_wait_for_its_features_a_tile_per_step(tmp_path, one_thread):
+    pixels = tissue(1600, 1600)
+    Image.fromarray(pixels).save(tmp_path / "large.png")
+    project = Project.create(tmp_path / "project", classes=[("tissue", "#8e3b9a", "1"), ("background", "#f2e8c9", "2")])
+    image_id = project.add_image(tmp_path / "large.png", 1600, 1600)
+    engine = SegmentationEngine(project, save_models=False)
+    sent = []
+    serving = SegmentationServing(engine, project, sent.append, ServingOptions())
+    serving.show(Predict(image_id, 1))
+    serving.propose(ProposeQueries(image_id, 8))
+    assert not sent and serving.busy  # nothing computed in the message's turn: a tile per step
+    for step in range(4):
+        serving.serve()
+        assert [e.fraction for e in sent if isinstance(e, Progress) and e.fraction is not None][-1] == (step + 1) / 4
+        assert not [e for e in sent if isinstance(e, Queries)]
+    serving.serve()
+    asked = [e for e in sent if isinstance(e, Queries)]
+    assert len(asked) == 1 and len(asked[0].points) == 8 and not serving.busy
+    project.close()

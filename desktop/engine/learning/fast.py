@@ -361,6 +361,13 @@ class FastLearner:
         return probs.permute(2, 0, 1).contiguous().numpy()
 
     @torch.inference_mode()
+    def predict_map(self, fmap: FeatureMap, stride: int, window: tuple[int, int, int, int]) -> np.ndarray:
+        """``predict_grid`` on a map given, not an image's: a tile of a large image whose other
+        tiles are still to be computed (``SegmentationEngine.predict_tile``)."""
+        self.head.eval()
+        return head_probabilities(self.head, fmap, stride, window, Levels(), "tile").permute(2, 0, 1).contiguous().numpy()
+
+    @torch.inference_mode()
     def predict_points(self, image: ImageRef, yx: np.ndarray) -> np.ndarray:
         """Class probabilities (N, C) at pixels ``yx`` only: validation needs no full map."""
         self.head.eval()

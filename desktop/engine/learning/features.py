@@ -24,6 +24,7 @@ import torch.nn.functional as F
 import zict
 
 from desktop.engine.learning.allocation import give_back_freed_memory
+from desktop.engine.learning.feature_tiles import FeatureTiles, is_tiled
 from models.encoder import Encoder, normalize
 from models.filters import PixelFilters
 
@@ -101,16 +102,38 @@ class FeatureExtractor:
         self.channels = self.coarse_channels + PixelFilters.channels
 
     @torch.inference_mode()
-    def __call__(self, image: np.ndarray) -> FeatureMap:
-        height, width = image.shape[:2]
-        x = normalize(image).to(self.device)
+    def encode(self, picture: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """The picture's stride-4 map (of the picture padded to a multiple of 32) and its fine
+        filters, float16, channels last, encoded whole."""
+        x = normalize(picture).to(self.device)
         fine = self.filters(x)[0].permute(1, 2, 0).to("cpu", torch.float16).contiguous()
-        x = pad_to_multiple(x)
-        maps = self.encoder(x)
+        maps = self.encoder(pad_to_multiple(x))
         size = maps[0].shape[-2:]
         stacked = torch.cat([maps[0]] + [F.interpolate(m, size=size, mode="bilinear", align_corners=False)
                                          for m in maps[1:]], dim=1)
-        return FeatureMap(stacked[0].permute(1, 2, 0).to("cpu", torch.float16).contiguous(), fine, height, width)
+        return stacked[0].permute(1, 2, 0).to("cpu", torch.float16).contiguous(), fine
+
+    def tiles(self, picture: np.ndarray) -> FeatureTiles:
+        """The picture's map, to be computed a tile at a time (``feature_tiles.py``)."""
+        return FeatureTiles(picture, self.encode, self.coarse_channels, PixelFilters.channels, FEATURE_STRIDE)
+
+    def __call__(self, picture: np.ndarray) -> FeatureMap:
+        """The picture's map; a large one (``is_tiled``) computed a tile at a time."""
+        height, width = picture.shape[:2]
+        if not is_tiled(height, width):
+            return FeatureMap(*self.encode(picture), height, width)
+        tiles = self.tiles(picture)
+        tiles.finish()
+        return FeatureMap(tiles.values, tiles.fine, height, width)
+
+
+def tile_map(tiles: FeatureTiles, tile: tuple[int, int]) -> FeatureMap:
+    """One computed tile of ``tiles`` as a map of its own (its pixels, from its top-left corner;
+    views of the tiles' tensors): a tile starts on every grid up to ``feature_tiles.ALIGN``, so
+    the head gives its cells what it gives them on the whole map."""
+    y0, x0, y1, x1 = tiles.box(tile)
+    g0, h0, g1, h1 = tiles.cells(tile)
+    return FeatureMap(tiles.values[g0:g1, h0:h1], tiles.fine[y0:y1, x0:x1], y1 - y0, x1 - x0)
 
 
 def default_feature_budget() -> int:
@@ -173,6 +196,7 @@ class FeatureCache:
             disk = zict.LRU(budget, zict.Func(_dump, _load, zict.File(folder)), weight=_weight)
             self._maps = zict.Cache(disk, self._memory)
         self._lock = threading.Lock()
+        self._building: dict[str, FeatureTiles] = {}  # the engine thread's only (``building``)
 
     def get(self, key: str, load_image: Callable[[], np.ndarray]) -> FeatureMap:
         with self._lock:
@@ -180,17 +204,40 @@ class FeatureCache:
         if fmap is not None:
             give_back_freed_memory()  # read back from the folder, it may have pushed another out
             return fmap
-        fmap = self.extractor(load_image())
+        tiles = self._building.pop(key, None)
+        if tiles is not None:  # its tiles are under way (``building``): the rest of them now
+            tiles.finish()
+            fmap = FeatureMap(tiles.values, tiles.fine, tiles.height, tiles.width)
+        else:
+            fmap = self.extractor(load_image())
         with self._lock:
             self._maps[key] = fmap
         give_back_freed_memory()  # a map may have left: else its memory stays in the heap (allocation.py)
         return fmap
+
+    def building(self, key: str, load_image: Callable[[], np.ndarray]) -> FeatureTiles | None:
+        """The map of a large picture (``is_tiled``: the caller knows its size) while it is
+        computed a tile at a time, started here if need be; None once the map is kept. Why: the
+        serving paints a large image's prediction tile by tile as its features come, instead of
+        after the whole map (25-38 s at 4096 x 4096). One picture's tiles at a time: starting
+        another's drops those of the one before (the expert left it). ``get`` completes them."""
+        if key in self:
+            return None
+        tiles = self._building.get(key)
+        if tiles is None:
+            tiles = self.extractor.tiles(load_image())
+            self._building = {key: tiles}
+        elif tiles.complete:  # kept from now on, like any map
+            self.get(key, load_image)
+            return None
+        return tiles
 
     def __contains__(self, key: str) -> bool:
         with self._lock:
             return key in self._maps
 
     def discard(self, key: str) -> None:
+        self._building.pop(key, None)
         with self._lock:
             self._maps.pop(key, None)
 

@@ -15,10 +15,10 @@ import numpy as np
 
 from desktop.engine.learning.base import Interrupted, PointLabels
 from desktop.engine.learning.fast import FastLearner
-from desktop.engine.learning.features import FeatureCache, FeatureExtractor
+from desktop.engine.learning.feature_tiles import FeatureTiles, is_tiled
+from desktop.engine.learning.features import FeatureCache, FeatureExtractor, tile_map
 from desktop.engine.learning.grid_head import Levels, grid_shape
-from desktop.engine.learning.task_engine import (LabelledSets, TaskEngine, TrainReport, is_validation,
-                                                  validation_sample)
+from desktop.engine.learning.task_engine import LabelledSets, TaskEngine, TrainReport, is_validation, validation_sample
 from desktop.engine.project.live_labels import LiveLabels
 from desktop.engine.project.records import ModelVersion
 from desktop.engine.project.store import Project
@@ -129,6 +129,22 @@ class SegmentationEngine(TaskEngine):
         """Class probabilities (C, rows, cols) on the grid of ``stride`` over ``window`` (image
         pixels ``y0, x0, y1, x1``): what a view shows (``view_grid.py``)."""
         return self.model.predict_grid(self.ref(image_id), stride, window)
+
+    def feature_tiles(self, image_id: int) -> FeatureTiles | None:
+        """A large image's features while they are computed a tile at a time, started if need be
+        (``FeatureCache.building``); None once its map is whole, for a picture encoded whole, and
+        for a learner that reads no features (deep)."""
+        info = self.project.image(image_id)
+        if not isinstance(self.learner, FastLearner) or not is_tiled(info.height, info.width):
+            return None
+        ref = self.ref(image_id)
+        return self.cache.building(ref.key, ref.load)
+
+    def predict_tile(self, tiles: FeatureTiles, tile: tuple[int, int], stride: int,
+                     window: tuple[int, int, int, int]) -> np.ndarray:
+        """Class probabilities (C, rows, cols) on the grid of ``stride`` over ``window`` of one
+        computed tile (pixels from the tile's corner), before the other tiles are."""
+        return self.model.predict_map(tile_map(tiles, tile), stride, window)
 
     def scores(self, image_id: int, strategy: str, probs: np.ndarray | None = None,
                mc_samples: int = 8) -> np.ndarray:

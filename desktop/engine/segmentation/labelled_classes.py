@@ -56,6 +56,9 @@ class LabelledModel:
     def predict_grid(self, image, stride: int, window: tuple[int, int, int, int] | None = None) -> np.ndarray:
         return restrict(self.learner.predict_grid(image, stride, window), self.classes)
 
+    def predict_map(self, fmap, stride: int, window: tuple[int, int, int, int]) -> np.ndarray:
+        return restrict(self.learner.predict_map(fmap, stride, window), self.classes)
+
     def predict_points(self, image, yx: np.ndarray) -> np.ndarray:
         return restrict(self.learner.predict_points(image, yx), self.classes, axis=1)
 

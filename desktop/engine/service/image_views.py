@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from desktop.engine.learning.feature_tiles import FeatureTiles
 from desktop.engine.learning.grid_head import grid_shape
 from desktop.engine.segmentation import strategies, uncertainty, view_grid
 from desktop.engine.segmentation.slide_learning import NOT_PREDICTED
@@ -54,6 +55,25 @@ class _Step:
         rows, cols = self.shape
         per = max(1, cells // cols) * self.stride
         return [(top, x0, min(y1, top + per), x1) for top in range(y0, y0 + rows * self.stride, per)]
+
+
+@dataclass
+class _TiledStep:
+    """A prediction to send while the image's features are computed a tile at a time
+    (``FeatureCache.building``): ``serve`` computes one tile, nearest ``near`` among those in
+    ``window`` first, paints every computed tile's cells of the grid and sends the grid with
+    the cells still to come unpainted; the tiles outside the window are computed after it."""
+
+    request: Predict
+    version: int
+    stride: int
+    window: tuple[int, int, int, int]
+    of_view: bool
+    tiles: FeatureTiles
+    near: tuple[float, float]
+    probs: np.ndarray | None = None  # (C, rows, cols) over the window, NaN where nothing is painted yet
+    painted: set = field(default_factory=set)
+    seconds: float = 0.0
 
 
 class ImageViews:
@@ -99,15 +119,22 @@ class ImageViews:
         whole = (0, 0, info.height, info.width)
         overview = view_grid.overview_stride(info.height, info.width)
         view = self.view if self.view is not None and self.view.image_id == request.image_id else None
+        tiles = self.engine.feature_tiles(request.image_id)  # None once the image's map is whole
         steps = [(overview, whole, False)]
         if view is not None:
             stride = min(overview, view_grid.view_stride(view.pixels_per_screen_pixel))
             window = view_grid.aligned_window(view.rect, stride, info.height, info.width)
-            first_look = [] if self._was_sent(request, stride, window) else \
+            first_look = [] if self._was_sent(request, stride, window) or tiles is not None else \
                 [(2 * stride, view_grid.aligned_window(view.rect, 2 * stride, info.height, info.width), True)]
             steps = first_look + [(stride, window, True)] + ([] if window == whole else steps)
         steps = [step for step in steps if not self._was_sent(request, *step[:2])]
-        if steps:
+        if tiles is not None and steps:  # the first step's cells as the tiles come, the view's first
+            rect = view.rect if view is not None else (0, 0, info.width, info.height)
+            near = (rect[1] + rect[3] / 2, rect[0] + rect[2] / 2)
+            self._due = [_TiledStep(request, self.engine.version, *steps[0], tiles, near)]
+            self._due += [_Step(request, self.engine.version, *step) for step in steps[1:]]
+            self._serve_tiles(self._due[0])
+        elif steps:
             self._send(request, *steps[0][:2])
             self._due = [_Step(request, self.engine.version, *step) for step in steps[1:]]
         return True
@@ -126,6 +153,9 @@ class ImageViews:
         if step.version != self.engine.version or self._was_sent(step.request, step.stride, step.window):
             self._due.pop(0)
             return
+        if isinstance(step, _TiledStep):
+            self._serve_tiles(step)
+            return
         # a learner that predicts whole images only (deep) would run its network once a strip: one strip
         strips = step.strips(STRIP_CELLS if self.engine.learner.windows_cost_their_cells else step.window_cells)
         start = time.perf_counter()
@@ -138,6 +168,39 @@ class ImageViews:
         if len(step.parts) == len(strips):
             self._due.pop(0)
             self._emit(step.request, step.stride, step.window, np.concatenate(step.parts, axis=1), step.seconds)
+
+    def _serve_tiles(self, step: _TiledStep) -> None:
+        """Compute the next tile of the image's features; send the step's grid with every tile
+        computed so far painted, when one more lies in its window. Once every tile is done the
+        map is whole (the cache keeps it at its next ``get``) and the step is sent whole."""
+        start = time.perf_counter()
+        missing = step.tiles.missing(step.near, step.window)
+        if missing:
+            step.tiles.compute(missing[0])
+        fresh = False
+        for tile in map(tuple, np.argwhere(step.tiles.done).tolist()):
+            if tile not in step.painted:
+                step.painted.add(tile)
+                fresh |= self._paint_tile(step, tile)
+        step.seconds += time.perf_counter() - start
+        if step.tiles.complete:
+            self._due.remove(step)
+        if fresh:
+            self._emit(step.request, step.stride, step.window, step.probs, step.seconds)
+
+    def _paint_tile(self, step: _TiledStep, tile: tuple[int, int]) -> bool:
+        """Paint ``tile``'s cells of the step's grid; False when it lies outside the window."""
+        y0, x0, y1, x1 = step.window
+        top, left, bottom, right = step.tiles.box(tile)
+        a0, b0, a1, b1 = max(y0, top), max(x0, left), min(y1, bottom), min(x1, right)
+        if a0 >= a1 or b0 >= b1:
+            return False
+        part = self.engine.predict_tile(step.tiles, tile, step.stride, (a0 - top, b0 - left, a1 - top, b1 - left))
+        if step.probs is None:
+            step.probs = np.full((len(part), *grid_shape(y1, x1, step.stride, step.window)), np.nan, np.float32)
+        r, c = (a0 - y0) // step.stride, (b0 - x0) // step.stride
+        step.probs[:, r:r + part.shape[1], c:c + part.shape[2]] = part
+        return True
 
     def _was_sent(self, request: Predict, stride: int, window: tuple[int, int, int, int]) -> bool:
         if self._for != (request.image_id, request.generation, self.engine.version):
@@ -154,8 +217,16 @@ class ImageViews:
 
     def _emit(self, request: Predict, stride: int, window: tuple[int, int, int, int], probs: np.ndarray,
               seconds: float) -> None:
-        self.emit(Prediction(request.image_id, request.generation, self.engine.version,
-                             probs.argmax(0).astype(np.uint8), probs.max(0).astype(np.float32),
-                             uncertainty.score(self.shown_strategy, probs).astype(np.float32),
+        """Send ``probs`` (C, rows, cols) over ``window``; cells that are NaN (tiles whose
+        features are still to come) go as ``NOT_PREDICTED``, and the step is sent only without any."""
+        waiting = np.isnan(probs[0])
+        ready = np.where(waiting, 0.0, probs)
+        classes = ready.argmax(0).astype(np.uint8)
+        classes[waiting] = NOT_PREDICTED
+        scores = uncertainty.score(self.shown_strategy, ready).astype(np.float32)
+        scores[waiting] = np.nan
+        self.emit(Prediction(request.image_id, request.generation, self.engine.version, classes,
+                             np.where(waiting, 0.0, ready.max(0)).astype(np.float32), scores,
                              seconds, stride, window[:2]))
-        self._sent.add((stride, window))
+        if not waiting.any():
+            self._sent.add((stride, window))

@@ -26,20 +26,21 @@ class SegmentationServing(TaskServing):
         super().__init__(engine, project, emit, options)
         self.slides = SlideServing(engine, project, emit, self.strategy)
         self.views = ImageViews(engine, project, emit, self.strategy)
-        self._ask_after_view: ProposeQueries | None = None  # a large image's queries, once its view is sent
+        # a large image's queries, once its view is sent (a first question: once its features are)
+        self._ask_later: ProposeQueries | None = None
 
     def checked_strategy(self, name: str) -> str:
         return strategies.strategy(name).name
 
     @property
     def busy(self) -> bool:
-        return self.slides.busy or self.views.busy or self._ask_after_view is not None
+        return self.slides.busy or self.views.busy or self._ask_later is not None
 
     def handle(self, message) -> bool:
         if isinstance(message, SLIDE_MESSAGES):
             if isinstance(message, PredictView):
                 self.current = None  # the expert left any ordinary image
-                self._ask_after_view = None
+                self._ask_later = None
             self.slides.receive(message)
         elif isinstance(message, ShowView):
             self.views.view_changed(message, self.current)
@@ -51,14 +52,19 @@ class SegmentationServing(TaskServing):
 
     def show(self, request: Predict) -> None:
         self.slides.leave()  # an ordinary image is on screen now
-        if self._ask_after_view is not None and self._ask_after_view.image_id != request.image_id:
-            self._ask_after_view = None  # the image it was for is no longer shown
+        if self._ask_later is not None and self._ask_later.image_id != request.image_id:
+            self._ask_later = None  # the image it was for is no longer shown
         super().show(request)
 
     def serve(self) -> None:
         self.slides.serve()
-        if self._ask_after_view is not None and not self.views.view_pending:
-            request, self._ask_after_view = self._ask_after_view, None
+        tiles = self._first_features(self._ask_later) if self._ask_later is not None else None
+        if tiles is not None:
+            tiles.compute(tiles.missing()[0])
+            self.emit(Progress("Computing the image's features for its first queries",
+                               float(tiles.done.mean())))
+        elif self._ask_later is not None and not self.views.view_pending:
+            request, self._ask_later = self._ask_later, None
             self.propose(request)
         else:
             self.views.serve()
@@ -71,7 +77,7 @@ class SegmentationServing(TaskServing):
         """On a large image the queries wait until its view is sent (``serve``): choosing them
         takes about as long as a strip of the view, and the view is what the click waits for."""
         if self.views.is_large(request.image_id):
-            self._ask_after_view = request
+            self._ask_later = request
         else:
             self.propose(request, reuse)
 
@@ -115,6 +121,9 @@ class SegmentationServing(TaskServing):
         A read-only project (open for writing elsewhere) shows the queries asked there."""
         image_id, probs = request.image_id, reuse
         name = self.checked_strategy(request.strategy) if request.strategy else self.strategy
+        if self._first_features(request) is not None:
+            self._ask_later = request  # its features first, a tile per ``serve``
+            return
         start, seconds = time.perf_counter(), float("nan")
         if not self.project.read_only:
             if request.replace_open:
@@ -129,6 +138,16 @@ class SegmentationServing(TaskServing):
         if probs is None and self.engine.model.ready and not self.views.is_large(image_id):
             probs = self.engine.predict(image_id)
         self._emit_queries(image_id, probs, seconds)
+
+    def _first_features(self, request: ProposeQueries):
+        """The tiles of a large image's features still to come when ``request`` would ask its first
+        queries from them (no model yet), else None. Why: a cold start reads the whole map, 25-38 s
+        of encoder at 4096 x 4096; a tile per ``serve`` shows how far it is, and the engine
+        still answers the expert (another image, a click) meanwhile."""
+        if self.engine.model.ready or self.project.read_only or \
+                (not request.replace_open and self.project.query_count(request.image_id)):
+            return None
+        return self.engine.feature_tiles(request.image_id)
 
     def image_uncertainty(self, image_id: int) -> float:
         return selection.image_uncertainty(self.engine.scores(image_id, self.strategy))
