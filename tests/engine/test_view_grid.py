@@ -16,7 +16,8 @@ from desktop.engine.segmentation import uncertainty, view_grid
 from desktop.engine.segmentation.engine import SegmentationEngine
 from desktop.engine.segmentation.slide_learning import NOT_PREDICTED
 from desktop.engine.service.image_views import STRIP_CELLS, _Step
-from desktop.engine.service.messages import Predict, Prediction, Progress, ProposeQueries, Queries, ShowView
+from desktop.engine.service.messages import (ImageRanking, Predict, Prediction, Progress, ProposeQueries, Queries,
+                                             ShowView)
 from desktop.engine.service.segmentation import SegmentationServing
 from desktop.engine.service.serving import ServingOptions
 
@@ -196,21 +197,33 @@ def test_a_large_image_without_features_is_painted_a_tile_at_a_time_the_views_fi
     serving = SegmentationServing(engine, project, sent.append, ServingOptions())
     serving.handle(ShowView(image_id, 1, (900.0, 1000.0, 700.0, 600.0), 3.5))  # the bottom right, at stride 4
     serving.show(Predict(image_id, 1))
+    serving.propose(ProposeQueries(image_id, 8))  # as the window asks when it opens an image
     tiles = engine.feature_tiles(image_id)
     assert tiles.done.tolist() == [[False, False], [False, True]]  # one tile, the view's own
+    assert not [e for e in sent if isinstance(e, Queries)]  # queries read every tile: after them
     painted = [e for e in sent if isinstance(e, Prediction)]
     assert len(painted) == 1 and painted[0].stride == 4 and painted[0].origin == (1000, 900)
     first = painted[0].class_map
     assert (first[:6] == NOT_PREDICTED).all() and (first[6:, 31:] != NOT_PREDICTED).all()  # tiles start at 1024
     assert np.isnan(painted[0].uncertainty[:6]).all()
-    while serving.views.busy:
+    while serving.busy:
         serving.serve()
+    asked = [i for i, e in enumerate(sent) if isinstance(e, Queries)]
+    assert len(asked) == 1 and len(sent[asked[0]].points) == 8
+    assert asked[0] > max(i for i, e in enumerate(sent) if isinstance(e, Prediction) and e.origin == (1000, 900))
     view = [e for e in sent if isinstance(e, Prediction) and e.origin == (1000, 900)]
     assert len(view) == 4 and (view[-1].class_map != NOT_PREDICTED).all()
     assert np.array_equal(view[-1].class_map, whole.argmax(0)[250:, 225:])  # the same cells as the whole map's
     overview = [e for e in sent if isinstance(e, Prediction)][-1]
     assert overview.covers_image(1600, 1600) and np.array_equal(overview.class_map, whole.argmax(0))
     assert engine.feature_tiles(image_id) is None and engine.ref(image_id).key in engine.cache  # kept whole now
+    engine.cache.discard(engine.ref(image_id).key)
+    sent.clear()
+    serving.propose(ProposeQueries(image_id, 8))  # open queries: shown at once, their likeliest classes later
+    assert [len(p.candidates) for p in sent[-1].points] == [0] * 8 and serving.busy
+    while serving.busy:
+        serving.serve()
+    assert [len(p.candidates) for p in sent[-1].points] == [2] * 8
     project.close()
 
 
@@ -232,4 +245,22 @@ def test_first_queries_on_a_large_image_wait_for_its_features_a_tile_per_step(tm
     serving.serve()
     asked = [e for e in sent if isinstance(e, Queries)]
     assert len(asked) == 1 and len(asked[0].points) == 8 and not serving.busy
+    project.close()
+
+
+def test_ranking_a_large_image_gives_way_between_its_tiles(tmp_path, one_thread):
+    project, image_id, _ = _large_project(tmp_path, side=1600)
+    engine = SegmentationEngine(project, save_models=False)
+    engine.train(100)
+    engine.cache.discard(engine.ref(image_id).key)
+    sent = []
+    serving = SegmentationServing(engine, project, sent.append, ServingOptions())
+    asked = []
+    serving.idle(60.0, lambda: asked.append(1) or len(asked) > 2)  # a message comes while the first tile is computed
+    assert not [e for e in sent if isinstance(e, ImageRanking)]
+    assert engine.feature_tiles(image_id).done.sum() == 1  # kept: ranking goes on from there
+    serving.idle(60.0, lambda: False)
+    ranking = [e for e in sent if isinstance(e, ImageRanking)]
+    assert len(ranking) == 1 and set(ranking[0].uncertainty) == {image_id}
+    assert engine.feature_tiles(image_id) is None
     project.close()

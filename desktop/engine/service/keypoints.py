@@ -68,7 +68,7 @@ class KeypointServing(TaskServing):
                   for q in asked if q.keypoint is not None]
         self.emit(Queries(request.image_id, engine.version, points))
 
-    def image_uncertainty(self, image_id: int) -> float:
+    def image_uncertainty(self, image_id: int, interrupted) -> float:
         return self.engine.image_uncertainty(image_id, self.strategy)
 
     def _add_video(self, request: AddVideo) -> None:

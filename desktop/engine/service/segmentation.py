@@ -58,12 +58,11 @@ class SegmentationServing(TaskServing):
 
     def serve(self) -> None:
         self.slides.serve()
-        tiles = self._first_features(self._ask_later) if self._ask_later is not None else None
-        if tiles is not None:
+        tiles = self._features_to_come(self._ask_later) if self._ask_later is not None else None
+        if tiles is not None and not self.views.busy:  # no view to paint them in (no model yet)
             tiles.compute(tiles.missing()[0])
-            self.emit(Progress("Computing the image's features for its first queries",
-                               float(tiles.done.mean())))
-        elif self._ask_later is not None and not self.views.view_pending:
+            self.emit(Progress("Computing the image's features", float(tiles.done.mean())))
+        elif self._ask_later is not None and tiles is None and not self.views.view_pending:
             request, self._ask_later = self._ask_later, None
             self.propose(request)
         else:
@@ -121,8 +120,10 @@ class SegmentationServing(TaskServing):
         A read-only project (open for writing elsewhere) shows the queries asked there."""
         image_id, probs = request.image_id, reuse
         name = self.checked_strategy(request.strategy) if request.strategy else self.strategy
-        if self._first_features(request) is not None:
+        if self._features_to_come(request) is not None:
             self._ask_later = request  # its features first, a tile per ``serve``
+            if not request.replace_open and self.project.query_count(image_id):
+                self._emit_queries(image_id, None, with_classes=False)  # the rings now, their classes then
             return
         start, seconds = time.perf_counter(), float("nan")
         if not self.project.read_only:
@@ -139,30 +140,41 @@ class SegmentationServing(TaskServing):
             probs = self.engine.predict(image_id)
         self._emit_queries(image_id, probs, seconds)
 
-    def _first_features(self, request: ProposeQueries):
-        """The tiles of a large image's features still to come when ``request`` would ask its first
-        queries from them (no model yet), else None. Why: a cold start reads the whole map, 25-38 s
-        of encoder at 4096 x 4096; a tile per ``serve`` shows how far it is, and the engine
-        still answers the expert (another image, a click) meanwhile."""
-        if self.engine.model.ready or self.project.read_only or \
-                (not request.replace_open and self.project.query_count(request.image_id)):
+    def _features_to_come(self, request: ProposeQueries):
+        """The tiles still to come of a large image's features (``FeatureCache.building``) when
+        ``request`` needs them: to choose queries, or to tell the model's likeliest classes at the
+        open ones; else None. Why: either reads the whole map, 25-38 s of encoder at 4096 x 4096
+        when the image is opened; meanwhile the engine computes a tile per ``serve``, paints each
+        (``ImageViews``) or shows how far it is, and still answers the expert (another image, a
+        click)."""
+        choosing = not self.project.read_only and (request.replace_open or not self.project.query_count(request.image_id))
+        if not choosing and not self.engine.model.ready:
             return None
         return self.engine.feature_tiles(request.image_id)
 
-    def image_uncertainty(self, image_id: int) -> float:
+    def image_uncertainty(self, image_id: int, interrupted) -> float | None:
+        """A large image whose features are not kept is computed a tile at a time, giving way
+        between tiles: ranking it took the engine for 45 s at 4096 x 4096, and an image the expert
+        opened meanwhile waited that long for its first paint (seen in the window)."""
+        tiles = self.engine.feature_tiles(image_id)
+        while tiles is not None and not tiles.complete:
+            if interrupted():
+                return None
+            tiles.compute(tiles.missing()[0])
         return selection.image_uncertainty(self.engine.scores(image_id, self.strategy))
 
-    def _emit_queries(self, image_id: int, probs: np.ndarray | None, seconds: float = float("nan")) -> None:
+    def _emit_queries(self, image_id: int, probs: np.ndarray | None, seconds: float = float("nan"),
+                      with_classes: bool = True) -> None:
         """Send the image's open queries, each with the model's three likeliest classes (of those
         it was trained on: the others have no probability), read from ``probs`` (C, H, W) or, for
-        a large image, predicted at the queries' pixels."""
+        a large image, predicted at the queries' pixels; without them unless ``with_classes``."""
         queries = self.project.queries(image_id)
         columns = None
-        if queries and probs is not None:
+        if queries and with_classes and probs is not None:
             yy = np.clip(np.round([q.y for q in queries]).astype(np.int64), 0, probs.shape[1] - 1)
             xx = np.clip(np.round([q.x for q in queries]).astype(np.int64), 0, probs.shape[2] - 1)
             columns = probs[:, yy, xx].T
-        elif queries and self.engine.model.ready:
+        elif queries and with_classes and self.engine.model.ready:
             columns = self.engine.model.predict_points(self.engine.ref(image_id),
                                                        np.array([(q.y, q.x) for q in queries], np.float64))
         points = [QueryPoint(q.id, q.x, q.y, () if columns is None else likeliest(columns[i], self.engine.model.classes))

@@ -50,7 +50,9 @@ class TaskServing:
         """Ask about an image unless it has open queries, then send its open queries."""
         raise NotImplementedError
 
-    def image_uncertainty(self, image_id: int) -> float:
+    def image_uncertainty(self, image_id: int, interrupted: Callable[[], bool]) -> float | None:
+        """How unsure the model is of an image, for ranking; None when it gave way to
+        ``interrupted()`` before it knew (a task asks it where an image costs long)."""
         raise NotImplementedError
 
     # ----- what the loop calls -----------------------------------------------------------------
@@ -98,7 +100,10 @@ class TaskServing:
             if interrupted():
                 return  # the expert wants something: rank later
             if self.ranks(info):
-                ranking[info.id] = self.image_uncertainty(info.id)
+                score = self.image_uncertainty(info.id, interrupted)
+                if score is None:
+                    return  # given way within the image
+                ranking[info.id] = score
         self._ranked_version = version
         self.emit(ImageRanking(version, {**ranking, **self.extra_ranking()}))
 
