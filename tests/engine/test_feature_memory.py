@@ -140,7 +140,7 @@ def test_kept_pools_are_the_maps_features_and_labels_exactly_so(extractor, image
     labels = _labels(refs[:1], masks[:1], 5, seed=0)
     for _ in range(2):
         learner.fit(labels, 5)
-        store, rows = learner.label_features.gather(labels, lambda image: fmap)
+        store, rows = learner.label_features.gather(labels, lambda image, yx: fmap)
         assert torch.equal(store[torch.from_numpy(rows)], sample_points(fmap, labels[0].yx))
 
 

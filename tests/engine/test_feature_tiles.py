@@ -3,12 +3,15 @@ map: cell for cell where the context covers the picture, and to a trained head's
 the context the app uses. Real encoder, real tissue picture."""
 import numpy as np
 import torch
+from PIL import Image
 
 from desktop.engine.learning.base import ImageRef, PointLabels
 from desktop.engine.learning.fast import FastLearner
 from desktop.engine.learning.feature_tiles import ALIGN, CONTEXT, FeatureTiles
 from desktop.engine.learning.features import FeatureCache, FeatureExtractor, FeatureMap
 from desktop.engine.learning.grid_head import Levels, head_probabilities
+from desktop.engine.project.store import Project
+from desktop.engine.segmentation.engine import SegmentationEngine
 
 from .helpers import one_thread  # noqa: F401  (fixture)
 from .test_view_grid import expert_labels, tissue
@@ -58,3 +61,36 @@ def test_missing_tiles_come_in_view_first_nearest_its_centre_first():
     assert order[:2] == [(2, 1), (1, 1)] and {c for _, c in order[:6]} == {1, 2} and order[6] == (2, 0)
     tiles.done[2, 1] = True
     assert (2, 1) not in tiles.missing()
+
+
+def test_a_round_on_clicks_in_a_tile_done_computes_no_other_tile(tmp_path, one_thread):
+    """The expert clicks on what is painted: a round trains on those clicks from their tiles,
+    leaves the tiles still to come to the serving, and draws the image's anchor pool once its
+    map is whole."""
+    small, large = tissue(512, 512), tissue(1600, 1600)[::-1].copy()
+    for name, pixels in (("small", small), ("large", large)):
+        Image.fromarray(pixels).save(tmp_path / f"{name}.png")
+    project = Project.create(tmp_path / "project", classes=[("tissue", "#8e3b9a", "1"), ("background", "#f2e8c9", "2")])
+    ids = [project.add_image(tmp_path / "small.png", 512, 512), project.add_image(tmp_path / "large.png", 1600, 1600)]
+    classes = [c.id for c in project.classes()]
+
+    def label(image_id, pixels, n, seed, within=(0, 0)):
+        yx, cls = expert_labels(pixels[within[0]:, within[1]:], n, seed)
+        project.add_labels(image_id, [(float(x + within[1]), float(y + within[0]), classes[int(c)])
+                                      for (y, x), c in zip(yx, cls)])
+
+    label(ids[0], small, 60, 0)
+    engine = SegmentationEngine(project, save_models=False)
+    engine.train(50)
+    tiles = engine.feature_tiles(ids[1])
+    tiles.compute((1, 1))  # the serving painted the tile from (1024, 1024) first
+    label(ids[1], large, 40, 1, within=(1040, 1040))
+    report = engine.train(50)
+    assert report.train_labels + report.validation_labels == 100
+    assert tiles.done.tolist() == [[False, False], [False, True]] and engine.cache.under_way(engine.ref(ids[1]).key)
+    assert not engine.learner.points.has_pool(engine.ref(ids[1]), 1)
+    tiles.finish()
+    label(ids[1], large, 5, 2, within=(1040, 1040))
+    engine.train(50)
+    assert engine.learner.points.has_pool(engine.ref(ids[1]), 1)
+    project.close()

@@ -112,7 +112,7 @@ def test_kept_features_are_those_gathered_afresh_through_deletes_labels_without_
     for chosen in (np.arange(5000), np.r_[4900:5000, 5000:5010], np.r_[4950:5010, 5500:6000], np.arange(6000)):
         others = PointLabels(ImageRef("anchors", image.load), rng.uniform(0, 127, (300, 2)), np.zeros(300, np.int64))
         labels = [others, PointLabels(image, yx[chosen], np.zeros(len(chosen), np.int64), ids[chosen]), others]
-        store, rows = kept.gather(labels, lambda image: fmap)
+        store, rows = kept.gather(labels, lambda image, yx: fmap)
         unkept = torch.randn(40, store.shape[1])  # as the anchors' features are written after them
         store, unkept_rows = kept.add_unkept([unkept[:30], unkept[30:]])
         expected = torch.cat([sample_points(fmap, lab.yx) for lab in labels] + [unkept])

@@ -136,7 +136,7 @@ class FastLearner:
     def features(self, image: ImageRef) -> FeatureMap:
         return self.cache.get(image.key, image.load)
 
-    def _stats_sample(self, fmap: FeatureMap, images: int) -> torch.Tensor:
+    def _stats_sample(self, fmap: FeatureMap, images: int, key: str | None = None) -> torch.Tensor:
         """One labelled image's share of the pixels that ``_init_stats`` measures, drawn from its
         map when the first fit reads it anyway (for its labels' features), so that a first fit
         reads each map once: with 50 images of 2048 x 2048 (16 GB of maps, beyond the cache) a
@@ -144,6 +144,7 @@ class FastLearner:
         images: 4096 from each of 25 images took 1.5 of a first fit's 2 s on ISBI."""
         n = min(max(256, min(4096, _STATS_SAMPLE // images)), fmap.height * fmap.width)
         yx = np.stack([self._rng.integers(fmap.height, size=n), self._rng.integers(fmap.width, size=n)], 1)
+        yx = yx[self.cache.done_at(key, yx)] if key is not None else yx  # a map under way: its tiles done
         return sample_points(fmap, yx.astype(np.float64))
 
     def _init_stats(self, samples: list[torch.Tensor]) -> None:
@@ -206,19 +207,23 @@ class FastLearner:
         if precomputed:  # gathered once, and kept for the next fit (LabelFeatures)
             pool = self._pool_size(len(images)) if self.anchors_per_image else 0
 
-            def map_of(image: ImageRef) -> FeatureMap:
-                """An image's map, for its new labels: its pool and, in the first fit, its share
-                of the input statistics are drawn from it too, if missing."""
-                fmap = self.features(image)
+            def map_of(image: ImageRef, yx: np.ndarray) -> FeatureMap:
+                """An image's map, for its new labels ``yx``: its pool and, in the first fit, its
+                share of the input statistics are drawn from it too, if missing. Of a map still
+                computed a tile at a time (``FeatureCache.at_points``), the statistics come from
+                its tiles done, and the pool waits until they are all done."""
+                fmap = self.cache.at_points(image.key, image.load, yx)
                 if sampled is not None and image.key not in sampled:
-                    sampled[image.key] = self._stats_sample(fmap, len(images))
-                self.points.keep(image, pool, fmap)
+                    sampled[image.key] = self._stats_sample(fmap, len(images), image.key)
+                if not self.cache.under_way(image.key):
+                    self.points.keep(image, pool, fmap)
                 return fmap
 
             store, rows = self.label_features.gather(labels, map_of)
             standardise_from_now()
             for image in images.values():  # a map is read only for a pool not drawn yet
-                self.points.keep(image, pool)
+                if not self.cache.under_way(image.key):
+                    self.points.keep(image, pool)
             anchors = []
             if self._trained and self.anchors_per_image and expert + _ANCHOR_BUDGET <= _PRECOMPUTE:
                 anchors = self._anchors(images)
@@ -335,7 +340,8 @@ class FastLearner:
         if count == 0:
             return []
         pool = self._pool_size(len(images))
-        anchors = [self._sure_points(image, count, pool) for image in images.values()]
+        anchors = [self._sure_points(image, count, pool) for image in images.values()
+                   if self.points.has_pool(image, pool) or not self.cache.under_way(image.key)]
         return [(feats, torch.from_numpy(classes)) for _, classes, feats in anchors if len(classes)]
 
     @staticmethod
@@ -382,7 +388,8 @@ class FastLearner:
         images' maps for it every round recomputed every map that the feature cache had evicted
         (50 labelled images of 2048 x 2048 hold 16 GB of maps), where only new labels need one."""
         self.head.eval()
-        store, rows = self.held_back_features.gather(labels, self.features)
+        store, rows = self.held_back_features.gather(labels, lambda image, yx: self.cache.at_points(image.key,
+                                                                                                 image.load, yx))
         feats = store[torch.from_numpy(rows)]
         probs = torch.softmax(self.head.classify(self.head.hidden_points(feats)), dim=-1).numpy()
         return np.split(probs, np.cumsum([len(lab.yx) for lab in labels])[:-1])

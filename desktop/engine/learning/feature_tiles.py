@@ -84,6 +84,22 @@ class FeatureTiles:
             return outside, (y - (y0 + y1) / 2) ** 2 + (x - (x0 + x1) / 2) ** 2
         return sorted(map(tuple, np.argwhere(~self.done).tolist()), key=order)
 
+    def covering(self, yx: np.ndarray, margin: int) -> list[tuple[int, int]]:
+        """The tiles that pixels within ``margin`` of the points ``yx`` (N, 2) lie in."""
+        found = set()
+        for dy in (-margin, margin):
+            for dx in (-margin, margin):
+                rows = np.searchsorted(self.rows, np.clip(yx[:, 0] + dy, 0, self.height - 1), side="right") - 1
+                cols = np.searchsorted(self.cols, np.clip(yx[:, 1] + dx, 0, self.width - 1), side="right") - 1
+                found.update(zip(rows.tolist(), cols.tolist()))
+        return sorted(found)
+
+    def inside_done(self, yx: np.ndarray) -> np.ndarray:
+        """Which of the pixels ``yx`` (N, 2) lie in a computed tile."""
+        rows = np.searchsorted(self.rows, np.clip(yx[:, 0], 0, self.height - 1), side="right") - 1
+        cols = np.searchsorted(self.cols, np.clip(yx[:, 1], 0, self.width - 1), side="right") - 1
+        return self.done[rows, cols]
+
     def compute(self, tile: tuple[int, int]) -> None:
         """Encode one tile with its context and write its cells."""
         if self.done[tile]:

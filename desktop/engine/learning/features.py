@@ -232,6 +232,29 @@ class FeatureCache:
             return None
         return tiles
 
+    def under_way(self, key: str) -> bool:
+        """Whether the map of ``key`` is being computed a tile at a time (``building``)."""
+        tiles = self._building.get(key)
+        return tiles is not None and not tiles.complete
+
+    def done_at(self, key: str, yx: np.ndarray) -> np.ndarray:
+        """Which pixels ``yx`` (N, 2) of the map of ``key`` are computed: all, unless it is
+        under way (``building``)."""
+        tiles = self._building.get(key)
+        return tiles.inside_done(np.asarray(yx)) if tiles is not None else np.ones(len(yx), bool)
+
+    def at_points(self, key: str, load_image: Callable[[], np.ndarray], yx: np.ndarray) -> FeatureMap:
+        """A map good for ``sample_points`` at ``yx`` (N, 2): while it is computed a tile at a
+        time, the tiles of those points only (the others' cells are not computed yet); else the
+        whole map (``get``). Why: the expert clicks on what is painted, the tiles done; a round
+        computed the whole of a 4096 x 4096 map (30 s more) before training on the click."""
+        tiles = self._building.get(key) if self.under_way(key) else None
+        if tiles is None:
+            return self.get(key, load_image)
+        for tile in tiles.covering(np.asarray(yx, np.float64).reshape(-1, 2), FEATURE_STRIDE):
+            tiles.compute(tile)
+        return FeatureMap(tiles.values, tiles.fine, tiles.height, tiles.width)
+
     def __contains__(self, key: str) -> bool:
         with self._lock:
             return key in self._maps

@@ -47,11 +47,12 @@ class LabelFeatures:
         """The ids of the labels with ids whose features the last ``gather`` computed; those of
         the other labels with ids were kept from the call before."""
 
-    def gather(self, labels: list[PointLabels], map_of: Callable[[ImageRef], FeatureMap]
+    def gather(self, labels: list[PointLabels], map_of: Callable[[ImageRef, np.ndarray], FeatureMap]
                ) -> tuple[torch.Tensor, np.ndarray]:
         """``(store, rows)``: the features (float32) of the i-th label of ``labels``, in order,
-        are ``store[rows[i]]``, each entry's pixels on its image's feature map ``map_of(image)``
-        (asked only for entries with labels not kept yet). Valid until the next call."""
+        are ``store[rows[i]]``, each entry's pixels on its image's feature map ``map_of(image, yx)``
+        (asked only for entries with labels not kept yet, with the pixels ``yx`` it is read at).
+        Valid until the next call."""
         self._used = self._kept_end
         kept, self._kept = self._compacted(self._kept), {}
         positions, self._positions = self._positions, {}
@@ -66,15 +67,15 @@ class LabelFeatures:
             rows[i], new = self._known_rows(kept.get(key), ids)
             if new.any():
                 yx = np.asarray(lab.yx, np.float64).reshape(-1, 2)[new]
-                rows[i][new] = self._append(sample_points(map_of(lab.image), yx))
+                rows[i][new] = self._append(sample_points(map_of(lab.image, yx), yx))
             if lab.ids is not None:
                 gathered.append(ids[new])
             order = np.argsort(ids, kind="stable")
             self._kept[key] = (ids[order], rows[i][order])
         self._kept_end = self._used
         for i in afresh:
-            rows[i] = self._append(sample_points(map_of(labels[i].image),
-                                                 np.asarray(labels[i].yx, np.float64).reshape(-1, 2)))
+            yx = np.asarray(labels[i].yx, np.float64).reshape(-1, 2)
+            rows[i] = self._append(sample_points(map_of(labels[i].image, yx), yx))
         self.gathered = np.concatenate(gathered) if gathered else np.zeros(0, np.int64)
         return self._store, np.concatenate(rows) if rows else np.zeros(0, np.int64)
 
