@@ -7,7 +7,7 @@ from PIL import Image
 
 from desktop.engine.learning.base import ImageRef, PointLabels
 from desktop.engine.learning.fast import FastLearner
-from desktop.engine.learning.feature_tiles import ALIGN, CONTEXT, FeatureTiles
+from desktop.engine.learning.feature_tiles import CONTEXT, FeatureTiles
 from desktop.engine.learning.features import FeatureCache, FeatureExtractor, FeatureMap
 from desktop.engine.learning.grid_head import Levels, head_probabilities
 from desktop.engine.project.store import Project
@@ -27,7 +27,7 @@ def test_tiles_put_every_cell_where_the_whole_picture_has_it(one_thread):
     picture = tissue(600, 520)  # not a multiple of 32: the last tiles own the cells over the padding
     values, fine = extractor.encode(picture)
     tiles = tiles_of(extractor, picture, tile=256, context=1024)  # each tile sees the whole picture
-    assert tiles.done.shape == (3, 3) and all(edge % ALIGN == 0 for edge in tiles.rows[:-1] + tiles.cols[:-1])
+    assert tiles.rows == [0, 256, 600] and tiles.cols == [0, 256, 520]  # the short rests join the last tiles
     tiles.finish()
     assert tiles.complete
     assert tiles.values.shape == values.shape and torch.equal(tiles.values, values)
@@ -47,7 +47,7 @@ def test_with_the_apps_context_a_trained_head_answers_as_on_the_whole_map(one_th
     learner.fit([PointLabels(ref, *expert_labels(picture, 300))], steps=100)
     tiles = tiles_of(extractor, picture, tile=512, context=CONTEXT)
     tiles.finish()
-    assert tiles.done.shape == (3, 3)
+    assert tiles.done.shape == (2, 3)
     whole = answers(learner, FeatureMap(*extractor.encode(picture), *picture.shape[:2]))
     tiled = answers(learner, FeatureMap(tiles.values, tiles.fine, *picture.shape[:2]))
     assert 0.995 < np.mean(whole == tiled) < 1  # the seams differ, a little
@@ -94,3 +94,23 @@ def test_a_round_on_clicks_in_a_tile_done_computes_no_other_tile(tmp_path, one_t
     engine.train(50)
     assert engine.learner.points.has_pool(engine.ref(ids[1]), 1)
     project.close()
+
+
+def test_a_build_all_done_is_kept_when_another_starts_and_one_too_large_is_not_started():
+    extractor = FeatureExtractor()
+    cache = FeatureCache(extractor)
+    first, second = tissue(300, 200), tissue(200, 300)
+    cache.building("first", lambda: first).finish()
+    assert cache.building("second", lambda: second) is not None
+    assert "first" in cache and "second" not in cache  # nothing of the first is computed again
+    small = FeatureCache(extractor, budget_bytes=1 << 20)  # no folder: a map beyond the budget is never kept
+    assert small.building("first", lambda: first) is None
+
+
+def test_a_map_under_way_is_read_only_at_points_whose_neighbour_cells_are_done():
+    picture = np.zeros((3000, 3000, 3), np.uint8)
+    tiles = FeatureTiles(picture, encode=None, channels=1, fine_channels=1)
+    tiles.done[0, 0] = True
+    yx = np.array([[100.0, 100.0], [1021.0, 100.0], [1030.0, 100.0], [1019.0, 1019.0]])
+    assert tiles.done_around(yx, 4).tolist() == [True, False, False, True]  # 1021 reads cell 256, the next tile's
+    assert tiles.covering(yx[1:2], 4) == [(0, 0), (1, 0)]

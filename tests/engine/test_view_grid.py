@@ -206,13 +206,20 @@ def test_a_large_image_without_features_is_painted_a_tile_at_a_time_the_views_fi
     first = painted[0].class_map
     assert (first[:6] == NOT_PREDICTED).all() and (first[6:, 31:] != NOT_PREDICTED).all()  # tiles start at 1024
     assert np.isnan(painted[0].uncertainty[:6]).all()
+    serving.idle(60.0, lambda: False)  # nothing ranked while the tiles come: it would take them over
+    assert not [e for e in sent if isinstance(e, ImageRanking)] and tiles.done.sum() == 1
+    serving.handle(ShowView(image_id, 1, (1100.0, 1100.0, 300.0, 300.0), 1.0))  # zoomed in, within the tile done
+    assert tiles.done.sum() == 1  # painted from it, no other tile computed first
+    zoomed = [e for e in sent if isinstance(e, Prediction)][-1]
+    assert (zoomed.stride, zoomed.origin) == (4, (1100, 1100)) and (zoomed.class_map != NOT_PREDICTED).all()
+    serving.handle(ShowView(image_id, 1, (900.0, 1000.0, 700.0, 600.0), 3.5))  # back to the bottom right
     while serving.busy:
         serving.serve()
     asked = [i for i, e in enumerate(sent) if isinstance(e, Queries)]
     assert len(asked) == 1 and len(sent[asked[0]].points) == 8
     assert asked[0] > max(i for i, e in enumerate(sent) if isinstance(e, Prediction) and e.origin == (1000, 900))
     view = [e for e in sent if isinstance(e, Prediction) and e.origin == (1000, 900)]
-    assert len(view) == 4 and (view[-1].class_map != NOT_PREDICTED).all()
+    assert len(view) == 5 and (view[-1].class_map != NOT_PREDICTED).all()  # the tile done again, then 3 more
     assert np.array_equal(view[-1].class_map, whole.argmax(0)[250:, 225:])  # the same cells as the whole map's
     overview = [e for e in sent if isinstance(e, Prediction)][-1]
     assert overview.covers_image(1600, 1600) and np.array_equal(overview.class_map, whole.argmax(0))

@@ -34,11 +34,15 @@ def is_tiled(height: int, width: int) -> bool:
 
 
 def _edges(size: int, tile: int) -> list[int]:
-    """Tile edges along one side: as many tiles as ``tile`` needs, of equal length rounded up to
-    ``ALIGN``, the last one shorter."""
+    """Tile edges along one side: about ``size / tile`` tiles of equal length rounded up to
+    ``ALIGN``; what is left after the last whole one joins it when shorter than ``ALIGN`` (a
+    4097-pixel side is 4 tiles, not 4 and a sliver encoded with its context)."""
     count = -(-size // tile)
     step = -(-(-(-size // count)) // ALIGN) * ALIGN
-    return list(range(0, size, step)) + [size]
+    edges = list(range(0, size, step))
+    if len(edges) > 1 and size - edges[-1] < ALIGN:
+        edges.pop()
+    return edges + [size]
 
 
 class FeatureTiles:
@@ -54,6 +58,10 @@ class FeatureTiles:
         self.values = torch.empty(padded_h // stride, padded_w // stride, channels, dtype=torch.float16)
         self.fine = torch.empty(self.height, self.width, fine_channels, dtype=torch.float16)
         self.done = np.zeros((len(self.rows) - 1, len(self.cols) - 1), bool)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.element_size() * t.nelement() for t in (self.values, self.fine))
 
     @property
     def complete(self) -> bool:
@@ -86,19 +94,22 @@ class FeatureTiles:
 
     def covering(self, yx: np.ndarray, margin: int) -> list[tuple[int, int]]:
         """The tiles that pixels within ``margin`` of the points ``yx`` (N, 2) lie in."""
-        found = set()
+        return sorted({tile for dy in (-margin, margin) for dx in (-margin, margin)
+                       for tile in zip(*(a.tolist() for a in self._tile_of(yx + (dy, dx))))})
+
+    def done_around(self, yx: np.ndarray, margin: int) -> np.ndarray:
+        """Which of the points ``yx`` (N, 2) have every pixel within ``margin`` in a computed tile."""
+        ok = np.ones(len(yx), bool)
         for dy in (-margin, margin):
             for dx in (-margin, margin):
-                rows = np.searchsorted(self.rows, np.clip(yx[:, 0] + dy, 0, self.height - 1), side="right") - 1
-                cols = np.searchsorted(self.cols, np.clip(yx[:, 1] + dx, 0, self.width - 1), side="right") - 1
-                found.update(zip(rows.tolist(), cols.tolist()))
-        return sorted(found)
+                ok &= self.done[self._tile_of(yx + (dy, dx))]
+        return ok
 
-    def inside_done(self, yx: np.ndarray) -> np.ndarray:
-        """Which of the pixels ``yx`` (N, 2) lie in a computed tile."""
+    def _tile_of(self, yx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The tile rows and columns that the pixels ``yx`` (N, 2) lie in (clamped to the picture)."""
         rows = np.searchsorted(self.rows, np.clip(yx[:, 0], 0, self.height - 1), side="right") - 1
         cols = np.searchsorted(self.cols, np.clip(yx[:, 1], 0, self.width - 1), side="right") - 1
-        return self.done[rows, cols]
+        return rows, cols
 
     def compute(self, tile: tuple[int, int]) -> None:
         """Encode one tile with its context and write its cells."""

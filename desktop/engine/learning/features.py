@@ -124,7 +124,12 @@ class FeatureExtractor:
             return FeatureMap(*self.encode(picture), height, width)
         tiles = self.tiles(picture)
         tiles.finish()
-        return FeatureMap(tiles.values, tiles.fine, height, width)
+        return _whole(tiles)
+
+
+def _whole(tiles: FeatureTiles) -> FeatureMap:
+    """The tiles' tensors as the picture's map (valid where they are done)."""
+    return FeatureMap(tiles.values, tiles.fine, tiles.height, tiles.width)
 
 
 def tile_map(tiles: FeatureTiles, tile: tuple[int, int]) -> FeatureMap:
@@ -189,11 +194,12 @@ class FeatureCache:
         self.budget_bytes = default_feature_budget() if budget_bytes is None else budget_bytes
         self._memory = zict.LRU(self.budget_bytes, {}, weight=_weight)
         self._maps: MutableMapping[str, FeatureMap] = self._memory
+        self._disk_budget = 0
         if folder is not None:
             folder = Path(folder)
             shutil.rmtree(folder, ignore_errors=True)
-            budget = default_disk_budget(folder) if disk_budget_bytes is None else disk_budget_bytes
-            disk = zict.LRU(budget, zict.Func(_dump, _load, zict.File(folder)), weight=_weight)
+            self._disk_budget = default_disk_budget(folder) if disk_budget_bytes is None else disk_budget_bytes
+            disk = zict.LRU(self._disk_budget, zict.Func(_dump, _load, zict.File(folder)), weight=_weight)
             self._maps = zict.Cache(disk, self._memory)
         self._lock = threading.Lock()
         self._building: dict[str, FeatureTiles] = {}  # the engine thread's only (``building``)
@@ -207,7 +213,7 @@ class FeatureCache:
         tiles = self._building.pop(key, None)
         if tiles is not None:  # its tiles are under way (``building``): the rest of them now
             tiles.finish()
-            fmap = FeatureMap(tiles.values, tiles.fine, tiles.height, tiles.width)
+            fmap = _whole(tiles)
         else:
             fmap = self.extractor(load_image())
         with self._lock:
@@ -220,16 +226,22 @@ class FeatureCache:
         computed a tile at a time, started here if need be; None once the map is kept. Why: the
         serving paints a large image's prediction tile by tile as its features come, instead of
         after the whole map (25-38 s at 4096 x 4096). One picture's tiles at a time: starting
-        another's drops those of the one before (the expert left it). ``get`` completes them."""
+        another's drops those of the one before (the expert left it) unless they are all done
+        (then kept as its map). ``get`` completes them. None too for a map too large to keep
+        (beyond both budgets): its tiles would be computed again and again."""
         if key in self:
             return None
         tiles = self._building.get(key)
-        if tiles is None:
-            tiles = self.extractor.tiles(load_image())
-            self._building = {key: tiles}
-        elif tiles.complete:  # kept from now on, like any map
+        if tiles is not None and tiles.complete:  # kept from now on, like any map
             self.get(key, load_image)
             return None
+        if tiles is None:
+            for other in [k for k, t in self._building.items() if t.complete]:
+                self.get(other, load_image)  # from ``_building``: ``load_image`` is not called
+            tiles = self.extractor.tiles(load_image())
+            if tiles.nbytes > max(self.budget_bytes, self._disk_budget):
+                return None
+            self._building = {key: tiles}
         return tiles
 
     def under_way(self, key: str) -> bool:
@@ -238,10 +250,12 @@ class FeatureCache:
         return tiles is not None and not tiles.complete
 
     def done_at(self, key: str, yx: np.ndarray) -> np.ndarray:
-        """Which pixels ``yx`` (N, 2) of the map of ``key`` are computed: all, unless it is
-        under way (``building``)."""
+        """At which pixels ``yx`` (N, 2) the map of ``key`` can be read (``sample_points``): all,
+        unless it is under way (``building``)."""
         tiles = self._building.get(key)
-        return tiles.inside_done(np.asarray(yx)) if tiles is not None else np.ones(len(yx), bool)
+        if tiles is None:
+            return np.ones(len(yx), bool)
+        return tiles.done_around(np.asarray(yx, np.float64), FEATURE_STRIDE)  # the cells read around them too
 
     def at_points(self, key: str, load_image: Callable[[], np.ndarray], yx: np.ndarray) -> FeatureMap:
         """A map good for ``sample_points`` at ``yx`` (N, 2): while it is computed a tile at a
@@ -253,7 +267,7 @@ class FeatureCache:
             return self.get(key, load_image)
         for tile in tiles.covering(np.asarray(yx, np.float64).reshape(-1, 2), FEATURE_STRIDE):
             tiles.compute(tile)
-        return FeatureMap(tiles.values, tiles.fine, tiles.height, tiles.width)
+        return _whole(tiles)
 
     def __contains__(self, key: str) -> bool:
         with self._lock:

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from desktop.engine.learning.feature_tiles import FeatureTiles
+from desktop.engine.learning.features import FEATURE_STRIDE
 from desktop.engine.learning.grid_head import grid_shape
 from desktop.engine.segmentation import strategies, uncertainty, view_grid
 from desktop.engine.segmentation.slide_learning import NOT_PREDICTED
@@ -82,7 +83,7 @@ class ImageViews:
         # the uncertainty painted: the strategy's own when it scores probabilities, else margin
         self.shown_strategy = strategy if strategies.strategy(strategy).needs == strategies.PROBABILITIES else "margin"
         self.view: ShowView | None = None
-        self._due: list[_Step] = []  # what serve computes and sends next, in order
+        self._due: list[_Step | _TiledStep] = []  # what serve computes and sends next, in order
         self._sent: set[tuple] = set()  # (stride, window) sent of the image, view generation and version in _for
         self._for: tuple | None = None
 
@@ -131,8 +132,14 @@ class ImageViews:
         if tiles is not None and steps:  # the first step's cells as the tiles come, the view's first
             rect = view.rect if view is not None else (0, 0, info.width, info.height)
             near = (rect[1] + rect[3] / 2, rect[0] + rect[2] / 2)
-            self._due = [_TiledStep(request, self.engine.version, *steps[0], tiles, near)]
-            self._due += [_Step(request, self.engine.version, *step) for step in steps[1:]]
+            stride, window, of_view = steps[0]
+            if stride < FEATURE_STRIDE:  # finer than the features: a tile's own map lacks the cells past
+                stride = FEATURE_STRIDE  # its edges that the resize reads, so that grid waits for the whole
+                window = view_grid.aligned_window(rect, stride, info.height, info.width)
+            else:
+                steps = steps[1:]
+            self._due = [_TiledStep(request, self.engine.version, stride, window, of_view, tiles, near)]
+            self._due += [_Step(request, self.engine.version, *step) for step in steps]
             self._serve_tiles(self._due[0])
         elif steps:
             self._send(request, *steps[0][:2])
@@ -170,23 +177,30 @@ class ImageViews:
             self._emit(step.request, step.stride, step.window, np.concatenate(step.parts, axis=1), step.seconds)
 
     def _serve_tiles(self, step: _TiledStep) -> None:
-        """Compute the next tile of the image's features; send the step's grid with every tile
-        computed so far painted, when one more lies in its window. Once every tile is done the
-        map is whole (the cache keeps it at its next ``get``) and the step is sent whole."""
+        """Paint the tiles done that the step has not painted yet (a new view or model version
+        finds some) or, when there are none in its window, compute the next tile and paint it;
+        send the step's grid with every tile painted so far when it gained one. Once every tile
+        is done the map is whole (``FeatureCache.building`` keeps it) and the step is sent whole."""
         start = time.perf_counter()
+        fresh = self._paint_done(step)  # first what is done already (a new view, a new model version)
         missing = step.tiles.missing(step.near, step.window)
-        if missing:
+        if not fresh and missing:
             step.tiles.compute(missing[0])
-        fresh = False
-        for tile in map(tuple, np.argwhere(step.tiles.done).tolist()):
-            if tile not in step.painted:
-                step.painted.add(tile)
-                fresh |= self._paint_tile(step, tile)
+            fresh = self._paint_done(step)
         step.seconds += time.perf_counter() - start
         if step.tiles.complete:
             self._due.remove(step)
         if fresh:
             self._emit(step.request, step.stride, step.window, step.probs, step.seconds)
+
+    def _paint_done(self, step: _TiledStep) -> bool:
+        """Paint the tiles done and not painted yet; whether any lay in the step's window."""
+        fresh = False
+        for tile in map(tuple, np.argwhere(step.tiles.done).tolist()):
+            if tile not in step.painted:
+                step.painted.add(tile)
+                fresh |= self._paint_tile(step, tile)
+        return fresh
 
     def _paint_tile(self, step: _TiledStep, tile: tuple[int, int]) -> bool:
         """Paint ``tile``'s cells of the step's grid; False when it lies outside the window."""

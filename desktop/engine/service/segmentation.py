@@ -82,7 +82,9 @@ class SegmentationServing(TaskServing):
 
     def idle(self, quiet_for, interrupted) -> None:
         self.slides.scan()
-        if self.engine.model.ready:  # a model of one class ranks nothing: every image is sure of it
+        # a model of one class ranks nothing (every image is sure of it); nor while work is queued:
+        # ranking a large image would take over the tiles of the one in view (``building``)
+        if self.engine.model.ready and not self.busy:
             super().idle(quiet_for, interrupted)
 
     def ranks(self, info) -> bool:
