@@ -68,6 +68,7 @@ class ProjectWorkspace(QWidget):
                          if (problem := self.project.image_problem(info)) is not None}
         self.ranking: dict[int, float] = {}
         self.image_id: int | None = None
+        self._ringed_query: int | None = None  # the query the viewer rings now (``_query_changed``)
         self.session = self._make_session()
         self.bridge = EngineBridge(self.folder, learner=learner, parent=self, read_only=read_only, **engine_options)
 
@@ -395,8 +396,10 @@ class ProjectWorkspace(QWidget):
         self.viewer.set_queries(np.array([q.x for q in queries]), np.array([q.y for q in queries]))
         if query is None:
             self.viewer.set_current_query(None, None)
-        else:
-            self.viewer.set_current_query(query.x, query.y, centre=self.session.mode == "query")
+        else:  # centred when it is a new question, not when the same comes again with its classes
+            fresh = query.query_id != self._ringed_query
+            self.viewer.set_current_query(query.x, query.y, centre=fresh and self.session.mode == "query")
+        self._ringed_query = None if query is None else query.query_id
         self._show_query_panel(query)
         self.image_list.refresh_counts(self.project, self.image_id)
 

@@ -6,6 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
 from desktop.engine.project.store import Project
+from desktop.engine.service.messages import QueryPoint
 from desktop.gui.app import MainWindow
 
 from .conftest import click
@@ -120,6 +121,26 @@ def test_the_current_query_is_centred_as_far_as_the_image_reaches(window):
     rect = viewer.view.viewRect()
     assert rect.right() == pytest.approx(160) and rect.top() == pytest.approx(0)
     assert rect.width() / 2 == pytest.approx(half)
+
+
+def test_the_same_query_sent_again_with_its_classes_leaves_the_view_where_the_expert_put_it(window):
+    """A large image's open queries come at once, and again with the model's classes once its
+    features are computed; only a new question is centred."""
+    ws = window.workspace
+    viewer = ws.viewer
+    ids = ws.project.add_queries(ws.image_id, np.array([[60, 100], [20, 30]]), "margin")
+    viewer.view.scaleBy((0.25, 0.25))
+    ws.session.set_queries(ws.image_id, [QueryPoint(ids[0], 100, 60, ()), QueryPoint(ids[1], 30, 20, ())])
+    centre = viewer.view.viewRect().center()
+    assert (centre.x(), centre.y()) == (pytest.approx(100.5), pytest.approx(60.5))
+    viewer.view.translateBy(x=-30)  # the expert looks elsewhere meanwhile
+    moved = viewer.view.viewRect()
+    ws.session.set_queries(ws.image_id, [QueryPoint(ids[0], 100, 60, ((0, 0.7), (1, 0.3))),
+                                         QueryPoint(ids[1], 30, 20, ((1, 0.6), (0, 0.4)))])
+    assert viewer.view.viewRect() == moved and ws.session.current.candidates == ((0, 0.7), (1, 0.3))
+    QTest.keyClick(viewer, "1")  # answered: the next question is centred
+    centre = viewer.view.viewRect().center()
+    assert (centre.x(), centre.y()) == (pytest.approx(30.5), pytest.approx(20.5))
 
 
 def test_a_click_the_full_disk_refuses_is_reported_and_not_stacked(window, blob_project):
