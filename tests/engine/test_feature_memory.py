@@ -1,6 +1,10 @@
 """Memory and the feature cache (issue 19, item 6): the maps in memory stay within their budget,
 a map that left memory is read back from disk rather than computed again, and a training round
 on more labelled images than the budget holds computes no map at all."""
+import os
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -57,7 +61,7 @@ def test_maps_in_memory_stay_within_the_budget_and_come_back_from_disk(tmp_path,
                          disk_budget_bytes=3 * one)
     first = [cache.get(r.key, r.load) for r in refs]
     assert cache.nbytes <= cache.budget_bytes and cache.nbytes == one
-    on_disk = sum(p.stat().st_size for p in (tmp_path / "features").iterdir())
+    on_disk = sum(p.stat().st_size for p in (tmp_path / "features").rglob("*") if p.is_file())
     assert one * 3 <= on_disk <= one * 3 + 1024  # the disk budget: the oldest map's file went
     extractor.calls = 0
     again = [cache.get(r.key, r.load) for r in refs[1:]]  # each left memory; read back, not computed
@@ -71,13 +75,25 @@ def test_maps_in_memory_stay_within_the_budget_and_come_back_from_disk(tmp_path,
     assert refs[0].key not in cache and refs[3].key in cache
 
 
-def test_a_new_cache_starts_from_an_empty_folder(tmp_path, extractor, images):
+def test_each_cache_spills_to_a_folder_of_its_own_and_clears_what_ended_processes_left(tmp_path, extractor, images):
+    """Two engines on one project (a test, a command beside a window) each emptied the one shared
+    folder when they opened: the other's next read of a map found no file."""
     refs, _ = images
-    cache = FeatureCache(extractor, budget_bytes=0, folder=tmp_path / "features")
-    cache.get(refs[0].key, refs[0].load)
-    assert refs[0].key in cache
-    reopened = FeatureCache(extractor, budget_bytes=0, folder=tmp_path / "features")
-    assert refs[0].key not in reopened and not any((tmp_path / "features").iterdir())
+    parent = tmp_path / "features"
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                           text=True, check=True).stdout.strip()
+    (parent / f"{ended}-0badc0de").mkdir(parents=True)  # a crashed session's maps
+    (parent / f"{ended}-0badc0de" / "image-9").write_bytes(b"map")
+    (parent / "image-8").write_bytes(b"map")  # a file of the layout before: maps straight in the folder
+    cache = FeatureCache(extractor, budget_bytes=0, folder=parent)
+    first = cache.get(refs[0].key, refs[0].load)
+    other = FeatureCache(extractor, budget_bytes=0, folder=parent)
+    assert refs[0].key not in other
+    left = sorted(p.name.split("-")[0] for p in parent.iterdir())
+    assert left == [str(os.getpid())] * 2
+    extractor.calls = 0
+    again = cache.get(refs[0].key, refs[0].load)  # read back from its own folder: the second left it alone
+    assert extractor.calls == 0 and torch.equal(first.values, again.values)
 
 
 def test_the_default_budget_follows_the_machines_memory():
@@ -158,6 +174,6 @@ def test_an_engine_keeps_evicted_maps_in_the_projects_cache_folder(tmp_path):
     engine.train(20)
     for image_id in ids:
         engine.predict(image_id)
-    assert {p.name.split("#")[0] for p in (project.cache_dir / "features").iterdir()} == {
-        f"image-{i}" for i in ids}
+    own, = (project.cache_dir / "features").iterdir()
+    assert {p.name.split("#")[0] for p in own.iterdir()} == {f"image-{i}" for i in ids}
     project.close()

@@ -10,9 +10,11 @@ at full resolution (``models.filters``) for detail finer than the 4-pixel grid. 
 """
 from __future__ import annotations
 
+import os
 import shutil
 import struct
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, MutableMapping
@@ -155,6 +157,25 @@ def default_disk_budget(folder: Path) -> int:
     return int(min(16 << 30, shutil.disk_usage(folder).free // 4))
 
 
+def own_spill_folder(parent: Path) -> Path:
+    """A new, empty folder in ``parent`` for one cache's maps, named after the process; first
+    removes what ``parent`` holds from processes that have ended (a crash, or a session closed),
+    never another living process's folder: two engines on one project each emptied the shared
+    folder when they opened, under the other's feet."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for entry in parent.iterdir():
+        pid = entry.name.split("-", 1)[0]
+        if entry.is_dir() and pid.isdigit() and psutil.pid_exists(int(pid)):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    own = parent / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    own.mkdir()
+    return own
+
+
 _HEADER = struct.Struct("<8q")  # values (h, w, C), fine (H, W, F), height, width
 
 
@@ -182,8 +203,9 @@ class FeatureCache:
     2 % of it, zstd 15-22 % at 0.1 s a map), within ``disk_budget_bytes``, least recently used
     files deleted first. A map that has left memory is then read back instead of computed again:
     under cyclic access to more maps than memory holds (a benchmark round predicting every
-    image), least-recently-used eviction alone recomputed every map every time. The folder is
-    this cache's alone and emptied when it opens: keys name images of one session.
+    image), least-recently-used eviction alone recomputed every map every time. The files go to
+    a folder of this cache's own inside ``folder`` (``own_spill_folder``): keys name images of
+    one session.
 
     Thread-safe so the GUI can ask what is cached while the engine thread fills it.
     """
@@ -196,8 +218,7 @@ class FeatureCache:
         self._maps: MutableMapping[str, FeatureMap] = self._memory
         self._disk_budget = 0
         if folder is not None:
-            folder = Path(folder)
-            shutil.rmtree(folder, ignore_errors=True)
+            folder = own_spill_folder(Path(folder))
             self._disk_budget = default_disk_budget(folder) if disk_budget_bytes is None else disk_budget_bytes
             disk = zict.LRU(self._disk_budget, zict.Func(_dump, _load, zict.File(folder)), weight=_weight)
             self._maps = zict.Cache(disk, self._memory)
