@@ -75,6 +75,32 @@ def test_maps_in_memory_stay_within_the_budget_and_come_back_from_disk(tmp_path,
     assert refs[0].key not in cache and refs[3].key in cache
 
 
+class WatchedExtractor(FeatureExtractor):
+    """The real extractor, noting the bytes of maps its cache holds whenever it computes one."""
+
+    def __init__(self):
+        super().__init__()
+        self.cache, self.held = None, []
+
+    def __call__(self, image):
+        self.held.append(self.cache.nbytes)
+        return super().__call__(image)
+
+
+def test_room_is_made_in_memory_before_a_map_is_computed_not_after(tmp_path, images):
+    """The map being computed counts against the budget: the maps kept, the new one and the
+    encoder's temporaries were all in memory at once (at 2048 x 2048 a map is 0.3 GB)."""
+    refs, _ = images
+    extractor = WatchedExtractor()
+    one = extractor.map_nbytes(SIZE, SIZE)
+    cache = FeatureCache(extractor, budget_bytes=2 * one, folder=tmp_path / "features")
+    extractor.cache = cache
+    maps = [cache.get(r.key, r.load) for r in refs]
+    assert maps[0].nbytes == one
+    assert extractor.held == [0, one, one, one]  # was 0, one, 2 one, 2 one: the third map beside two kept
+    assert cache.nbytes == 2 * one and refs[0].key in cache  # what left memory is read back from disk
+
+
 def test_each_cache_spills_to_a_folder_of_its_own_and_clears_what_ended_processes_left(tmp_path, extractor, images):
     """Two engines on one project (a test, a command beside a window) each emptied the one shared
     folder when they opened: the other's next read of a map found no file."""
