@@ -24,7 +24,7 @@ from torch import nn
 from desktop.engine.errors import ProjectError, write_refusal
 from desktop.engine.keypoints.learners import locate
 from desktop.engine.keypoints.uncertainty import off_peak_mass
-from desktop.engine.learning.features import PAD_MULTIPLE
+from desktop.engine.learning.padding import PAD_MULTIPLE
 from desktop.engine.project.atomic import atomic_write_bytes
 from models.encoder import MODEL_CARD, normalize
 from models.keypoint_head import STRIDE, FastHeatmapHead, spatial_softmax
@@ -43,7 +43,7 @@ DECODING = (
 
 def _padded(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Pad (1, 3, H, W) on the bottom and right to a multiple of ``multiple``, as the app does
-    (``learning.features.pad_to_multiple``), in a form TorchScript compiles."""
+    (``learning.padding.pad_to_multiple``), in a form TorchScript compiles."""
     h, w = x.shape[-2], x.shape[-1]
     ph, pw = (multiple - h % multiple) % multiple, (multiple - w % multiple) % multiple
     if ph == 0 and pw == 0:

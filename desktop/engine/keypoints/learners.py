@@ -23,7 +23,8 @@ import torch
 
 from desktop.engine.learning.base import (FineTunes, FitReport, ImageRef, Interrupted, LoadedImages,
                                           ShrinksOnOutOfMemory, autocast, fine_tune_optimizer)
-from desktop.engine.learning.features import FeatureCache, pad_to_multiple
+from desktop.engine.learning.features import FeatureCache
+from desktop.engine.learning.padding import pad_to_multiple
 from desktop.engine.project.skeleton import Skeleton
 from models.encoder import normalize
 from models.keypoint_head import (STRIDE, FastHeatmapHead, KeypointNet, cells_to_pixels, decode_peaks,

@@ -17,8 +17,9 @@ import torch.nn.functional as F
 
 from desktop.engine.learning.base import (FineTunes, FitReport, ImageRef, Interrupted, LoadedImages, PointLabels,
                                           ShrinksOnOutOfMemory, autocast, fine_tune_optimizer)
-from desktop.engine.learning.features import FEATURE_STRIDE, pad_to_multiple
+from desktop.engine.learning.features import FEATURE_STRIDE
 from desktop.engine.learning.grid_head import cells_of
+from desktop.engine.learning.padding import pad_to_multiple
 from models.encoder import normalize
 from models.segmenter import SegmentationNet
 

@@ -20,6 +20,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from desktop.engine.learning.padding import padded_size
+
 TILE = 1024  # about this many image pixels a side of a tile
 CONTEXT = 128  # pixels of the picture encoded around a tile, each side (a multiple of 32)
 ALIGN = 256  # tiles start on multiples of this: the encoder's grid (32), and the overview's strides up to 256
@@ -54,7 +56,7 @@ class FeatureTiles:
         self.picture, self.encode, self.stride, self.context = picture, encode, stride, context
         self.height, self.width = picture.shape[:2]
         self.rows, self.cols = _edges(self.height, tile), _edges(self.width, tile)
-        padded_h, padded_w = -(-self.height // 32) * 32, -(-self.width // 32) * 32
+        padded_h, padded_w = padded_size(self.height, self.width)
         self.values = torch.empty(padded_h // stride, padded_w // stride, channels, dtype=torch.float16)
         self.fine = torch.empty(self.height, self.width, fine_channels, dtype=torch.float16)
         self.done = np.zeros((len(self.rows) - 1, len(self.cols) - 1), bool)

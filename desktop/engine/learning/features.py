@@ -27,10 +27,10 @@ import zict
 
 from desktop.engine.learning.allocation import give_back_freed_memory
 from desktop.engine.learning.feature_tiles import FeatureTiles, is_tiled
+from desktop.engine.learning.padding import pad_to_multiple, padded_size
 from models.encoder import Encoder, normalize
 from models.filters import PixelFilters
 
-PAD_MULTIPLE = 32
 FEATURE_STRIDE = 4
 
 
@@ -83,16 +83,6 @@ def sample_points(fmap: FeatureMap, yx: np.ndarray) -> torch.Tensor:
     return torch.cat([top * (1 - wy) + bottom * wy, fmap.fine[py, px].float()], dim=1)
 
 
-def pad_to_multiple(image: torch.Tensor, multiple: int = PAD_MULTIPLE) -> torch.Tensor:
-    """Pad a (1, 3, H, W) tensor on the bottom and right to a multiple of ``multiple``."""
-    h, w = image.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
-        return image
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(image, (0, pw, 0, ph), mode=mode)
-
-
 class FeatureExtractor:
     """Runs the frozen pretrained encoder and stacks its scales."""
 
@@ -117,7 +107,7 @@ class FeatureExtractor:
 
     def map_nbytes(self, height: int, width: int) -> int:
         """Bytes of the map of a picture of ``height`` x ``width`` (``FeatureMap.nbytes``)."""
-        padded_h, padded_w = -(-height // PAD_MULTIPLE) * PAD_MULTIPLE, -(-width // PAD_MULTIPLE) * PAD_MULTIPLE
+        padded_h, padded_w = padded_size(height, width)
         cells = (padded_h // FEATURE_STRIDE) * (padded_w // FEATURE_STRIDE)
         return 2 * (cells * self.coarse_channels + height * width * PixelFilters.channels)  # float16
 

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from desktop.engine.errors import ImageReadError, PointillistError, ProjectError, write_refusal
-from desktop.engine.learning.features import PAD_MULTIPLE, pad_to_multiple
+from desktop.engine.learning.padding import PAD_MULTIPLE, pad_to_multiple
 from desktop.engine.project.atomic import atomic_write_bytes
 from desktop.engine.segmentation.export_names import export_stems
 from desktop.engine.segmentation.labelled_classes import RestrictedModule, no_model_words
