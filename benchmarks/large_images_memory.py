@@ -6,7 +6,7 @@ MoNuSeg and ISBI pictures from the shared data resized to 2048 x 2048 (rotated a
 the 44 there are), 10 clicks on each from their masks, a first round (every map computed once),
 then ``--rounds`` - 1 rounds of the app's length (``loop.STEPS``) that each add 10 clicks on one
 image. Each stage (``--images 50,200``) adds images to the same project. Prints each round's time
-and the peak resident memory so far. Not part of the test run; the pictures and the project are
+and the peak resident memory so far (and, with ``--trace-s``, what is resident every so often). Not part of the test run; the pictures and the project are
 written to ``--dir`` (a new or empty folder) and removed at the end:
 
     PYTHONPATH=. /usr/bin/time -v python benchmarks/large_images_memory.py --images 50 --rounds 4 --dir /tmp/big
@@ -17,6 +17,7 @@ import argparse
 import os
 import resource
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -51,12 +52,33 @@ def peak_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
+def resident() -> str:
+    """The process's resident memory now, anonymous and file-backed (Linux's ``/proc``)."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    except OSError:
+        return ""
+    return " ".join(f"{name} {int(fields[name].split()[0]) / 2 ** 20:.2f}" for name in ("VmRSS", "RssAnon", "RssFile")
+                    if name in fields) + " GiB"
+
+
+def trace_memory(every_s: float, engine_of, stop: threading.Event) -> None:
+    """Every ``every_s``: resident memory and what the engine holds, to find what grows."""
+    start = time.perf_counter()
+    while not stop.wait(every_s):
+        engine = engine_of()
+        held = "" if engine is None else (f", maps {engine.cache.nbytes / 2 ** 30:.2f} GiB, "
+                                          f"pools {engine.learner.points.nbytes / 2 ** 20:.0f} MiB")
+        print(f"  [{time.perf_counter() - start:.0f} s] {resident()}, peak {peak_gib():.2f} GiB{held}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", default="50", help="labelled images at each stage, e.g. 50,200")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--dir", type=Path, required=True, help="a folder for the pictures and the project")
     parser.add_argument("--data", type=Path, default=SHARED)
+    parser.add_argument("--trace-s", type=float, default=0, help="print resident memory this often (0: never)")
     args = parser.parse_args()
     pairs = sources(args.data)
     if not pairs:
@@ -68,7 +90,7 @@ def main() -> None:
     project = Project.create(args.dir / "project", classes=[("background", "#0000ff", "1"), ("object", "#ff0000", "2")])
     classes = [c.id for c in project.classes()]
     rng = np.random.default_rng(0)
-    masks: dict[int, np.ndarray] = {}
+    truths: dict[int, tuple[Path, int]] = {}  # image id -> (mask file, orientation)
 
     def add_image(i: int) -> int:
         picture, mask = pairs[i % len(pairs)]
@@ -77,16 +99,23 @@ def main() -> None:
         path = args.dir / "img" / f"{i:03d}.png"
         cv2.imwrite(str(path), pixels)
         image_id = project.add_image(path, SIDE, SIDE)
-        truth = (cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE) > 0).astype(np.uint8)
-        masks[image_id] = variant(cv2.resize(truth, (SIDE, SIDE), interpolation=cv2.INTER_NEAREST), turn)
+        truths[image_id] = (mask, turn)
         return image_id
 
     def click(image_id: int, k: int = 10) -> None:
+        """``k`` labels at random pixels, their classes from the mask, read again for each call:
+        held for every image, 200 masks took 0.8 GiB of this process, counted as the app's."""
+        mask, turn = truths[image_id]
+        truth = (cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE) > 0).astype(np.uint8)
+        truth = variant(cv2.resize(truth, (SIDE, SIDE), interpolation=cv2.INTER_NEAREST), turn)
         yy, xx = rng.integers(SIDE, size=k), rng.integers(SIDE, size=k)
-        project.add_labels(image_id, [(float(x), float(y), classes[masks[image_id][y, x]]) for y, x in zip(yy, xx)])
+        project.add_labels(image_id, [(float(x), float(y), classes[truth[y, x]]) for y, x in zip(yy, xx)])
 
     ids: list[int] = []
     engine = None
+    stop = threading.Event()
+    if args.trace_s > 0:
+        threading.Thread(target=trace_memory, args=(args.trace_s, lambda: engine, stop), daemon=True).start()
     try:
         for stage in (int(n) for n in args.images.split(",")):
             while len(ids) < stage:
@@ -103,6 +132,7 @@ def main() -> None:
                       f"{engine.cache.nbytes / 2 ** 30:.2f} of {engine.cache.budget_bytes / 2 ** 30:.2f} GiB, "
                       f"peak RSS so far {peak_gib():.2f} GiB, load {os.getloadavg()[0]:.1f}", flush=True)
     finally:
+        stop.set()
         project.close()
         shutil.rmtree(args.dir, ignore_errors=True)
 
