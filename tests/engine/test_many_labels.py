@@ -88,7 +88,8 @@ def test_queries_are_kept_apart_from_a_bounded_number_of_labelled_pixels():
                                          min_distance=8)
         assert len(picks) == 8
     pool = len(selection.uncertain_pool(scores, np.random.default_rng(1)))
-    assert asked == [pool + selection.KNOWN_LIMIT, pool + 40]
+    candidates = pool + pool // selection.COVERAGE_SHARE
+    assert asked == [candidates + selection.KNOWN_LIMIT, candidates + 40]
 
 
 def test_the_nearest_squared_distance_is_the_distance_written_out():

@@ -114,10 +114,33 @@ def test_choose_queries_pools_the_uncertain_then_asks_what_labels_do_not_cover()
     assert len(picks) == 1 and 20 <= picks[0, 0] < 40 and 70 <= picks[0, 1] < 90  # the uncovered kind
     two = selection.choose_queries(scores, 2, np.random.default_rng(1), kind, min_distance=5)
     assert sorted(int(p[1] > 50) for p in two) == [0, 1]
-    assert ((two[:, 0] >= 20) & (two[:, 0] < 40)).all()  # both from the uncertain pool
     almost_all = np.ones(scores.shape, bool)
     almost_all[0, :3] = False  # a pool too small for k: the plain draw fills what it can
     assert len(selection.choose_queries(scores, 5, np.random.default_rng(0), kind, exclude=almost_all)) == 3
+
+
+def test_a_confident_pixel_unlike_every_labelled_one_is_asked_before_doubtful_ones_like_them():
+    """The model is torn along a border it has labels on (the doubtful band looks, to it, like
+    the labelled pixels), and sure of a region it has never seen labelled (it may be wrong there):
+    the uncertain pool alone never asks there, the pixels drawn over the whole image do."""
+    scores = np.full((100, 100), 0.05, np.float32)
+    scores[:, 47:52] = 0.95  # the band along the predicted border: the top 5 %
+    unseen = (slice(70, 100), slice(0, 30))
+    kind = lambda yx: ((yx[:, :1] >= 70) & (yx[:, 1:] < 30)).astype(np.float64)  # the unseen region, or not
+    labelled = np.array([[10, 49], [50, 50], [90, 51], [20, 20]])
+    for seed in range(5):
+        picks = selection.choose_queries(scores, 1, np.random.default_rng(seed), kind, labelled=labelled)
+        assert len(picks) == 1 and unseen[0].start <= picks[0, 0] and picks[0, 1] < unseen[1].stop
+    pool = selection.uncertain_pool(scores, np.random.default_rng(0))
+    assert (scores[pool[:, 0], pool[:, 1]] == np.float32(0.95)).all()  # what the pool alone would offer
+
+
+def test_the_pixels_drawn_over_the_image_are_distinct_and_never_excluded():
+    exclude = np.zeros((40, 50), bool)
+    exclude[:, :45] = True
+    drawn = selection.coverage_pool(exclude.shape, 100, np.random.default_rng(0), exclude)
+    assert len(drawn) == 100 and len({tuple(p) for p in drawn}) == 100 and (drawn[:, 1] >= 45).all()
+    assert len(selection.coverage_pool(exclude.shape, 1000, np.random.default_rng(0), exclude)) == 200
 
 
 def test_choose_queries_fills_up_when_spacing_closes_off_a_compact_pool():

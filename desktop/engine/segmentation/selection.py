@@ -10,8 +10,9 @@ expert is not asked the same thing twice in neighbouring pixels.
 the model's own embedding (as BADGE does), measured from the pixels already labelled: the top
 few per cent of a pixel-wise score are mostly thin bands along predicted borders, and the
 embedding spreads the questions over the different kinds of uncertain pixel instead of asking
-about one kind again and again. ``choose_queries`` is the whole choice, for images and slide
-tiles alike. What it gains and what it does not is measured with ``pointillist bench
+about one kind again and again. Pixels drawn from the whole image join the pool
+(``COVERAGE_SHARE``), so that what the model is sure of, and wrong about, can be asked too.
+``choose_queries`` is the whole choice, for images and slide tiles alike. What it gains and what it does not is measured with ``pointillist bench
 segmentation`` (figures in the closing notes of issue 2).
 """
 from __future__ import annotations
@@ -24,6 +25,13 @@ import numpy as np
 from desktop.engine.learning.clustering import kmeans
 
 _TOP_UP_CANDIDATES = 200_000  # pixels looked at, best first, to fill a short diverse pick
+COVERAGE_SHARE = 3
+"""``choose_queries`` draws a third as many pixels over the whole image as its uncertain pool
+holds (1,000 beside 3,000 on an ordinary image), and lets the embedding choose among them all.
+Why: the model's confident mistakes (a pale nucleus it calls background with certainty) are
+never in the uncertain pool, and asking only there left margin behind random on MoNuSeg; a
+confident pixel unlike every labelled one is now a candidate too, and wins a pick when the
+embedding finds it far from what is known (figures in docs/architecture.md, issue 18)."""
 KNOWN_LIMIT = 500
 """Labelled pixels of an image that the picks are kept apart from (``choose_queries``), at most:
 with 25,000 on an image, embedding them all and measuring to each made a proposal cost 13 s
@@ -104,6 +112,16 @@ def uncertain_pool(scores: np.ndarray, rng: np.random.Generator, exclude: np.nda
     return np.stack([pick // scores.shape[1], pick % scores.shape[1]], axis=1).astype(np.int64)
 
 
+def coverage_pool(shape: tuple[int, int], size: int, rng: np.random.Generator,
+                  exclude: np.ndarray | None = None) -> np.ndarray:
+    """``size`` distinct allowed pixels (n, 2) ``yx`` drawn uniformly over a map of ``shape``,
+    whatever their score: the candidates beside the uncertain pool (``choose_queries``)."""
+    allowed = np.ones(shape, bool) if exclude is None else ~exclude.astype(bool)
+    flat = np.flatnonzero(allowed)
+    flat = flat[rng.choice(flat.size, min(size, flat.size), replace=False)]
+    return np.stack([flat // shape[1], flat % shape[1]], 1).astype(np.int64)
+
+
 def select_diverse(candidates: np.ndarray, embeddings: np.ndarray, k: int, rng: np.random.Generator,
                    labelled: np.ndarray | None = None, min_distance: float = 0.0) -> np.ndarray:
     """Choose ``k`` of ``candidates`` (n, 2) by k-means++ seeding on their ``embeddings`` (n, D).
@@ -160,8 +178,8 @@ def spread_subset(points: np.ndarray, limit: int = KNOWN_LIMIT) -> np.ndarray:
 def choose_queries(scores: np.ndarray, k: int, rng: np.random.Generator,
                    embed: Callable[[np.ndarray], np.ndarray], exclude: np.ndarray | None = None,
                    labelled: np.ndarray | None = None, min_distance: float = 0.0) -> np.ndarray:
-    """The query choice for a trained model: the uncertain pool, then ``k`` of it diverse in the
-    model's embedding.
+    """The query choice for a trained model: the uncertain pool and, beside it, a third as many
+    pixels from anywhere (``COVERAGE_SHARE``), then ``k`` of them diverse in the model's embedding.
 
     ``embed`` maps pixels (n, 2) ``yx`` of this score map to the model's embedding (n, D);
     ``labelled`` are the pixels of this map already labelled (their embedding is what the
@@ -172,6 +190,8 @@ def choose_queries(scores: np.ndarray, k: int, rng: np.random.Generator,
     candidates = uncertain_pool(scores, rng, exclude=exclude)
     if len(candidates) < k:
         return select_pixels(scores, k, rng, exclude=exclude, min_distance=min_distance)
+    candidates = np.concatenate([candidates, coverage_pool(scores.shape, len(candidates) // COVERAGE_SHARE, rng,
+                                                           exclude)])
     labelled = np.zeros((0, 2), np.int64) if labelled is None else np.asarray(labelled).reshape(-1, 2)
     labelled = spread_subset(labelled)
     embedded = embed(np.concatenate([candidates, labelled]))  # one call: a deep learner runs its network once
