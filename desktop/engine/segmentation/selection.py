@@ -12,8 +12,9 @@ few per cent of a pixel-wise score are mostly thin bands along predicted borders
 embedding spreads the questions over the different kinds of uncertain pixel instead of asking
 about one kind again and again. Pixels drawn from the whole image join the pool
 (``COVERAGE_SHARE``), so that what the model is sure of, and wrong about, can be asked too.
-``choose_queries`` is the whole choice, for images and slide tiles alike. What it gains and what it does not is measured with ``pointillist bench
-segmentation`` (figures in the closing notes of issue 2).
+``choose_queries`` is the whole choice, for images and slide tiles alike. What it gains and
+what it does not is measured with ``pointillist bench segmentation`` (figures in the closing
+notes of issues 2 and 18, and docs/architecture.md).
 """
 from __future__ import annotations
 
@@ -38,6 +39,16 @@ with 25,000 on an image, embedding them all and measuring to each made a proposa
 (issue 19); 500 spread over them stand for what is known, at a fixed cost (with 2000 a proposal
 still took 0.27 s against 0.04 s at 250 an image). The benchmarks' 100 labels an image never
 reach it."""
+
+
+def _allowed_pixels(shape: tuple[int, int], exclude: np.ndarray | None) -> np.ndarray:
+    """Flat indices of the pixels of a map of ``shape`` that ``exclude`` leaves open."""
+    return np.flatnonzero(np.ones(shape, bool) if exclude is None else ~exclude.astype(bool))
+
+
+def _as_yx(flat: np.ndarray, width: int) -> np.ndarray:
+    """Flat indices of a map ``width`` wide as (n, 2) int64 rows ``(y, x)``."""
+    return np.stack([flat // width, flat % width], axis=1).astype(np.int64)
 
 
 def _accept_spaced(candidates: np.ndarray, k: int, min_distance: float,
@@ -72,8 +83,7 @@ def select_pixels(scores: np.ndarray, k: int, rng: np.random.Generator,
         raise ValueError(f"scores must be 2-D (H, W), got shape {scores.shape}")
     if k <= 0:
         return np.zeros((0, 2), np.int64)
-    allowed = np.ones(scores.shape, bool) if exclude is None else ~exclude.astype(bool)
-    flat_idx = np.flatnonzero(allowed)
+    flat_idx = _allowed_pixels(scores.shape, exclude)
     if flat_idx.size == 0:
         return np.zeros((0, 2), np.int64)
     values = scores.ravel()[flat_idx]
@@ -84,14 +94,9 @@ def select_pixels(scores: np.ndarray, k: int, rng: np.random.Generator,
     top = top[rng.permutation(top.size)]
     rest = order[pool_size:]
     w = scores.shape[1]
-
-    def as_yx(idx: np.ndarray) -> np.ndarray:
-        flat = flat_idx[idx]
-        return np.stack([flat // w, flat % w], axis=1)
-
-    chosen = _accept_spaced(as_yx(top), k, min_distance, [])
+    chosen = _accept_spaced(_as_yx(flat_idx[top], w), k, min_distance, [])
     if len(chosen) < k and rest.size:
-        chosen += _accept_spaced(as_yx(rest), k - len(chosen), min_distance, chosen)
+        chosen += _accept_spaced(_as_yx(flat_idx[rest], w), k - len(chosen), min_distance, chosen)
     return np.asarray(chosen, np.int64).reshape(-1, 2)
 
 
@@ -101,25 +106,22 @@ def uncertain_pool(scores: np.ndarray, rng: np.random.Generator, exclude: np.nda
 
     Returns (n, 2) rows ``(y, x)``; the candidates that ``select_diverse`` chooses among.
     """
-    allowed = np.ones(scores.shape, bool) if exclude is None else ~exclude.astype(bool)
-    flat_idx = np.flatnonzero(allowed)
+    flat_idx = _allowed_pixels(scores.shape, exclude)
     if flat_idx.size == 0:
         return np.zeros((0, 2), np.int64)
     pool_size = min(flat_idx.size, max(1, int(np.ceil(top_fraction * flat_idx.size))))
     values = scores.ravel()[flat_idx]
     top = np.argpartition(-values, pool_size - 1)[:pool_size] if pool_size < flat_idx.size else np.arange(flat_idx.size)
     pick = flat_idx[top[rng.permutation(top.size)[:limit]]]
-    return np.stack([pick // scores.shape[1], pick % scores.shape[1]], axis=1).astype(np.int64)
+    return _as_yx(pick, scores.shape[1])
 
 
 def coverage_pool(shape: tuple[int, int], size: int, rng: np.random.Generator,
                   exclude: np.ndarray | None = None) -> np.ndarray:
     """``size`` distinct allowed pixels (n, 2) ``yx`` drawn uniformly over a map of ``shape``,
     whatever their score: the candidates beside the uncertain pool (``choose_queries``)."""
-    allowed = np.ones(shape, bool) if exclude is None else ~exclude.astype(bool)
-    flat = np.flatnonzero(allowed)
-    flat = flat[rng.choice(flat.size, min(size, flat.size), replace=False)]
-    return np.stack([flat // shape[1], flat % shape[1]], 1).astype(np.int64)
+    flat = _allowed_pixels(shape, exclude)
+    return _as_yx(flat[rng.choice(flat.size, min(size, flat.size), replace=False)], shape[1])
 
 
 def select_diverse(candidates: np.ndarray, embeddings: np.ndarray, k: int, rng: np.random.Generator,
@@ -198,12 +200,9 @@ def choose_queries(scores: np.ndarray, k: int, rng: np.random.Generator,
     known = embedded[len(candidates):] if len(labelled) else None
     picks = select_diverse(candidates, embedded[:len(candidates)], k, rng, labelled=known, min_distance=min_distance)
     if len(picks) < k:  # the spacing closed off a compact pool: the next most uncertain, spaced
-        allowed = np.ones(scores.shape, bool) if exclude is None else ~exclude.astype(bool)
-        allowed[picks[:, 0], picks[:, 1]] = False
-        flat = np.flatnonzero(allowed)
+        flat = np.setdiff1d(_allowed_pixels(scores.shape, exclude), picks[:, 0] * scores.shape[1] + picks[:, 1])
         flat = flat[np.argsort(-scores.ravel()[flat], kind="stable")[:_TOP_UP_CANDIDATES]]
-        more = _accept_spaced(np.stack([flat // scores.shape[1], flat % scores.shape[1]], 1), k - len(picks),
-                              min_distance, [tuple(p) for p in picks])
+        more = _accept_spaced(_as_yx(flat, scores.shape[1]), k - len(picks), min_distance, [tuple(p) for p in picks])
         picks = np.vstack([picks, np.asarray(more, np.int64).reshape(-1, 2)])
     return picks
 
