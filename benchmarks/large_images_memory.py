@@ -6,8 +6,9 @@ MoNuSeg and ISBI pictures from the shared data resized to 2048 x 2048 (rotated a
 the 44 there are), 10 clicks on each from their masks, a first round (every map computed once),
 then ``--rounds`` - 1 rounds of the app's length (``loop.STEPS``) that each add 10 clicks on one
 image. Each stage (``--images 50,200``) adds images to the same project. Prints each round's time
-and the peak resident memory so far (and, with ``--trace-s``, what is resident every so often). Not part of the test run; the pictures and the project are
-written to ``--dir`` (a new or empty folder) and removed at the end:
+and the peak resident memory so far (and, with ``--trace-s``, what is resident every so often).
+Not part of the test run; the pictures and the project are written to ``--dir`` (a new or empty
+folder) and removed at the end:
 
     PYTHONPATH=. /usr/bin/time -v python benchmarks/large_images_memory.py --images 50 --rounds 4 --dir /tmp/big
 """
